@@ -40,7 +40,8 @@ def _build_parser() -> argparse.ArgumentParser:
 def _run_verify_config(args: argparse.Namespace) -> int:
     from pymirrord.config.verify import run_verify_config
 
-    return run_verify_config(args.path, ide=args.ide, out=sys.stdout)
+    status: int = run_verify_config(args.path, ide=args.ide, out=sys.stdout)
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,105 @@
+"""Messages the session sends to the agent over the websocket (one message per binary frame)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+from pymirrord.protocol.codec import Codec, codec_for
+from pymirrord.protocol.types import Mode
+
+
+@dataclass(frozen=True)
+class ClientHello:
+    """Session -> agent, first message: the protocol version it speaks and who it is (for the agent's logs).
+
+    The agent answers with ``AgentHello``, or with ``ErrorReport`` and a close on a version mismatch.
+    """
+
+    TAG: ClassVar[int] = 1
+    protocol_version: int
+    client_version: str
+    session_name: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Session -> agent: liveness check; the agent answers ``Pong`` with the same nonce."""
+
+    TAG: ClassVar[int] = 2
+    nonce: int
+
+
+@dataclass(frozen=True)
+class PortSubscribe:
+    """Session -> agent: deliver the pod's incoming connections on ``port`` to this session.
+
+    ``mode`` says whether the pod's app keeps serving (mirror) or this session serves instead (steal).
+    Answered by ``PortSubscribeResult``; subscribing again to a port replaces the earlier mode.
+    """
+
+    TAG: ClassVar[int] = 10
+    port: int
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class PortUnsubscribe:
+    """Session -> agent: stop delivering new connections on ``port``; the pod's app serves them again.
+
+    Connections already delivered carry on until either side closes them.
+    """
+
+    TAG: ClassVar[int] = 11
+    port: int
+
+
+@dataclass(frozen=True)
+class ConnectionWrite:
+    """Session -> agent: bytes the local app sent back on a stolen connection, for the remote client.
+
+    An empty ``data`` is a half-close: the local app will send nothing more (the agent shuts down
+    writing towards the client). Ignored for mirrored connections, whose replies go nowhere.
+    """
+
+    TAG: ClassVar[int] = 20
+    connection_id: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ConnectionClose:
+    """Session -> agent: the local side of the connection is gone; close it towards the client.
+
+    For a stolen connection the client's connection is closed; for a mirrored one this is the same as
+    ``ConnectionUnsubscribe``. No further message about the id follows in either direction.
+    """
+
+    TAG: ClassVar[int] = 21
+    connection_id: int
+
+
+@dataclass(frozen=True)
+class ConnectionUnsubscribe:
+    """Session -> agent: stop sending copies of a mirrored connection; the pod's app keeps serving it."""
+
+    TAG: ClassVar[int] = 22
+    connection_id: int
+
+
+SessionToAgent = Union[
+    ClientHello, Ping, PortSubscribe, PortUnsubscribe, ConnectionWrite, ConnectionClose, ConnectionUnsubscribe
+]
+
+CODEC: Codec[SessionToAgent] = codec_for(
+    "session-to-agent",
+    [
+        ClientHello,
+        Ping,
+        PortSubscribe,
+        PortUnsubscribe,
+        ConnectionWrite,
+        ConnectionClose,
+        ConnectionUnsubscribe,
+    ],
+)
