@@ -34,7 +34,41 @@ def _build_parser() -> argparse.ArgumentParser:
         help="print mirrord's JSON result shape for editors instead of human-readable diagnostics",
     )
     verify.set_defaults(handler=_run_verify_config)
+    _add_exec_parser(sub)
     return parser
+
+
+def _add_exec_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "exec",
+        help="run COMMAND with the layer injected, serving the target's traffic",
+        description=(
+            "Run COMMAND as if it ran inside the target: it receives a copy of the traffic that reaches the"
+            " target's ports (mirror, the default) or serves that traffic itself (--steal)."
+        ),
+    )
+    run.add_argument(
+        "-f", "--config-file", metavar="FILE", help="a mirrord config file (.json, .toml, .yaml)"
+    )
+    run.add_argument(
+        "-t", "--target", metavar="TARGET", help="netns/NAME or pid/PID (Kubernetes targets come later)"
+    )
+    run.add_argument("-n", "--target-namespace", metavar="NS", help="the target's Kubernetes namespace")
+    run.add_argument(
+        "--steal",
+        "--tcp-steal",
+        dest="steal",
+        action="store_true",
+        default=None,
+        help="serve the target's incoming traffic instead of the target (default: mirror it)",
+    )
+    later = "accepted now; takes effect when outgoing traffic and DNS are supported"
+    run.add_argument("--no-outgoing", action="store_true", help=f"keep outgoing traffic local ({later})")
+    run.add_argument("--no-tcp-outgoing", action="store_true", help=f"keep outgoing TCP local ({later})")
+    run.add_argument("--no-udp-outgoing", action="store_true", help=f"keep outgoing UDP local ({later})")
+    run.add_argument("--no-remote-dns", action="store_true", help=f"resolve names locally ({later})")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
+    run.set_defaults(handler=_run_exec, parser=run)
 
 
 def _run_verify_config(args: argparse.Namespace) -> int:
@@ -42,6 +76,30 @@ def _run_verify_config(args: argparse.Namespace) -> int:
 
     status: int = run_verify_config(args.path, ide=args.ide, out=sys.stdout)
     return status
+
+
+def _run_exec(args: argparse.Namespace) -> int:
+    from pymirrord.config.load import ConfigOverrides, resolve_config
+    from pymirrord.session import runner
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        args.parser.error(
+            "a COMMAND to run is required, for example: pymirrord exec -t netns/pod -- python app.py"
+        )
+    overrides = ConfigOverrides(
+        target=args.target,
+        target_namespace=args.target_namespace,
+        steal=args.steal,
+        no_outgoing=args.no_outgoing,
+        no_tcp_outgoing=args.no_tcp_outgoing,
+        no_udp_outgoing=args.no_udp_outgoing,
+        no_remote_dns=args.no_remote_dns,
+    )
+    config, diagnostics = resolve_config(args.config_file, overrides=overrides)
+    for diagnostic in diagnostics:
+        print(f"pymirrord: warning: {diagnostic.message}", file=sys.stderr)
+    return runner.run(config, command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

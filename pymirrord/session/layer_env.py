@@ -1,0 +1,54 @@
+"""The environment that injects the layer into a process and points it at its session.
+
+``pymirrord exec`` and the editor helper's ``prepareLaunch`` both build the app's environment here,
+so a debug launch and a terminal run get exactly the same layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pymirrord.layer
+
+SOCKET_VARIABLE = "PYMIRRORD_LAYER_SOCKET"
+CONFIG_VARIABLE = "PYMIRRORD_LAYER_CONFIG"
+
+
+def layer_path() -> str:
+    """The folder that goes on PYTHONPATH: it holds ``sitecustomize`` and uniquely named modules only."""
+    return str(Path(pymirrord.layer.__file__).resolve().parent)
+
+
+def layer_settings(incoming: Any, skip_processes: tuple[str, ...]) -> dict[str, Any]:
+    """The part of the resolved config the layer acts on, as plain JSON data."""
+    return {
+        "incoming": {
+            "mode": incoming.mode,
+            "ports": list(incoming.ports) if incoming.ports is not None else None,
+            "ignore_ports": list(incoming.ignore_ports),
+            "port_mapping": [list(pair) for pair in incoming.port_mapping],
+            "listen_ports": [list(pair) for pair in incoming.listen_ports],
+            "ignore_localhost": incoming.ignore_localhost,
+        },
+        "skip_processes": list(skip_processes),
+    }
+
+
+def layer_environment(
+    settings: Mapping[str, Any], socket_path: str, base: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Variables to set on top of ``base`` (the layer first on PYTHONPATH), and variables to unset."""
+    existing = base.get("PYTHONPATH", "")
+    entries = [layer_path()] + [entry for entry in existing.split(os.pathsep) if entry]
+    added = {
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(entries)),
+        SOCKET_VARIABLE: socket_path,
+        CONFIG_VARIABLE: json.dumps(settings, separators=(",", ":")),
+    }
+    # A token meant for the agent must never reach the app or its children.
+    unset = [name for name in ("PYMIRRORD_AGENT_TOKEN",) if name in base]
+    return added, unset

@@ -1,0 +1,119 @@
+"""``pymirrord exec``: start the agent and the session, run the command with the layer, clean up.
+
+Every exit path (the command ends, Ctrl-C, SIGTERM, the agent failing to start, the command not
+existing) stops the command, closes the session and stops the agent, whose exit removes its rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from pymirrord.protocol.types import Mode
+from pymirrord.session.agent_link import AgentLink
+from pymirrord.session.errors import SessionError
+from pymirrord.session.layer_env import layer_environment, layer_settings
+from pymirrord.session.local_agent import LocalAgent
+from pymirrord.session.session import EventSink, Session, print_events
+
+LOCAL_TARGET_PREFIXES = ("netns/", "pid/")
+
+
+def is_local_target(target: str) -> bool:
+    return target.startswith(LOCAL_TARGET_PREFIXES)
+
+
+def run(config: Any, command: Sequence[str], on_event: EventSink = print_events) -> int:
+    """Runs ``command`` under pymirrord with a resolved config; returns the exit status to use."""
+    return asyncio.run(_run(config, list(command), on_event))
+
+
+async def _run(config: Any, command: list[str], on_event: EventSink) -> int:
+    target = config.target.path
+    if target is None or target == "targetless":
+        raise SessionError(
+            "no target: pymirrord exec needs a target to serve traffic from",
+            'pass --target netns/NAME (or pid/PID), or set "target" in the config file',
+        )
+    if not is_local_target(target):
+        raise SessionError(
+            f"target {target} is a Kubernetes target, which this version cannot reach yet",
+            "use a local target: netns/NAME or pid/PID",
+        )
+    executable = shutil.which(command[0])
+    if executable is None:
+        raise SessionError(f"cannot run {command[0]!r}: command not found", "check the command and PATH")
+
+    mode = Mode.STEAL if config.incoming.mode == "steal" else Mode.MIRROR
+    workdir = tempfile.mkdtemp(prefix="pymirrord-")  # mode 0700: only this user reaches the socket
+    agent: LocalAgent | None = None
+    session: Session | None = None
+    try:
+        agent = await LocalAgent.start(target, float(config.agent.startup_timeout))
+        link = await AgentLink.open(
+            agent.url,
+            agent.token,
+            f"exec {os.path.basename(command[0])}",
+            float(config.agent.startup_timeout),
+        )
+        session = Session(link, mode, os.path.join(workdir, "layer.sock"), on_event)
+        await session.start()
+        added, unset = layer_environment(
+            layer_settings(config.incoming, tuple(config.skip_processes)), session.socket_path, os.environ
+        )
+        env = {k: v for k, v in os.environ.items() if k not in unset} | added
+        return await _run_child(executable, command, env)
+    finally:
+        # Shielded: a second Ctrl-C during cleanup must not leave the agent or its rules behind.
+        await asyncio.shield(_cleanup(session, agent, workdir))
+
+
+async def _run_child(executable: str, command: list[str], env: dict[str, str]) -> int:
+    try:
+        child = await asyncio.create_subprocess_exec(executable, *command[1:], env=env)
+    except OSError as error:
+        raise SessionError(f"cannot run {command[0]!r}: {error.strerror}") from None
+    loop = asyncio.get_running_loop()
+
+    def forward(signum: int) -> None:
+        if signum == signal.SIGINT and _terminal_sent_it_to_the_child():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for signum in handled:
+        loop.add_signal_handler(signum, forward, signum)
+    try:
+        status = await child.wait()
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        if child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            await child.wait()
+    return 128 - status if status < 0 else status
+
+
+def _terminal_sent_it_to_the_child() -> bool:
+    """A Ctrl-C typed in our terminal reaches the whole foreground process group, the child included."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
+
+
+async def _cleanup(session: Session | None, agent: LocalAgent | None, workdir: str) -> None:
+    if session is not None:
+        await session.close()
+    if agent is not None:
+        await agent.stop()
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,286 @@
+"""The session: one agent link shared by every layer of a run, and the relays between them.
+
+Layers (the app and its child processes) connect to a unix socket that only this user can open.
+When the agent hands over a connection, the session connects to the app's real listener from a
+local port it has recorded first (so the layer can ask who the real client is) and pumps bytes
+both ways. All decisions live in ``SessionState``; this module only moves bytes and messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pymirrord.protocol import PROTOCOL_VERSION
+from pymirrord.protocol import agent_to_session as from_agent
+from pymirrord.protocol import layer_to_session as from_layer
+from pymirrord.protocol import session_to_layer as to_layer
+from pymirrord.protocol.errors import ProtocolError
+from pymirrord.protocol.framing import FrameDecoder, frame
+from pymirrord.protocol.types import LogLevel, Mode, SocketAddress
+from pymirrord.session.agent_link import AgentLink
+from pymirrord.session.state import (
+    Action,
+    OpenToApp,
+    PortServed,
+    ReplyToLayer,
+    SendToAgent,
+    SessionState,
+)
+
+_CHUNK = 256 * 1024
+# Past this much unwritten data towards one app connection, the agent pump waits for the app to read,
+# which pushes back through the websocket to the agent and on to the client.
+_HIGH_WATER = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """Something a user of the session may want to show: ``kind`` is ``port``, ``log`` or ``agent-lost``."""
+
+    kind: str
+    message: str
+    port: int | None = None
+    mode: Mode | None = None
+
+
+EventSink = Callable[[SessionEvent], None]
+
+
+def print_events(event: SessionEvent) -> None:
+    """The terminal's event sink: one ``pymirrord: ...`` line on stderr per event."""
+    print(f"pymirrord: {event.message}", file=sys.stderr, flush=True)
+
+
+class _AppConnection:
+    """The relay's end of one connection towards the local app."""
+
+    def __init__(self) -> None:
+        self.writer: asyncio.StreamWriter | None = None
+        self.pending: list[bytes] = []  # client bytes that arrived before the app connection was up
+        self.task: asyncio.Task[None] | None = None
+
+
+class Session:
+    def __init__(self, link: AgentLink, mode: Mode, socket_path: str, on_event: EventSink) -> None:
+        self._link = link
+        self._state = SessionState(mode)
+        self._socket_path = socket_path
+        self._on_event = on_event
+        self._layer_ids = itertools.count(1)
+        self._layers: dict[int, asyncio.StreamWriter] = {}
+        self._apps: dict[int, _AppConnection] = {}
+        self._server: asyncio.Server | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self.agent_lost = asyncio.Event()
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def socket_path(self) -> str:
+        return self._socket_path
+
+    async def start(self) -> None:
+        # The socket's directory is private (0700); the umask makes the socket itself owner-only too.
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve_layer, path=self._socket_path)
+        finally:
+            os.umask(old_umask)
+        self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._layers.values()):
+            writer.close()
+        for app in list(self._apps.values()):
+            self._drop_app(app)
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        with contextlib.suppress(Exception):
+            await self._link.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._socket_path)
+
+    # Actions ---------------------------------------------------------------------------------
+
+    async def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendToAgent):
+                await self._link.send(action.message)
+            elif isinstance(action, ReplyToLayer):
+                writer = self._layers.get(action.layer)
+                if writer is not None and not writer.is_closing():
+                    writer.write(frame(to_layer.CODEC.encode(action.message)))
+            elif isinstance(action, OpenToApp):
+                app = _AppConnection()
+                self._apps[action.connection_id] = app
+                app.task = asyncio.create_task(self._relay(action.connection_id, action.address, app))
+            elif isinstance(action, PortServed):
+                verb = "mirrored" if action.mode is Mode.MIRROR else "stolen"
+                self._on_event(SessionEvent("port", f"port {action.port} {verb}", action.port, action.mode))
+
+    # Agent -> session -------------------------------------------------------------------------
+
+    async def _pump_agent(self) -> None:
+        reason = "the agent closed the connection"
+        try:
+            async for message in self._link.messages():
+                await self._on_agent_message(message)
+        except ProtocolError as error:
+            reason = f"the agent sent a malformed message: {error}"
+        except OSError as error:
+            reason = f"the connection to the agent broke: {error}"
+        self._on_event(SessionEvent("agent-lost", f"lost the agent: {reason}"))
+        for app in list(self._apps.values()):
+            self._drop_app(app)
+        self.agent_lost.set()
+
+    async def _on_agent_message(self, message: from_agent.AgentToSession) -> None:
+        if isinstance(message, from_agent.ConnectionRead):
+            await self._to_app(message.connection_id, message.data)
+        elif isinstance(message, from_agent.NewConnection):
+            await self._apply(
+                self._state.new_connection(
+                    message.connection_id, message.port, message.mode, message.client, message.local
+                )
+            )
+        elif isinstance(message, from_agent.ConnectionClosed):
+            self._state.forget(message.connection_id)
+            app = self._apps.get(message.connection_id)
+            if app is not None:
+                self._drop_app(app, message.connection_id, graceful=True)
+        elif isinstance(message, from_agent.PortSubscribeResult):
+            await self._apply(self._state.subscribe_result(message.port, message.mode, message.error))
+        elif isinstance(message, from_agent.Log):
+            if message.level in (LogLevel.WARNING, LogLevel.ERROR):
+                self._on_event(SessionEvent("log", f"agent: {message.message}"))
+        elif isinstance(message, from_agent.ErrorReport):
+            text = f"agent error: {message.message}" + (f" ({message.hint})" if message.hint else "")
+            self._on_event(SessionEvent("log", text))
+
+    async def _to_app(self, connection_id: int, data: bytes) -> None:
+        if not self._state.from_client(connection_id, len(data)):
+            return
+        app = self._apps.get(connection_id)
+        if app is None:
+            return
+        writer = app.writer
+        if writer is None:
+            app.pending.append(data)
+            return
+        if writer.is_closing():
+            return
+        if not data:
+            if writer.can_write_eof():
+                writer.write_eof()
+            return
+        writer.write(data)
+        if writer.transport.get_write_buffer_size() > _HIGH_WATER:
+            try:
+                await writer.drain()
+            except ConnectionError:
+                await self._apply(self._state.app_closed(connection_id))
+                self._drop_app(app, connection_id)
+
+    # Session <-> app ---------------------------------------------------------------------------
+
+    async def _relay(self, connection_id: int, address: SocketAddress, app: _AppConnection) -> None:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+            self._state.app_connecting(connection_id, sock.getsockname()[1])
+            await loop.sock_connect(sock, (address.host, address.port))
+            reader, writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
+        except OSError as error:
+            sock.close()
+            self._apps.pop(connection_id, None)
+            self._on_event(SessionEvent("log", f"cannot reach the app at {address}: {error}"))
+            await self._apply(self._state.app_unreachable(connection_id))
+            return
+        app.writer = writer
+        for chunk in app.pending:
+            if chunk:
+                writer.write(chunk)
+            elif writer.can_write_eof():
+                writer.write_eof()
+        app.pending.clear()
+        try:
+            while True:
+                chunk = await reader.read(_CHUNK)
+                await self._apply(self._state.from_app(connection_id, chunk))
+                if not chunk:
+                    break
+        except ConnectionError:
+            await self._apply(self._state.app_closed(connection_id))
+            self._drop_app(app, connection_id)
+
+    def _drop_app(
+        self, app: _AppConnection, connection_id: int | None = None, graceful: bool = False
+    ) -> None:
+        if connection_id is not None:
+            self._apps.pop(connection_id, None)
+        else:
+            for key, value in list(self._apps.items()):
+                if value is app:
+                    del self._apps[key]
+        if app.task is not None and app.task is not asyncio.current_task():
+            app.task.cancel()
+        if app.writer is not None:
+            if not graceful:
+                # An abort rather than a FIN: the app should see the connection fail, not end cleanly.
+                with contextlib.suppress(OSError):
+                    app.writer.transport.abort()
+            app.writer.close()
+
+    # Layers -------------------------------------------------------------------------------------
+
+    async def _serve_layer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        layer = next(self._layer_ids)
+        self._layers[layer] = writer
+        decoder = FrameDecoder()
+        try:
+            while data := await reader.read(65536):
+                for payload in decoder.feed(data):
+                    await self._on_layer_message(layer, from_layer.CODEC.decode(payload), writer)
+        except ProtocolError as error:
+            self._on_event(SessionEvent("log", f"dropped a layer that broke the protocol: {error}"))
+        except ConnectionError:
+            pass
+        finally:
+            del self._layers[layer]
+            writer.close()
+            if not self.agent_lost.is_set():
+                with contextlib.suppress(OSError, ConnectionError):
+                    await self._apply(self._state.layer_gone(layer))
+
+    async def _on_layer_message(
+        self, layer: int, message: from_layer.LayerToSession, writer: asyncio.StreamWriter
+    ) -> None:
+        if isinstance(message, from_layer.PeerQuery):
+            writer.write(frame(to_layer.CODEC.encode(self._state.peer_of(message.port))))
+        elif isinstance(message, from_layer.ListenRequest):
+            await self._apply(self._state.layer_listen(layer, message.port, message.address))
+        elif isinstance(message, from_layer.ListenClosed):
+            await self._apply(self._state.layer_closed_listener(layer, message.port))
+        elif isinstance(message, from_layer.LayerHello):
+            if message.protocol_version != PROTOCOL_VERSION:
+                raise ProtocolError(
+                    f"layer in pid {message.pid} speaks protocol {message.protocol_version},"
+                    f" the session {PROTOCOL_VERSION}"
+                )
+            writer.write(frame(to_layer.CODEC.encode(to_layer.SessionHello(PROTOCOL_VERSION))))

@@ -1,0 +1,202 @@
+"""The session's bookkeeping, without I/O: which layer serves which pod port, who is behind each local
+connection, and where each relayed connection stands.
+
+The asyncio shell feeds events in (a layer asked to listen, the agent confirmed, a connection arrived,
+bytes flowed) and carries out the actions that come back. Everything here is plain data, so every
+lifecycle edge (a layer vanishing mid-subscription, data for a finished connection) is unit-tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from pymirrord.protocol import session_to_agent as to_agent
+from pymirrord.protocol import session_to_layer as to_layer
+from pymirrord.protocol.types import Mode, SocketAddress
+
+LayerId = int
+
+
+@dataclass(frozen=True)
+class SendToAgent:
+    message: to_agent.SessionToAgent
+
+
+@dataclass(frozen=True)
+class ReplyToLayer:
+    layer: LayerId
+    message: to_layer.SessionToLayer
+
+
+@dataclass(frozen=True)
+class OpenToApp:
+    """Connect to the app's real listener at ``address`` and relay connection ``connection_id``."""
+
+    connection_id: int
+    address: SocketAddress
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class PortServed:
+    """A pod port's subscription became active; the user is told (``pymirrord: port 80 stolen``)."""
+
+    port: int
+    mode: Mode
+
+
+Action = SendToAgent | ReplyToLayer | OpenToApp | PortServed
+
+
+class ListenerState(Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+
+
+@dataclass
+class Listener:
+    layer: LayerId
+    port: int
+    address: SocketAddress
+    state: ListenerState
+
+
+@dataclass
+class Connection:
+    connection_id: int
+    port: int
+    mode: Mode
+    client: SocketAddress
+    local: SocketAddress
+    source_port: int | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass
+class Counters:
+    connections: dict[Mode, int] = field(default_factory=lambda: {Mode.MIRROR: 0, Mode.STEAL: 0})
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+class SessionState:
+    """All the session knows about its layers, its pod ports and its live connections."""
+
+    def __init__(self, mode: Mode) -> None:
+        self.mode = mode
+        self.listeners: dict[int, Listener] = {}
+        self.connections: dict[int, Connection] = {}
+        self.counters = Counters()
+        self._peers: dict[int, int] = {}  # local source port -> connection id
+
+    # Layers ---------------------------------------------------------------------------------
+
+    def layer_listen(self, layer: LayerId, port: int, address: SocketAddress) -> list[Action]:
+        current = self.listeners.get(port)
+        if current is not None and current.layer != layer:
+            error = f"port {port} is already served by another process of this session"
+            return [ReplyToLayer(layer, to_layer.ListenResult(port, None, error))]
+        if current is not None and current.state is ListenerState.ACTIVE:
+            current.address = address
+            return [ReplyToLayer(layer, to_layer.ListenResult(port, self.mode, None))]
+        self.listeners[port] = Listener(layer, port, address, ListenerState.PENDING)
+        return [SendToAgent(to_agent.PortSubscribe(port, self.mode))]
+
+    def layer_closed_listener(self, layer: LayerId, port: int) -> list[Action]:
+        listener = self.listeners.get(port)
+        if listener is None or listener.layer != layer:
+            return []
+        del self.listeners[port]
+        return [SendToAgent(to_agent.PortUnsubscribe(port))]
+
+    def layer_gone(self, layer: LayerId) -> list[Action]:
+        actions: list[Action] = []
+        for port in [p for p, listener in self.listeners.items() if listener.layer == layer]:
+            actions += self.layer_closed_listener(layer, port)
+        return actions
+
+    def peer_of(self, source_port: int) -> to_layer.PeerAnswer:
+        connection_id = self._peers.get(source_port)
+        connection = self.connections.get(connection_id) if connection_id is not None else None
+        if connection is None:
+            return to_layer.PeerAnswer(None, None)
+        return to_layer.PeerAnswer(connection.client, connection.local)
+
+    # Agent ----------------------------------------------------------------------------------
+
+    def subscribe_result(self, port: int, mode: Mode, error: str | None) -> list[Action]:
+        listener = self.listeners.get(port)
+        if listener is None:
+            # The layer closed its listener before the agent answered: undo the subscription.
+            return [] if error else [SendToAgent(to_agent.PortUnsubscribe(port))]
+        if error is not None:
+            del self.listeners[port]
+            return [ReplyToLayer(listener.layer, to_layer.ListenResult(port, None, error))]
+        listener.state = ListenerState.ACTIVE
+        return [
+            ReplyToLayer(listener.layer, to_layer.ListenResult(port, mode, None)),
+            PortServed(port, mode),
+        ]
+
+    def new_connection(
+        self, connection_id: int, port: int, mode: Mode, client: SocketAddress, local: SocketAddress
+    ) -> list[Action]:
+        listener = self.listeners.get(port)
+        if listener is None or listener.state is not ListenerState.ACTIVE:
+            return [SendToAgent(to_agent.ConnectionClose(connection_id))]
+        self.connections[connection_id] = Connection(connection_id, port, mode, client, local)
+        self.counters.connections[mode] += 1
+        return [OpenToApp(connection_id, listener.address, mode)]
+
+    # Connections ----------------------------------------------------------------------------
+
+    def app_connecting(self, connection_id: int, source_port: int) -> None:
+        """The relay bound its socket to ``source_port`` and is about to connect to the app."""
+        connection = self.connections.get(connection_id)
+        if connection is not None:
+            connection.source_port = source_port
+            self._peers[source_port] = connection_id
+
+    def app_unreachable(self, connection_id: int) -> list[Action]:
+        if self.forget(connection_id) is None:
+            return []
+        return [SendToAgent(to_agent.ConnectionClose(connection_id))]
+
+    def from_client(self, connection_id: int, size: int) -> bool:
+        """Counts bytes the remote client sent; False when the connection is unknown (already over)."""
+        connection = self.connections.get(connection_id)
+        if connection is None:
+            return False
+        connection.bytes_in += size
+        self.counters.bytes_in += size
+        return True
+
+    def from_app(self, connection_id: int, data: bytes) -> list[Action]:
+        """Bytes (or EOF, when empty) the local app sent; only a stolen connection's reach the client."""
+        connection = self.connections.get(connection_id)
+        if connection is None or connection.mode is not Mode.STEAL:
+            return []
+        connection.bytes_out += len(data)
+        self.counters.bytes_out += len(data)
+        return [SendToAgent(to_agent.ConnectionWrite(connection_id, data))]
+
+    def app_closed(self, connection_id: int) -> list[Action]:
+        """The app's side of the connection is finished or broken: release it towards the agent."""
+        connection = self.forget(connection_id)
+        if connection is None:
+            return []
+        if connection.mode is Mode.MIRROR:
+            return [SendToAgent(to_agent.ConnectionUnsubscribe(connection_id))]
+        return [SendToAgent(to_agent.ConnectionClose(connection_id))]
+
+    def forget(self, connection_id: int) -> Connection | None:
+        connection = self.connections.pop(connection_id, None)
+        if connection is not None and connection.source_port is not None:
+            self._peers.pop(connection.source_port, None)
+        return connection
+
+    def ports(self) -> Iterator[Listener]:
+        return iter(self.listeners.values())
