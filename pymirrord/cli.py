@@ -35,6 +35,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(handler=_run_verify_config)
     _add_exec_parser(sub)
+    demo = sub.add_parser(
+        "demo",
+        help="run the user-service story (mirror, then steal) against a local network namespace (root)",
+    )
+    demo.set_defaults(handler=_run_demo)
     return parser
 
 
@@ -100,6 +105,12 @@ def _run_exec(args: argparse.Namespace) -> int:
     for diagnostic in diagnostics:
         print(f"pymirrord: warning: {diagnostic.message}", file=sys.stderr)
     return runner.run(config, command)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from pymirrord.demo import run_demo
+
+    return run_demo()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
