@@ -8,18 +8,14 @@ pod's traffic, then stealing it. Everything it creates is removed at the end, al
 from __future__ import annotations
 
 import json
-import queue
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TextIO
+from typing import TextIO
 
 from pymirrord.errors import PymirrordError
-from pymirrord.lab import Lab, in_namespace
+from pymirrord.lab import Lab, WatchedProcess, in_namespace
 from pymirrord.session.local_agent import require_local_privileges
 
 _SERVICE = Path(__file__).resolve().parents[1] / "examples" / "user-service" / "service.py"
@@ -30,60 +26,16 @@ class DemoError(PymirrordError):
     """A step of the demo did not happen as expected."""
 
 
-class _Process:
-    """A child whose output lines are collected by a thread, so the demo can wait for a given line."""
-
-    def __init__(self, name: str, argv: Sequence[str]) -> None:
-        self.name = name
-        self.popen = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # our Ctrl-C is handled by us: we stop children in order
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        assert self.popen.stdout is not None
-        threading.Thread(target=self._read, args=(self.popen.stdout,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def wait_for(self, text: str, timeout: float = _WAIT) -> str:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                raise DemoError(f"{self.name} exited (status {self.popen.wait()}) before printing {text!r}")
-            if text in line:
-                return line
-        raise DemoError(f"{self.name} did not print {text!r} within {timeout:g} s")
-
-    def interrupt(self, timeout: float = 15.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait()
-
-
 def run_demo(out: TextIO = sys.stdout) -> int:
     require_local_privileges("the demo's network namespaces")
     if not _SERVICE.exists():
         raise DemoError(f"{_SERVICE} is missing", "run the demo from a pymirrord source checkout")
-    processes: list[_Process] = []
+    processes: list[WatchedProcess] = []
     lab = Lab.create("pmd-demo")
     try:
         _story(lab, processes, out)
+    except TimeoutError as error:
+        raise DemoError(str(error), "set PYMIRRORD_AGENT_LOG=1 to see the agent's log as well") from None
     finally:
         for process in reversed(processes):
             process.interrupt()
@@ -92,12 +44,12 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def _story(lab: Lab, processes: list[_Process], out: TextIO) -> None:
+def _story(lab: Lab, processes: list[WatchedProcess], out: TextIO) -> None:
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
 
-    def start(name: str, argv: Sequence[str]) -> _Process:
-        process = _Process(name, argv)
+    def start(argv: Sequence[str]) -> WatchedProcess:
+        process = WatchedProcess(argv)
         processes.append(process)
         return process
 
@@ -114,15 +66,13 @@ def _story(lab: Lab, processes: list[_Process], out: TextIO) -> None:
     python = sys.executable
     say(f"The pod: network namespace {lab.pod} ({lab.pod_ip}) runs user-service on port 80.")
     say(f"The client: network namespace {lab.client} ({lab.client_ip}).\n")
-    pod = start(
-        "the pod's user-service", in_namespace(lab.pod, [python, str(_SERVICE), "--seed", "Metal:Bear"])
-    )
+    pod = start(in_namespace(lab.pod, [python, str(_SERVICE), "--seed", "Metal:Bear"]))
     pod.wait_for("Running on")
     curl("/users")
 
     say("\n=== Mirroring: the local copy receives the pod's traffic; the pod keeps answering ===")
     say(f"local$ pymirrord exec --target {lab.target} -- python user-service/service.py")
-    local = start("pymirrord exec (mirror)", _exec(lab, python, steal=False))
+    local = start(_exec(lab, python, steal=False))
     say(local.wait_for("port 80 mirrored"))
     curl("/users")
     say(f"local app log: {local.wait_for('GET /users')}    <- mirrored from the pod")
@@ -131,7 +81,7 @@ def _story(lab: Lab, processes: list[_Process], out: TextIO) -> None:
 
     say("\n=== Stealing: the local copy answers instead of the pod ===")
     say(f"local$ pymirrord exec --steal --target {lab.target} -- python user-service/service.py")
-    local = start("pymirrord exec (steal)", _exec(lab, python, steal=True))
+    local = start(_exec(lab, python, steal=True))
     say(local.wait_for("port 80 stolen"))
     curl("/users")
     curl("/user", {"Name": "Mehul", "Last": "Arora"})

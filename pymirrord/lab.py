@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import secrets
+import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pymirrord.errors import PymirrordError
@@ -113,3 +117,80 @@ def lab(prefix: str = "pmd") -> Iterator[Lab]:
 
 def namespace_exists(name: str) -> bool:
     return os.path.exists(os.path.join("/run/netns", name))
+
+
+class WatchedProcess:
+    """A child whose stdout and stderr lines are collected by a thread, so a caller can wait for a line.
+
+    It starts in a process group of its own: the caller decides when and how it stops (``interrupt``
+    sends SIGINT, then SIGKILL to the whole group after a grace period, so no grandchild outlives it).
+    """
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self.argv = list(argv)
+        self.popen = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for raw in self.popen.stdout:
+            self._lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+        self._lines.put(None)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        """The next line that contains ``text``; ``TimeoutError`` (with all output so far) if none comes."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self._lines.put(None)  # later waits see the end too
+                status = self.popen.wait()
+                raise TimeoutError(self._report(f"exited with status {status} before printing {text!r}"))
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise TimeoutError(self._report(f"printed no line with {text!r} within {timeout:g} s"))
+
+    def _report(self, what: str) -> str:
+        shown = "\n".join(f"  | {line}" for line in self.seen[-30:])
+        return f"{' '.join(self.argv[:6])} {what}; its output:\n{shown}"
+
+    def signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.popen.wait(timeout)
+
+    def interrupt(self, grace: float = 15.0) -> int:
+        """SIGINT, then after ``grace`` seconds SIGKILL for the whole process group; returns the status."""
+        self.signal(signal.SIGINT)
+        try:
+            status = self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            status = None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        return self.popen.wait() if status is None else status
+
+    def __enter__(self) -> WatchedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.interrupt()
