@@ -62,15 +62,16 @@ class SessionClient:
             return str(error)
         return result.error
 
-    def listen_closed(self, port: int) -> None:
-        """Tells the session the app stopped listening for pod ``port``; best effort, no answer."""
+    def listen_closed(self, port: int, host: str, real_port: int) -> None:
+        """Tells the session the app closed its listener for pod ``port``; best effort, no answer."""
         with self._lock:
             if self._sock is None:
                 # Nothing to tell: without a connection the session holds nothing of ours.
                 return
             try:
+                message = to_session.ListenClosed(port, SocketAddress(host, real_port))
                 self._sock.settimeout(PEER_TIMEOUT)
-                self._sock.sendall(frame(to_session.CODEC.encode(to_session.ListenClosed(port))))
+                self._sock.sendall(frame(to_session.CODEC.encode(message)))
             except OSError:
                 self._drop()
 

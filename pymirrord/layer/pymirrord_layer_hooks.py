@@ -39,7 +39,7 @@ class Session(Protocol):
 
     def listen(self, port: int, host: str, real_port: int) -> str | None: ...
 
-    def listen_closed(self, port: int) -> None: ...
+    def listen_closed(self, port: int, host: str, real_port: int) -> None: ...
 
     def peer(self, port: int) -> tuple[Address | None, Address | None]: ...
 
@@ -175,11 +175,18 @@ class Hooks:
 
         def close(sock: socket.socket) -> None:
             state = states.pop(sock, None) if states else None
+            if not (isinstance(state, _Listener) and state.served and state.owner_pid == os.getpid()):
+                real_close(sock)
+                return
+            try:
+                real = real_getsockname(sock)  # which of the app's listeners this was; gone once closed
+            except OSError:
+                real = None
             try:
                 real_close(sock)
             finally:
-                if isinstance(state, _Listener) and state.served and state.owner_pid == os.getpid():
-                    session.listen_closed(state.pod_port)
+                if real is not None:
+                    session.listen_closed(state.pod_port, real[0], real[1])
 
         return {
             "bind": bind,

@@ -41,10 +41,14 @@ class ListenRequest:
 
 @dataclass(frozen=True)
 class ListenClosed:
-    """Layer -> session: the app closed its listener for pod ``port``; no answer."""
+    """Layer -> session: the app closed its listener at ``address`` for pod ``port``; no answer.
+
+    An app may listen on one pod port twice (IPv4 and IPv6); the port is released when both are closed.
+    """
 
     TAG: ClassVar[int] = 11
     port: int
+    address: SocketAddress
 
 
 @dataclass(frozen=True)

@@ -276,7 +276,7 @@ class Session:
         elif isinstance(message, from_layer.ListenRequest):
             await self._apply(self._state.layer_listen(layer, message.port, message.address))
         elif isinstance(message, from_layer.ListenClosed):
-            await self._apply(self._state.layer_closed_listener(layer, message.port))
+            await self._apply(self._state.layer_closed_listener(layer, message.port, message.address))
         elif isinstance(message, from_layer.LayerHello):
             if message.protocol_version != PROTOCOL_VERSION:
                 raise ProtocolError(

@@ -57,10 +57,17 @@ class ListenerState(Enum):
 
 @dataclass
 class Listener:
+    """A pod port served by one layer; an app may listen on it twice (``0.0.0.0:80`` and ``[::]:80``)."""
+
     layer: LayerId
     port: int
-    address: SocketAddress
+    addresses: list[SocketAddress]
     state: ListenerState
+
+    @property
+    def address(self) -> SocketAddress:
+        """Where connections go: the app's first listener that is still open."""
+        return self.addresses[0]
 
 
 @dataclass
@@ -99,15 +106,19 @@ class SessionState:
         if current is not None and current.layer != layer:
             error = f"port {port} is already served by another process of this session"
             return [ReplyToLayer(layer, to_layer.ListenResult(port, None, error))]
-        if current is not None and current.state is ListenerState.ACTIVE:
-            current.address = address
+        if current is not None:
+            # The layer asks one request at a time, so a second listener finds the first one answered.
+            current.addresses.append(address)
             return [ReplyToLayer(layer, to_layer.ListenResult(port, self.mode, None))]
-        self.listeners[port] = Listener(layer, port, address, ListenerState.PENDING)
+        self.listeners[port] = Listener(layer, port, [address], ListenerState.PENDING)
         return [SendToAgent(to_agent.PortSubscribe(port, self.mode))]
 
-    def layer_closed_listener(self, layer: LayerId, port: int) -> list[Action]:
+    def layer_closed_listener(self, layer: LayerId, port: int, address: SocketAddress) -> list[Action]:
         listener = self.listeners.get(port)
-        if listener is None or listener.layer != layer:
+        if listener is None or listener.layer != layer or address not in listener.addresses:
+            return []
+        listener.addresses.remove(address)
+        if listener.addresses:
             return []
         del self.listeners[port]
         return [SendToAgent(to_agent.PortUnsubscribe(port))]
@@ -115,7 +126,8 @@ class SessionState:
     def layer_gone(self, layer: LayerId) -> list[Action]:
         actions: list[Action] = []
         for port in [p for p, listener in self.listeners.items() if listener.layer == layer]:
-            actions += self.layer_closed_listener(layer, port)
+            del self.listeners[port]
+            actions.append(SendToAgent(to_agent.PortUnsubscribe(port)))
         return actions
 
     def peer_of(self, source_port: int) -> to_layer.PeerAnswer:

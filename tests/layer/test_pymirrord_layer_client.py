@@ -23,8 +23,9 @@ def test_hello_then_listen_and_peer() -> None:
             assert client.listen(80, "127.0.0.1", 40000) is None
             assert session.wait_listen(80).address == SocketAddress("127.0.0.1", 40000)
             assert client.peer(12345) == (None, None)
-            client.listen_closed(80)
-            session.wait_for(to_session.ListenClosed, lambda m: m.port == 80)
+            client.listen_closed(80, "127.0.0.1", 40000)
+            closed = session.wait_for(to_session.ListenClosed, lambda m: m.port == 80)
+            assert closed.address == SocketAddress("127.0.0.1", 40000)
         finally:
             client.close()
 

@@ -27,7 +27,8 @@ class RecordingSession:
         self.listens.append((port, host, real_port))
         return self.listen_error
 
-    def listen_closed(self, port: int) -> None:
+    def listen_closed(self, port: int, host: str, real_port: int) -> None:
+        assert (port, host, real_port) in self.listens, "the listener that closes is one that listened"
         self.closed.append(port)
 
     def peer(self, port: int) -> tuple[Address | None, Address | None]:

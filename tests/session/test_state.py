@@ -44,7 +44,7 @@ def test_a_second_process_cannot_take_a_served_port() -> None:
 def test_listener_closed_before_the_agent_answered_is_unsubscribed() -> None:
     state = SessionState(Mode.MIRROR)
     state.layer_listen(1, 80, APP)
-    assert state.layer_closed_listener(1, 80) == [SendToAgent(to_agent.PortUnsubscribe(80))]
+    assert state.layer_closed_listener(1, 80, APP) == [SendToAgent(to_agent.PortUnsubscribe(80))]
     assert state.subscribe_result(80, Mode.MIRROR, None) == [SendToAgent(to_agent.PortUnsubscribe(80))]
 
 
@@ -104,3 +104,14 @@ def test_unreachable_app_closes_the_connection_once() -> None:
     state.new_connection(1, 80, Mode.STEAL, CLIENT, POD)
     assert state.app_unreachable(1) == [SendToAgent(to_agent.ConnectionClose(1))]
     assert state.app_unreachable(1) == []
+
+
+def test_a_port_listened_on_twice_is_released_when_both_listeners_close() -> None:
+    state = SessionState(Mode.MIRROR)
+    v6 = SocketAddress("::1", 41001)
+    active(state)
+    assert state.layer_listen(1, 80, v6) == [ReplyToLayer(1, to_layer.ListenResult(80, Mode.MIRROR, None))]
+    assert state.layer_closed_listener(1, 80, APP) == []
+    assert state.listeners[80].address == v6
+    assert state.layer_closed_listener(1, 80, SocketAddress("127.0.0.1", 1)) == [], "not one of its listeners"
+    assert state.layer_closed_listener(1, 80, v6) == [SendToAgent(to_agent.PortUnsubscribe(80))]
