@@ -34,6 +34,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="print mirrord's JSON result shape for editors instead of human-readable diagnostics",
     )
     verify.set_defaults(handler=_run_verify_config)
+    _add_agent_parser(sub)
     _add_exec_parser(sub)
     demo = sub.add_parser(
         "demo",
@@ -74,6 +75,40 @@ def _add_exec_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     run.add_argument("--no-remote-dns", action="store_true", help=f"resolve names locally ({later})")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     run.set_defaults(handler=_run_exec, parser=run)
+
+
+def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    agent = sub.add_parser(
+        "agent",
+        help="serve sessions from inside a local target's network namespace (started by `exec`; needs root)",
+        description=(
+            "Enter the target's network namespace, redirect subscribed ports to this agent with iptables, "
+            "and serve sessions over a websocket. The session token is read from the environment variable "
+            "PYMIRRORD_AGENT_TOKEN. Once ready, prints one JSON line on stdout: "
+            '{"event": "ready", "address": "HOST:PORT", "agent_id": "..."}; everything else goes to stderr.'
+        ),
+    )
+    agent.add_argument("--target", required=True, metavar="netns/NAME|pid/PID", help="the local target")
+    agent.add_argument(
+        "--listen",
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="where the websocket listens, in the current namespace (default 127.0.0.1:0, any free port)",
+    )
+    agent.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="exit once no session has been connected for this long",
+    )
+    agent.add_argument("--verbose", action="store_true", help="log every connection on stderr")
+    agent.set_defaults(handler=_run_agent)
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    from pymirrord.agent.main import run
+
+    return run(args)
 
 
 def _run_verify_config(args: argparse.Namespace) -> int:

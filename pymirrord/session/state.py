@@ -157,7 +157,8 @@ class SessionState:
         self, connection_id: int, port: int, mode: Mode, client: SocketAddress, local: SocketAddress
     ) -> list[Action]:
         listener = self.listeners.get(port)
-        if listener is None or listener.state is not ListenerState.ACTIVE:
+        # A pending listener takes connections too: the agent's rule goes live just before its answer.
+        if listener is None:
             return [SendToAgent(to_agent.ConnectionClose(connection_id))]
         self.connections[connection_id] = Connection(connection_id, port, mode, client, local)
         self.counters.connections[mode] += 1

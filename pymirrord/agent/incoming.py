@@ -1,0 +1,375 @@
+"""The redirect listener: connections that iptables sends to the agent, mirrored or stolen (the I/O shell).
+
+Every accepted connection is asked for its original destination (``SO_ORIGINAL_DST``) and routed by that
+port through ``Subscriptions``:
+
+- **steal**: the stealing session serves it. What the client sends goes to that session; reading pauses while
+  the session's outgoing queue is full, so a large upload moves at the session's pace with bounded memory.
+- **mirror** (or nobody subscribed any more): the agent connects to the original destination itself, with the
+  bypass mark on its socket so the redirect rules let it through, and pipes both ways; the pod's app answers
+  the client. Mirroring sessions get copies of the client's bytes. A copy never slows the passthrough: a
+  session that lags too far behind loses its copy of the connection, with a warning.
+
+``ConnectionTable`` decides who hears what; this module only moves bytes and carries out its effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, Send, WriteClient
+from pymirrord.agent.subscriptions import Route, Subscriptions
+from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
+from pymirrord.protocol.types import SocketAddress
+
+log = logging.getLogger(__name__)
+
+SO_ORIGINAL_DST = 80
+"""From <linux/netfilter_ipv4.h>: the destination a connection had before NAT rewrote it."""
+SO_MARK = getattr(socket, "SO_MARK", 36)
+
+READ_CHUNK = 256 * 1024
+"""Bytes read from a socket at once: big chunks mean fewer messages and less per-message overhead."""
+CLIENT_WRITE_HIGH_WATER = 1024 * 1024
+"""Bytes buffered towards a socket before writers wait for it to drain."""
+CONNECT_TIMEOUT = 10.0
+"""How long the passthrough waits for the pod's app to accept, before the client's connection is dropped."""
+
+
+class SessionSink(Protocol):
+    """Where messages for one session go (the session's outgoing queue)."""
+
+    def put(self, frame: bytes) -> None:
+        """Queue ``frame`` whatever the queue's size: control messages, stolen data (paced by the caller)."""
+
+    def offer(self, frame: bytes) -> bool:
+        """Queue a mirrored copy unless the queue is over its bound; False means it was refused."""
+
+    async def wait_writable(self) -> None:
+        """Return once the queue is short enough to add more stolen data (or the session is gone)."""
+
+
+def original_destination(sock: socket.socket) -> SocketAddress | None:
+    """Where the client meant to connect before iptables redirected it; None if it was not redirected."""
+    try:
+        raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOPROTOOPT):
+            return None
+        raise
+    port, packed = struct.unpack("!2xH4s8x", raw)
+    return SocketAddress(socket.inet_ntoa(packed), port)
+
+
+def _address(peer: object) -> SocketAddress:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return SocketAddress(str(peer[0]), int(peer[1]))
+    return SocketAddress("0.0.0.0", 0)
+
+
+@dataclass
+class _Client:
+    """The agent's end of one redirected client connection."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def write(self, data: bytes) -> None:
+        if self.closed.is_set() or self.writer.is_closing():
+            return
+        if data:
+            self.writer.write(data)
+        elif self.writer.can_write_eof():
+            self.writer.write_eof()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.writer.close()
+
+
+async def _until_closed(client: _Client) -> None:
+    closed = asyncio.ensure_future(client.closed.wait())
+    lost = asyncio.ensure_future(client.writer.wait_closed())
+    try:
+        done, _ = await asyncio.wait((closed, lost), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+        lost.cancel()
+        await asyncio.gather(closed, lost, return_exceptions=True)
+    for task in done:
+        exc = task.exception()
+        if exc is not None:
+            raise exc
+
+
+class Incoming:
+    """Accepts redirected connections and serves them; sessions attach their sinks and act on connections."""
+
+    def __init__(
+        self, subscriptions: Subscriptions, *, bypass_mark: int, read_chunk: int = READ_CHUNK
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._bypass_mark = bypass_mark
+        self._read_chunk = read_chunk
+        self._table = ConnectionTable()
+        self._sinks: dict[int, SessionSink] = {}
+        self._clients: dict[int, _Client] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    # --- sessions ------------------------------------------------------------------------------------------
+
+    def attach(self, session: int, sink: SessionSink) -> None:
+        self._sinks[session] = sink
+
+    def session_gone(self, session: int) -> None:
+        """Close the connections the session stole and stop its copies."""
+        self._sinks.pop(session, None)
+        self._apply(self._table.session_gone(session))
+
+    async def session_write(self, session: int, connection_id: int, data: bytes) -> None:
+        self._apply(self._table.write(session, connection_id, data))
+        client = self._clients.get(connection_id)
+        if client is not None and not client.writer.is_closing():
+            # Waiting here pauses this session's messages while the client reads slowly: memory stays bounded.
+            # A failure here is seen by the client's reader too, which ends the connection.
+            with contextlib.suppress(ConnectionError, OSError):
+                await client.writer.drain()
+
+    def session_close(self, session: int, connection_id: int) -> None:
+        self._apply(self._table.close(session, connection_id))
+
+    def session_unsubscribe(self, session: int, connection_id: int) -> None:
+        self._apply(self._table.unsubscribe(session, connection_id))
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._table)
+
+    # --- listening -----------------------------------------------------------------------------------------
+
+    async def start(self, sock: socket.socket) -> None:
+        """Start accepting on the redirect listener ``sock`` (already bound and listening)."""
+        self._server = await asyncio.start_server(self._accepted, sock=sock, limit=self._read_chunk)
+
+    async def close(self) -> None:
+        """Stop accepting, end every connection and wait for their tasks."""
+        if self._server is not None:
+            self._server.close()
+        for client in list(self._clients.values()):
+            client.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve_client(reader, writer)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("serving a redirected connection failed")
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        client = _address(writer.get_extra_info("peername"))
+        destination = original_destination(sock) if sock is not None else None
+        if destination is None:
+            log.warning("connection from %s reached the redirect port without a redirect; closed", client)
+            return
+        writer.transport.set_write_buffer_limits(high=CLIENT_WRITE_HIGH_WATER)
+        route = self._subscriptions.route(destination.port)
+        if route.stealer is not None:
+            await self._steal(route, client, destination, reader, writer)
+        else:
+            # Mirrored, or the last subscriber left while this connection was being redirected: the pod's app
+            # serves it either way.
+            await self._pass_through(route, client, destination, reader, writer)
+
+    # --- steal ---------------------------------------------------------------------------------------------
+
+    async def _steal(
+        self,
+        route: Route,
+        client_address: SocketAddress,
+        destination: SocketAddress,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        assert route.stealer is not None
+        owner = route.stealer
+        connection_id, effects = self._table.open(destination.port, route, client_address, destination)
+        client = _Client(reader, writer)
+        self._clients[connection_id] = client
+        log.debug(
+            "connection %d from %s to %s stolen by session %d",
+            connection_id,
+            client_address,
+            destination,
+            owner,
+        )
+        reason = "the client closed the connection"
+        try:
+            self._apply(effects)
+            while not client.closed.is_set():
+                data = await reader.read(self._read_chunk)
+                if not data:
+                    self._apply(self._table.client_eof(connection_id))
+                    break
+                self._apply(self._table.client_data(connection_id, data))
+                sink = self._sinks.get(owner)
+                if sink is not None:
+                    await sink.wait_writable()
+            # The client only half-closed: the session may still answer until it closes its side too, or the
+            # client's connection goes away.
+            await _until_closed(client)
+        except (ConnectionError, OSError) as exc:
+            reason = f"the client's connection failed: {exc}"
+        finally:
+            self._clients.pop(connection_id, None)
+            client.close()
+            self._apply(self._table.closed(connection_id, reason))
+
+    # --- mirror / passthrough ------------------------------------------------------------------------------
+
+    async def _pass_through(
+        self,
+        route: Route,
+        client_address: SocketAddress,
+        destination: SocketAddress,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        try:
+            pod_reader, pod_writer = await self._connect_bypassing(destination)
+        except (OSError, asyncio.TimeoutError) as exc:
+            # The client sees its connection end, as it would if the pod's app were not listening.
+            log.info("cannot pass a connection from %s through to %s: %s", client_address, destination, exc)
+            return
+        pod_writer.transport.set_write_buffer_limits(high=CLIENT_WRITE_HIGH_WATER)
+        connection_id: int | None = None
+        if route.subscribed:
+            connection_id, effects = self._table.open(destination.port, route, client_address, destination)
+            self._apply(effects)
+        log.debug(
+            "connection %s from %s to %s passed through, copies to sessions %s",
+            connection_id,
+            client_address,
+            destination,
+            list(route.mirrors),
+        )
+        reason = "the connection ended"
+        try:
+            upstream = asyncio.ensure_future(self._pipe(reader, pod_writer, connection_id))
+            downstream = asyncio.ensure_future(self._pipe(pod_reader, writer, None))
+            try:
+                done, _ = await asyncio.wait((upstream, downstream), return_when=asyncio.FIRST_EXCEPTION)
+            finally:
+                for task in (upstream, downstream):
+                    task.cancel()
+                await asyncio.gather(upstream, downstream, return_exceptions=True)
+            for task in done:
+                failure = task.exception()
+                if failure is not None:
+                    reason = f"the connection failed: {failure}"
+        finally:
+            pod_writer.close()
+            writer.close()
+            if connection_id is not None:
+                self._apply(self._table.closed(connection_id, reason))
+
+    async def _connect_bypassing(
+        self, destination: SocketAddress
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # Marked before connect, so the SYN already passes the agent's redirect rules untouched.
+            sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self._bypass_mark)
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(
+                loop.sock_connect(sock, (destination.host, destination.port)), CONNECT_TIMEOUT
+            )
+            return await asyncio.open_connection(sock=sock, limit=self._read_chunk)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, copies_of: int | None
+    ) -> None:
+        """Copy ``reader`` to ``writer`` until end of stream, then half-close ``writer``.
+
+        With ``copies_of`` set, every chunk also goes to the connection's mirroring sessions.
+        """
+        while True:
+            data = await reader.read(self._read_chunk)
+            if not data:
+                break
+            writer.write(data)
+            if copies_of is not None:
+                self._apply(self._table.client_data(copies_of, data))
+            await writer.drain()
+        if copies_of is not None:
+            self._apply(self._table.client_eof(copies_of))
+        if writer.can_write_eof() and not writer.is_closing():
+            writer.write_eof()
+
+    # --- effects -------------------------------------------------------------------------------------------
+
+    def _apply(self, effects: Iterable[Effect]) -> None:
+        encoded: dict[int, bytes] = {}
+        for effect in effects:
+            if isinstance(effect, Send):
+                sink = self._sinks.get(effect.session)
+                if sink is None:
+                    continue  # the session is gone; nothing to tell it
+                # The same message often goes to several sessions: encode it once.
+                frame = encoded.get(id(effect.message))
+                if frame is None:
+                    frame = encoded[id(effect.message)] = CODEC.encode(effect.message)
+                if not effect.copy:
+                    sink.put(frame)
+                elif not sink.offer(frame):
+                    assert isinstance(effect.message, ConnectionRead)
+                    connection_id = effect.message.connection_id
+                    log.warning(
+                        "session %d lags too far behind; dropping its copy of connection %d",
+                        effect.session,
+                        connection_id,
+                    )
+                    self._apply(
+                        self._table.drop_copy(
+                            effect.session,
+                            connection_id,
+                            "the session fell too far behind the mirrored traffic",
+                        )
+                    )
+            elif isinstance(effect, WriteClient):
+                client = self._clients.get(effect.connection_id)
+                if client is not None:
+                    client.write(effect.data)
+            elif isinstance(effect, CloseClient):
+                client = self._clients.get(effect.connection_id)
+                if client is not None:
+                    client.close()

@@ -1,0 +1,261 @@
+"""``pymirrord agent``: start-up, the serving loop and an orderly shutdown.
+
+The order matters and is the reason this module exists:
+
+1. parse the target, so a typo fails before anything is made;
+2. make the websocket's listening socket in the *current* (host) namespace, where sessions can reach it;
+3. enter the target's network namespace on the main thread, before any thread exists (threads inherit the
+   namespace of the thread that creates them, and asyncio's executor makes threads later);
+4. remove the rules of agents that died without removing theirs;
+5. spawn the guard, which removes this agent's rules if it dies without doing so itself (SIGKILL included);
+6. make the redirect listener (inside the target) and install this agent's chains;
+7. print one JSON line on stdout and serve:
+   ``{"event": "ready", "address": "HOST:PORT", "agent_id": "..."}``.
+
+Everything else the agent says goes to stderr. SIGTERM and SIGINT close the sessions, remove every rule,
+release the guard and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from pymirrord.agent.errors import AgentError
+from pymirrord.agent.guard import Guard, spawn_guard
+from pymirrord.agent.incoming import Incoming
+from pymirrord.agent.iptables import RedirectRules, new_agent_id, remove_stale
+from pymirrord.agent.server import AgentServer
+from pymirrord.agent.subscriptions import Subscriptions
+from pymirrord.agent.target import LocalTarget, enter_network_namespace, parse_target
+from pymirrord.protocol.types import SocketAddress
+
+log = logging.getLogger("pymirrord.agent")
+
+TOKEN_ENV = "PYMIRRORD_AGENT_TOKEN"
+"""The environment variable holding the session token (never on the command line, where `ps` shows it)."""
+DEFAULT_LISTEN = "127.0.0.1:0"
+BYPASS_MARK = 0x706D64
+"""SO_MARK of the agent's own connections to the pod's app ("pmd"). Every agent uses the same mark, so one
+agent's passthrough is not caught by another agent's redirect of the same port."""
+REDIRECT_BACKLOG = 1024
+CAP_NET_ADMIN = 12
+CAP_SYS_ADMIN = 21
+
+
+class _Terminated(Exception):
+    """SIGTERM before the event loop took over the signal: unwind through the clean-up code."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``agent`` subcommand: ``args.target``, ``args.listen``, ``args.idle_timeout`` (seconds or None)."""
+    _configure_logging(verbose=getattr(args, "verbose", False))
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        raise AgentError(
+            f"{TOKEN_ENV} is not set",
+            f"the agent reads the token that sessions must present from the environment variable {TOKEN_ENV}",
+        )
+    idle_timeout: float | None = args.idle_timeout
+    if idle_timeout is not None and not idle_timeout > 0:
+        raise AgentError(f"--idle-timeout must be a positive number of seconds, got {idle_timeout:g}")
+    listen = parse_listen(args.listen)
+    require_privileges()
+    target = parse_target(args.target)
+
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with _listen_socket(listen) as ws_sock:
+            return _run_in_target(target, ws_sock, token, idle_timeout)
+    except _Terminated:
+        log.info("terminated during start-up; cleaned up")
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _run_in_target(
+    target: LocalTarget, ws_sock: socket.socket, token: str, idle_timeout: float | None
+) -> int:
+    enter_network_namespace(target)
+    _remove_stale_rules()
+    agent_id = new_agent_id()
+    guard = spawn_guard(agent_id)
+    rules_removed = False
+    try:
+        with socket.create_server(("0.0.0.0", 0), backlog=REDIRECT_BACKLOG) as redirect_sock:
+            redirect_port = redirect_sock.getsockname()[1]
+            rules = RedirectRules(agent_id, redirect_port, BYPASS_MARK)
+            try:
+                rules.install()
+                log.info(
+                    "agent %s serving %s; redirected connections arrive on port %d",
+                    agent_id,
+                    target,
+                    redirect_port,
+                )
+                serving = _serve(
+                    ws_sock=ws_sock,
+                    redirect_sock=redirect_sock,
+                    token=token,
+                    target=str(target),
+                    rules=rules,
+                    agent_id=agent_id,
+                    idle_timeout=idle_timeout,
+                )
+                return asyncio.run(serving)
+            finally:
+                # A second Ctrl-C must not cut the removal short.
+                _ignore_stop_signals()
+                rules_removed = rules.remove_all()
+                if not rules_removed:
+                    log.warning("some rules of agent %s may be left; the guard tries again", agent_id)
+    finally:
+        _ignore_stop_signals()
+        _finish_guard(guard, rules_removed)
+
+
+async def _serve(
+    *,
+    ws_sock: socket.socket,
+    redirect_sock: socket.socket,
+    token: str,
+    target: str,
+    rules: RedirectRules,
+    agent_id: str,
+    idle_timeout: float | None,
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    stop_reason: list[str] = []
+
+    def request_stop(name: str) -> None:
+        stop_reason.append(name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, request_stop, signal.Signals(signum).name)
+
+    subscriptions = Subscriptions()
+    incoming = Incoming(subscriptions, bypass_mark=BYPASS_MARK)
+    server = AgentServer(
+        token=token, target=target, rules=rules, subscriptions=subscriptions, incoming=incoming
+    )
+    await incoming.start(redirect_sock)
+    await server.start(ws_sock)
+    host, port = ws_sock.getsockname()[:2]
+    ready = {"event": "ready", "address": str(SocketAddress(host, port)), "agent_id": agent_id}
+    sys.stdout.write(json.dumps(ready) + "\n")
+    sys.stdout.flush()
+
+    waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+    if idle_timeout is not None:
+        waits.append(asyncio.ensure_future(server.wait_idle(idle_timeout)))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
+    if stop_reason:
+        log.info("%s received; shutting down", stop_reason[0])
+    else:
+        log.info("no session for %g s; shutting down", idle_timeout)
+    await server.close()
+    await incoming.close()
+    return 0
+
+
+def parse_listen(text: str) -> SocketAddress:
+    """``HOST:PORT`` or ``[V6HOST]:PORT`` (port 0: any free port)."""
+    host, sep, port_text = text.rpartition(":")
+    hint = "write --listen HOST:PORT, e.g. 127.0.0.1:0 (port 0 picks a free port) or [::1]:7000"
+    if not sep or not host or not port_text.isdecimal() or int(port_text) > 65535:
+        raise AgentError(f"invalid --listen address {text!r}", hint)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise AgentError(f"invalid --listen address {text!r}: {host!r} is not an IP address", hint) from None
+    return SocketAddress(host, int(port_text))
+
+
+def require_privileges(status_path: Path = Path("/proc/self/status")) -> None:
+    """Fail early, with a hint, without the capabilities that entering a namespace and iptables need."""
+    try:
+        fields = dict(line.split(":", 1) for line in status_path.read_text().splitlines() if ":" in line)
+        effective = int(fields["CapEff"].strip(), 16)
+    except (OSError, KeyError, ValueError):
+        return  # cannot tell: let the real operations fail with their own messages
+    missing = [
+        name
+        for name, bit in (("CAP_SYS_ADMIN", CAP_SYS_ADMIN), ("CAP_NET_ADMIN", CAP_NET_ADMIN))
+        if not effective & (1 << bit)
+    ]
+    if missing:
+        raise AgentError(
+            f"the agent lacks {' and '.join(missing)}: it cannot enter the target or redirect ports",
+            "run it as root (sudo), or grant it CAP_SYS_ADMIN and CAP_NET_ADMIN",
+        )
+
+
+@contextlib.contextmanager
+def _listen_socket(address: SocketAddress) -> Iterator[socket.socket]:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    try:
+        sock = socket.create_server((address.host, address.port), family=family)
+    except OSError as exc:
+        raise AgentError(
+            f"cannot listen on {address}: {exc.strerror or exc}",
+            "choose another --listen address, or port 0 for any free port",
+        ) from exc
+    with sock:
+        yield sock
+
+
+def _remove_stale_rules() -> None:
+    scan = remove_stale()
+    for agent in scan.stale:
+        log.warning("removed rules left behind by a dead agent: %s", agent.describe())
+    for agent in scan.live:
+        log.info("another live agent also works in this namespace: %s", agent.describe())
+
+
+def _finish_guard(guard: Guard, rules_removed: bool) -> None:
+    if rules_removed:
+        guard.release()
+        return
+    # Closing the pipe is what the guard sees when the agent dies: it removes whatever is left.
+    status = guard.close()
+    if status != 0:
+        log.error("the guard could not remove every rule; check `iptables -t nat -S` in the target")
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _ignore_stop_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _configure_logging(*, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"pymirrord agent[{os.getpid()}]: %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # websockets logs every handshake and rejection itself; ours are the lines that matter.
+    logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -1,0 +1,405 @@
+"""The agent's websocket server: authentication, the version handshake, and each session's messages.
+
+Sessions authenticate with ``Authorization: Bearer <token>``; anything else gets HTTP 401 before a websocket
+exists. A session's first message must be ``ClientHello`` with our protocol version. After that its port
+subscriptions change the redirect rules (through ``PortRules``, run off the event loop because iptables
+blocks) and its connection messages go to ``Incoming``. When a session goes away, everything it held is
+dropped: its subscriptions, the rules of ports nobody else subscribes, the connections it stole.
+
+Messages to a session pass through its ``Outbox``, a queue drained by one writer task, so that nothing that
+produces messages (the redirect listener above all) ever waits on a websocket, except stolen data, which
+waits on purpose to pace the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import http
+import itertools
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from pymirrord import __version__
+from pymirrord.agent.errors import AgentError
+from pymirrord.agent.incoming import Incoming
+from pymirrord.agent.subscriptions import AddRedirect, RuleAction, Subscriptions
+from pymirrord.protocol import PROTOCOL_VERSION
+from pymirrord.protocol import agent_to_session as to_session
+from pymirrord.protocol import session_to_agent as from_session
+from pymirrord.protocol.errors import ProtocolError
+from pymirrord.protocol.types import LogLevel, Mode
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 10.0
+"""How long a session may take to send ``ClientHello`` after the websocket opens."""
+MAX_MESSAGE = 16 * 1024 * 1024
+"""The largest message a session may send (its ``ConnectionWrite`` chunks are far smaller)."""
+MIRROR_QUEUE_LIMIT = 64 * 1024 * 1024
+"""Bytes queued for one session beyond which mirrored copies are refused (and that copy dropped)."""
+STEAL_RESUME_BELOW = 1024 * 1024
+"""Stolen connections stop reading their client while a session's queue holds more than this."""
+WEBSOCKET_WRITE_LIMIT = 1024 * 1024
+"""High-water mark of the websocket's own send buffer."""
+CLOSE_TIMEOUT = 3.0
+"""Seconds to wait for a session to acknowledge a close; a stuck session must not hold up the shutdown."""
+CLOSE_PROTOCOL_ERROR = 1002
+
+
+class PortRules(Protocol):
+    """The redirect rules of the agent's namespace (``iptables.RedirectRules``); both calls block."""
+
+    def add_port(self, port: int) -> None: ...
+
+    def remove_port(self, port: int) -> bool: ...
+
+
+class Outbox:
+    """One session's outgoing messages, sent in order by a single writer task (``run``).
+
+    ``put`` always queues; ``offer`` refuses once ``limit`` bytes are queued; ``wait_writable`` waits until at
+    most ``resume_below`` bytes are queued. After ``close`` everything is discarded.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        *,
+        limit: int = MIRROR_QUEUE_LIMIT,
+        resume_below: int = STEAL_RESUME_BELOW,
+    ) -> None:
+        self._send = send
+        self._limit = limit
+        self._resume_below = resume_below
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._closed = False
+        self._wakeup = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._size
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, frame: bytes) -> None:
+        if self._closed:
+            return
+        self._frames.append(frame)
+        self._size += len(frame)
+        self._wakeup.set()
+        self._empty.clear()
+        if self._size > self._resume_below:
+            self._writable.clear()
+
+    def offer(self, frame: bytes) -> bool:
+        if self._closed:
+            return True  # nobody will read it; there is nothing to warn about either
+        if self._size + len(frame) > self._limit:
+            return False
+        self.put(frame)
+        return True
+
+    async def wait_writable(self) -> None:
+        while not self._closed and self._size > self._resume_below:
+            await self._writable.wait()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been handed to the websocket (or the outbox closed)."""
+        await self._empty.wait()
+
+    def close(self) -> None:
+        self._closed = True
+        self._frames.clear()
+        self._size = 0
+        self._wakeup.set()
+        self._writable.set()
+        self._empty.set()
+
+    async def run(self) -> None:
+        """Send queued frames until ``close``; a failed send closes the outbox."""
+        try:
+            while not self._closed:
+                if not self._frames:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                frame = self._frames.popleft()
+                self._size -= len(frame)
+                if self._size <= self._resume_below:
+                    self._writable.set()
+                await self._send(frame)
+                if not self._frames:
+                    self._empty.set()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.close()
+
+
+class _Session:
+    def __init__(self, session_id: int, name: str, peer: str, connection: ServerConnection) -> None:
+        self.id = session_id
+        self.name = name
+        self.peer = peer
+        self.connection = connection
+        self.outbox = Outbox(connection.send)
+
+    def __str__(self) -> str:
+        return f"session {self.id} ({self.name!r} from {self.peer})"
+
+    def send(self, message: to_session.AgentToSession) -> None:
+        self.outbox.put(to_session.CODEC.encode(message))
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+class AgentServer:
+    """Serves sessions on a websocket; one instance per agent."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        target: str,
+        rules: PortRules,
+        subscriptions: Subscriptions,
+        incoming: Incoming,
+    ) -> None:
+        if not token:
+            raise ValueError("the agent needs a non-empty token")
+        self._expected_authorization = f"Bearer {token}".encode()
+        self._target = target
+        self._rules = rules
+        self._subscriptions = subscriptions
+        self._incoming = incoming
+        self._sessions: dict[int, _Session] = {}
+        self._session_ids = itertools.count(1)
+        # Subscription changes and their rule changes happen one at a time, in order.
+        self._rules_lock = asyncio.Lock()
+        self._activity = asyncio.Event()
+        self._server: Server | None = None
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    async def start(self, sock: socket.socket) -> None:
+        """Serve on ``sock``, a listening TCP socket (made before entering the target's namespace)."""
+        self._server = await serve(
+            self._handle,
+            sock=sock,
+            process_request=self._authenticate,
+            max_size=MAX_MESSAGE,
+            write_limit=WEBSOCKET_WRITE_LIMIT,
+            close_timeout=CLOSE_TIMEOUT,
+            # Payloads are mostly application bytes: compressing them costs more than it saves.
+            compression=None,
+        )
+
+    async def close(self) -> None:
+        """Close every session (dropping its subscriptions and rules) and stop listening."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=True)
+        await self._server.wait_closed()
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Return once no session has been connected for ``timeout`` seconds."""
+        while True:
+            self._activity.clear()
+            if self._sessions:
+                await self._activity.wait()
+                continue
+            try:
+                await asyncio.wait_for(self._activity.wait(), timeout)
+            except asyncio.TimeoutError:
+                return
+
+    # --- handshake -----------------------------------------------------------------------------------------
+
+    def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+        header = request.headers.get("Authorization")
+        if header is not None and hmac.compare_digest(header.encode(), self._expected_authorization):
+            return None
+        problem = "no token" if header is None else "a wrong token"
+        log.warning("rejected a websocket connection from %s: %s (HTTP 401)", _peer(connection), problem)
+        response = connection.respond(
+            http.HTTPStatus.UNAUTHORIZED,
+            "pymirrord agent: a valid 'Authorization: Bearer <token>' is required\n",
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="pymirrord-agent"'
+        return response
+
+    async def _hello(self, connection: ServerConnection, peer: str) -> from_session.ClientHello | None:
+        """The session's ``ClientHello``, or None after reporting why the session is refused."""
+        try:
+            frame = await asyncio.wait_for(connection.recv(), HELLO_TIMEOUT)
+        except ConnectionClosed:
+            log.info("a session from %s left before its handshake", peer)
+            return None
+        except asyncio.TimeoutError:
+            await self._refuse(
+                connection,
+                "handshake-timeout",
+                f"no ClientHello within {HELLO_TIMEOUT:g} s",
+                "the session must send ClientHello right after connecting",
+            )
+            return None
+        try:
+            message = _decode(frame)
+        except ProtocolError as exc:
+            await self._refuse(connection, "bad-message", str(exc), "the session must send ClientHello first")
+            return None
+        if not isinstance(message, from_session.ClientHello):
+            await self._refuse(
+                connection,
+                "handshake",
+                f"expected ClientHello first, got {type(message).__name__}",
+                "the session must send ClientHello first",
+            )
+            return None
+        if message.protocol_version != PROTOCOL_VERSION:
+            log.warning(
+                "refused %s from %s: protocol version %d, ours is %d",
+                message.session_name,
+                peer,
+                message.protocol_version,
+                PROTOCOL_VERSION,
+            )
+            await self._refuse(
+                connection,
+                "version-mismatch",
+                f"the session speaks protocol version {message.protocol_version} "
+                f"(pymirrord {message.client_version}), this agent speaks {PROTOCOL_VERSION} "
+                f"(pymirrord {__version__})",
+                "use the same pymirrord version for the session and the agent",
+            )
+            return None
+        return message
+
+    async def _refuse(self, connection: ServerConnection, code: str, message: str, hint: str) -> None:
+        try:
+            await connection.send(to_session.CODEC.encode(to_session.ErrorReport(code, message, hint)))
+            await connection.close(CLOSE_PROTOCOL_ERROR, code)
+        except ConnectionClosed:
+            pass
+
+    # --- a session's life ----------------------------------------------------------------------------------
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        peer = _peer(connection)
+        hello = await self._hello(connection, peer)
+        if hello is None:
+            return
+        session = _Session(next(self._session_ids), hello.session_name, peer, connection)
+        self._sessions[session.id] = session
+        self._activity.set()
+        self._incoming.attach(session.id, session.outbox)
+        writer = asyncio.ensure_future(session.outbox.run())
+        log.info("%s connected (pymirrord %s)", session, hello.client_version)
+        session.send(to_session.AgentHello(PROTOCOL_VERSION, __version__, self._target))
+        try:
+            async for frame in connection:
+                try:
+                    message = _decode(frame)
+                except ProtocolError as exc:
+                    session.send(
+                        to_session.ErrorReport(
+                            "bad-message", str(exc), "the session and the agent disagree on the protocol"
+                        )
+                    )
+                    await asyncio.wait_for(session.outbox.flush(), 5)
+                    await connection.close(CLOSE_PROTOCOL_ERROR, "bad message")
+                    break
+                await self._dispatch(session, message)
+        except ConnectionClosed:
+            pass
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            await self._drop(session)
+            session.outbox.close()
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            log.info("%s disconnected", session)
+
+    async def _drop(self, session: _Session) -> None:
+        self._incoming.session_gone(session.id)
+        try:
+            async with self._rules_lock:
+                await self._apply_rules(self._subscriptions.session_gone(session.id))
+        finally:
+            # Counted as gone only now, so that "no session" also means "none of their rules left".
+            self._sessions.pop(session.id, None)
+            self._activity.set()
+
+    async def _dispatch(self, session: _Session, message: from_session.SessionToAgent) -> None:
+        if isinstance(message, from_session.ConnectionWrite):
+            await self._incoming.session_write(session.id, message.connection_id, message.data)
+        elif isinstance(message, from_session.ConnectionClose):
+            self._incoming.session_close(session.id, message.connection_id)
+        elif isinstance(message, from_session.ConnectionUnsubscribe):
+            self._incoming.session_unsubscribe(session.id, message.connection_id)
+        elif isinstance(message, from_session.Ping):
+            session.send(to_session.Pong(message.nonce))
+        elif isinstance(message, from_session.PortSubscribe):
+            await self._subscribe(session, message.port, message.mode)
+        elif isinstance(message, from_session.PortUnsubscribe):
+            async with self._rules_lock:
+                await self._apply_rules(self._subscriptions.unsubscribe(session.id, message.port))
+            log.info("%s: port %d unsubscribed", session, message.port)
+        elif isinstance(message, from_session.ClientHello):
+            session.send(
+                to_session.Log(LogLevel.WARNING, "ClientHello sent twice; the second one is ignored")
+            )
+
+    async def _subscribe(self, session: _Session, port: int, mode: Mode) -> None:
+        async with self._rules_lock:
+            outcome = self._subscriptions.subscribe(session.id, port, mode)
+            error = outcome.error
+            if error is None:
+                try:
+                    await self._apply_rules(outcome.actions)
+                except AgentError as exc:
+                    error = f"could not redirect port {port}: {exc.render()}"
+                    await self._apply_rules(self._subscriptions.unsubscribe(session.id, port))
+            session.send(to_session.PortSubscribeResult(port, mode, error))
+        if error is None:
+            log.info("%s: port %d %s", session, port, "stolen" if mode is Mode.STEAL else "mirrored")
+        else:
+            log.warning("%s: port %d not subscribed: %s", session, port, error)
+
+    async def _apply_rules(self, actions: tuple[RuleAction, ...]) -> None:
+        for action in actions:
+            if isinstance(action, AddRedirect):
+                await asyncio.to_thread(self._rules.add_port, action.port)
+            elif not await asyncio.to_thread(self._rules.remove_port, action.port):
+                log.warning(
+                    "the redirect of port %d may not be fully removed; see `iptables -t nat -S`", action.port
+                )
+
+
+def _decode(frame: str | bytes) -> from_session.SessionToAgent:
+    if isinstance(frame, str):
+        raise ProtocolError("got a text frame; every message is a binary frame")
+    return from_session.CODEC.decode(frame)
