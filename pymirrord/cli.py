@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pymirrord import __version__
+from pymirrord.console import say
 from pymirrord.errors import PymirrordError
 
 
@@ -138,7 +139,7 @@ def _run_exec(args: argparse.Namespace) -> int:
     )
     config, diagnostics = resolve_config(args.config_file, overrides=overrides)
     for diagnostic in diagnostics:
-        print(f"pymirrord: warning: {diagnostic.message}", file=sys.stderr)
+        say(f"warning: {diagnostic.message}")
     return runner.run(config, command)
 
 
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except PymirrordError as error:
-        print(f"pymirrord: error: {error.render()}", file=sys.stderr)
+        say(f"error: {error.render()}")
         return 1
     except KeyboardInterrupt:
         return 130

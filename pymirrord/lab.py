@@ -167,6 +167,18 @@ class WatchedProcess:
                 return line
         raise TimeoutError(self._report(f"printed no line with {text!r} within {timeout:g} s"))
 
+    def wait_for_each(self, *texts: str, timeout: float = 30.0) -> list[str]:
+        """Lines containing each of ``texts``, in the order given, whatever order they are printed in."""
+        found: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while len(found) < len(texts):
+            line = self.wait_for("", max(0.0, deadline - time.monotonic()))
+            for text in texts:
+                if text in line and text not in found:
+                    found[text] = line
+                    break
+        return [found[text] for text in texts]
+
     def _report(self, what: str) -> str:
         shown = "\n".join(f"  | {line}" for line in self.seen[-30:])
         return f"{' '.join(self.argv[:6])} {what}; its output:\n{shown}"

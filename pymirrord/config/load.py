@@ -8,10 +8,10 @@ command line, run the semantic checks, and build the typed ``ResolvedConfig`` wh
 from __future__ import annotations
 
 import copy
-
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pymirrord.config.build import build
 from pymirrord.config.checks import Finding, run_checks

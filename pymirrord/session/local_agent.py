@@ -11,7 +11,11 @@ import signal
 import sys
 from dataclasses import dataclass
 
+from pymirrord.console import line
 from pymirrord.session.errors import AgentUnavailable, NotPermitted
+
+# An agent whose session vanished (the exec process was killed) exits by itself after this long.
+IDLE_TIMEOUT = 10.0
 
 _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
@@ -64,6 +68,8 @@ class LocalAgent:
             target,
             "--listen",
             "127.0.0.1:0",
+            "--idle-timeout",
+            f"{IDLE_TIMEOUT:g}",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -112,7 +118,7 @@ async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
         lines.append(text)
         del lines[:-20]
         if os.environ.get("PYMIRRORD_AGENT_LOG"):
-            print(f"[agent] {text}", file=sys.stderr, flush=True)
+            line(f"[agent] {text}")
 
 
 def _tail(lines: list[str]) -> str:

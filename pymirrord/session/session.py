@@ -13,10 +13,10 @@ import contextlib
 import itertools
 import os
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pymirrord.console import say
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import layer_to_session as from_layer
@@ -55,16 +55,36 @@ EventSink = Callable[[SessionEvent], None]
 
 def print_events(event: SessionEvent) -> None:
     """The terminal's event sink: one ``pymirrord: ...`` line on stderr per event."""
-    print(f"pymirrord: {event.message}", file=sys.stderr, flush=True)
+    say(event.message)
 
 
 class _AppConnection:
-    """The relay's end of one connection towards the local app."""
+    """The relay's end of one connection towards the local app.
 
-    def __init__(self) -> None:
+    It ends when both sides are done: the agent said the connection is closed, and the app finished
+    sending (EOF). Until then bytes still flow, so a client that is quicker than the app (a mirrored
+    request the pod already answered) still reaches the app whole.
+    """
+
+    def __init__(self, connection_id: int) -> None:
+        self.connection_id = connection_id
         self.writer: asyncio.StreamWriter | None = None
         self.pending: list[bytes] = []  # client bytes that arrived before the app connection was up
         self.task: asyncio.Task[None] | None = None
+        self.agent_closed = False
+        self.app_done = False
+
+    def write(self, data: bytes) -> None:
+        """Client bytes towards the app; an empty chunk is the client's EOF."""
+        writer = self.writer
+        if writer is None:
+            self.pending.append(data)
+        elif writer.is_closing():
+            return
+        elif data:
+            writer.write(data)
+        elif writer.can_write_eof():
+            writer.write_eof()
 
 
 class Session:
@@ -103,7 +123,7 @@ class Session:
         for writer in list(self._layers.values()):
             writer.close()
         for app in list(self._apps.values()):
-            self._drop_app(app)
+            self._abort_app(app)
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -124,7 +144,7 @@ class Session:
                 if writer is not None and not writer.is_closing():
                     writer.write(frame(to_layer.CODEC.encode(action.message)))
             elif isinstance(action, OpenToApp):
-                app = _AppConnection()
+                app = _AppConnection(action.connection_id)
                 self._apps[action.connection_id] = app
                 app.task = asyncio.create_task(self._relay(action.connection_id, action.address, app))
             elif isinstance(action, PortServed):
@@ -144,7 +164,7 @@ class Session:
             reason = f"the connection to the agent broke: {error}"
         self._on_event(SessionEvent("agent-lost", f"lost the agent: {reason}"))
         for app in list(self._apps.values()):
-            self._drop_app(app)
+            self._abort_app(app)
         self.agent_lost.set()
 
     async def _on_agent_message(self, message: from_agent.AgentToSession) -> None:
@@ -157,10 +177,15 @@ class Session:
                 )
             )
         elif isinstance(message, from_agent.ConnectionClosed):
-            self._state.forget(message.connection_id)
             app = self._apps.get(message.connection_id)
-            if app is not None:
-                self._drop_app(app, message.connection_id, graceful=True)
+            if app is None:
+                self._state.forget(message.connection_id)
+                return
+            app.agent_closed = True
+            if app.app_done:
+                self._finish_app(app)
+            elif not app.pending or app.pending[-1]:
+                app.write(b"")  # the client is gone: the app reads to the end, then EOF
         elif isinstance(message, from_agent.PortSubscribeResult):
             await self._apply(self._state.subscribe_result(message.port, message.mode, message.error))
         elif isinstance(message, from_agent.Log):
@@ -176,23 +201,14 @@ class Session:
         app = self._apps.get(connection_id)
         if app is None:
             return
+        app.write(data)
         writer = app.writer
-        if writer is None:
-            app.pending.append(data)
-            return
-        if writer.is_closing():
-            return
-        if not data:
-            if writer.can_write_eof():
-                writer.write_eof()
-            return
-        writer.write(data)
-        if writer.transport.get_write_buffer_size() > _HIGH_WATER:
+        if writer is not None and writer.transport.get_write_buffer_size() > _HIGH_WATER:
             try:
                 await writer.drain()
             except ConnectionError:
                 await self._apply(self._state.app_closed(connection_id))
-                self._drop_app(app, connection_id)
+                self._abort_app(app)
 
     # Session <-> app ---------------------------------------------------------------------------
 
@@ -214,10 +230,7 @@ class Session:
             return
         app.writer = writer
         for chunk in app.pending:
-            if chunk:
-                writer.write(chunk)
-            elif writer.can_write_eof():
-                writer.write_eof()
+            app.write(chunk)
         app.pending.clear()
         try:
             while True:
@@ -227,25 +240,28 @@ class Session:
                     break
         except ConnectionError:
             await self._apply(self._state.app_closed(connection_id))
-            self._drop_app(app, connection_id)
+            self._abort_app(app)
+            return
+        app.app_done = True
+        if app.agent_closed:
+            self._finish_app(app)
 
-    def _drop_app(
-        self, app: _AppConnection, connection_id: int | None = None, graceful: bool = False
-    ) -> None:
-        if connection_id is not None:
-            self._apps.pop(connection_id, None)
-        else:
-            for key, value in list(self._apps.items()):
-                if value is app:
-                    del self._apps[key]
+    def _finish_app(self, app: _AppConnection) -> None:
+        """Both sides are done: let the last bytes drain to the app, then close."""
+        self._state.forget(app.connection_id)
+        self._apps.pop(app.connection_id, None)
+        if app.writer is not None:
+            app.writer.close()
+
+    def _abort_app(self, app: _AppConnection) -> None:
+        """Ends the connection at once; the app sees a reset rather than a clean end."""
+        self._state.forget(app.connection_id)
+        self._apps.pop(app.connection_id, None)
         if app.task is not None and app.task is not asyncio.current_task():
             app.task.cancel()
         if app.writer is not None:
-            if not graceful:
-                # An abort rather than a FIN: the app should see the connection fail, not end cleanly.
-                with contextlib.suppress(OSError):
-                    app.writer.transport.abort()
-            app.writer.close()
+            with contextlib.suppress(OSError):
+                app.writer.transport.abort()
 
     # Layers -------------------------------------------------------------------------------------
 

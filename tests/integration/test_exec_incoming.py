@@ -198,8 +198,8 @@ def start_stolen_echo(topology: Topology) -> tuple[WatchedProcess, int]:
     run = pymirrord_exec(
         topology.pod, [sys.executable, str(APPS / "echo_server.py"), "7003", "local"], steal=True
     )
-    app_pid = int(run.wait_for("local listening pid=").split("pid=")[1])
-    run.wait_for("pymirrord: port 7003 stolen")
+    listening, _ = run.wait_for_each("local listening pid=", "pymirrord: port 7003 stolen")
+    app_pid = int(listening.split("pid=")[1])
     assert topology.client.python(ECHO_ONCE, topology.pod_ip, "7003").stdout.strip() == "local:hello"
     return run, app_pid
 
@@ -229,6 +229,7 @@ def test_session_sigkill_makes_the_agent_drop_its_subscriptions(topology: Topolo
     with run:
         run.signal(signal.SIGKILL)  # the exec process hosts the session
         run.wait()
-        assert wait_until(lambda: pmd_chains(topology.pod) == [])
+        assert wait_until(lambda: not any("7003" in rule for rule in pmd_chains(topology.pod)))
         assert wait_until(lambda: pod_answers(topology))
         assert wait_until(lambda: agent_count(topology) == 0, timeout=30), "an orphaned agent exits by itself"
+        assert pmd_chains(topology.pod) == []
