@@ -36,7 +36,7 @@ SO_ORIGINAL_DST = 80
 """From <linux/netfilter_ipv4.h>: the destination a connection had before NAT rewrote it."""
 SO_MARK = getattr(socket, "SO_MARK", 36)
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 """Bytes read from a socket at once: big chunks mean fewer messages and less per-message overhead."""
 CLIENT_WRITE_HIGH_WATER = 1024 * 1024
 """Bytes buffered towards a socket before writers wait for it to drain."""

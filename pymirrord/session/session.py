@@ -34,7 +34,7 @@ from pymirrord.session.state import (
     SessionState,
 )
 
-_CHUNK = 256 * 1024
+_CHUNK = 1024 * 1024
 # Past this much unwritten data towards one app connection, the agent pump waits for the app to read,
 # which pushes back through the websocket to the agent and on to the client.
 _HIGH_WATER = 4 * 1024 * 1024
