@@ -37,6 +37,7 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=_run_verify_config)
     _add_agent_parser(sub)
     _add_exec_parser(sub)
+    _add_ls_parser(sub)
     demo = sub.add_parser(
         "demo",
         help="run the user-service story (mirror, then steal) against a local network namespace (root)",
@@ -104,6 +105,30 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     agent.add_argument("--verbose", action="store_true", help="log every connection on stderr")
     agent.set_defaults(handler=_run_agent)
+
+
+def _add_ls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ls = sub.add_parser("ls", help="list the Kubernetes targets (ready pods and workloads) of a namespace")
+    ls.add_argument("-n", "--namespace", metavar="NS", help="the namespace (default: the kube context's)")
+    ls.add_argument("--json", action="store_true", help="print JSON (targets, namespaces, notes)")
+    ls.add_argument(
+        "-f", "--config-file", metavar="FILE", help="read kubeconfig and context from this config"
+    )
+    ls.add_argument("--kubeconfig", metavar="PATH", help="the kubeconfig file (default: $KUBECONFIG)")
+    ls.add_argument("--context", metavar="NAME", help="the kube context (default: the current one)")
+    ls.set_defaults(handler=_run_ls)
+
+
+def _run_ls(args: argparse.Namespace) -> int:
+    from pymirrord.kube.listing import run_ls
+
+    return run_ls(
+        namespace=args.namespace,
+        as_json=args.json,
+        config_file=args.config_file,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+    )
 
 
 def _run_agent(args: argparse.Namespace) -> int:

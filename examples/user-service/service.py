@@ -74,8 +74,7 @@ def main() -> None:
         name, _, last = seed.partition(":")
         _users.append({"Last": last, "Name": name})
     server = ThreadingHTTPServer((args.host, args.port), UserHandler)
-    host, port = server.server_address[:2]
-    print(f" * Running on http://{host}:{port}", flush=True)
+    print(f" * Running on http://{args.host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

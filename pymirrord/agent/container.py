@@ -1,12 +1,12 @@
 """Find a container's process from its container id, through ``/proc``, for any container runtime.
 
-A pod's status names each container as ``<runtime>://<id>`` (``containerd://``, ``cri-o://``, ``docker://``).
-Every runtime puts the container's processes in a cgroup whose path contains that id (``cri-containerd-<id>.scope``,
-``crio-<id>.scope``, ``docker-<id>.scope``, ``/kubepods/.../<id>``), in cgroup v1 and v2 alike, and seen from
-inside another cgroup namespace the path still ends with it. So scanning ``/proc/*/cgroup`` finds the container's
-processes without talking to any runtime; the agent (running with ``hostPID``) then works exactly as for a
-``pid/PID`` target. Among the container's processes the one whose parent is outside the container (the
-container's first process) is chosen, so the choice is stable while the container lives.
+A pod's status names each container as ``<runtime>://<id>`` (``containerd://``, ``cri-o://``,
+``docker://``). Every runtime puts the container's processes in a cgroup whose path contains that id
+(``cri-containerd-<id>.scope``, ``crio-<id>.scope``, ``docker-<id>.scope``, ``/kubepods/.../<id>``), in cgroup
+v1 and v2 alike, and seen from inside another cgroup namespace the path still ends with it. So scanning
+``/proc/*/cgroup`` finds the container's processes without talking to any runtime; the agent (running with
+``hostPID``) then works exactly as for a ``pid/PID`` target. Among the container's processes the one whose
+parent is outside the container (its first process) is chosen, so the choice is stable while it lives.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ContainerProcess:
 
 
 def normalize_container_id(container_id: str) -> str:
-    """``containerd://0a1b...`` -> ``0a1b...`` (lowercase hex, 12 to 128 digits); ``TargetError`` otherwise."""
+    """``containerd://0a1b...`` -> ``0a1b...`` (12 to 128 lowercase hex digits), else ``TargetError``."""
     text = _RUNTIME_PREFIX.sub("", container_id.strip()).lower()
     if not _ID.match(text):
         raise TargetError(
