@@ -59,7 +59,10 @@ def _add_exec_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "-f", "--config-file", metavar="FILE", help="a mirrord config file (.json, .toml, .yaml)"
     )
     run.add_argument(
-        "-t", "--target", metavar="TARGET", help="netns/NAME or pid/PID (Kubernetes targets come later)"
+        "-t",
+        "--target",
+        metavar="TARGET",
+        help="pod/NAME, deployment/NAME, ... (Kubernetes), or netns/NAME, pid/PID (this machine)",
     )
     run.add_argument("-n", "--target-namespace", metavar="NS", help="the target's Kubernetes namespace")
     run.add_argument(
@@ -90,7 +93,14 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
             '{"event": "ready", "address": "HOST:PORT", "agent_id": "..."}; everything else goes to stderr.'
         ),
     )
-    agent.add_argument("--target", required=True, metavar="netns/NAME|pid/PID", help="the local target")
+    where = agent.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", metavar="netns/NAME|pid/PID", help="the local target")
+    where.add_argument(
+        "--container-id",
+        metavar="ID",
+        help="the target container's id (as in a pod's status, e.g. containerd://...); its first process"
+        " is found through /proc, so any container runtime works",
+    )
     agent.add_argument(
         "--listen",
         default="127.0.0.1:0",

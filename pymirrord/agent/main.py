@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
+from pymirrord.agent.container import find_container_pid
 from pymirrord.agent.errors import AgentError
 from pymirrord.agent.guard import Guard, spawn_guard
 from pymirrord.agent.incoming import Incoming
@@ -72,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise AgentError(f"--idle-timeout must be a positive number of seconds, got {idle_timeout:g}")
     listen = parse_listen(args.listen)
     require_privileges()
-    target = parse_target(args.target)
+    if getattr(args, "container_id", None):
+        target = parse_target(f"pid/{find_container_pid(args.container_id)}")
+    else:
+        target = parse_target(args.target)
 
     previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:

@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from pymirrord.kube.deploy import KubeAgent
+from pymirrord.kube.progress import terminal_progress
 from pymirrord.protocol.types import Mode
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.errors import SessionError
@@ -42,21 +44,19 @@ async def _run(config: Any, command: list[str], on_event: EventSink) -> int:
             "no target: pymirrord exec needs a target to serve traffic from",
             'pass --target netns/NAME (or pid/PID), or set "target" in the config file',
         )
-    if not is_local_target(target):
-        raise SessionError(
-            f"target {target} is a Kubernetes target, which this version cannot reach yet",
-            "use a local target: netns/NAME or pid/PID",
-        )
     executable = shutil.which(command[0])
     if executable is None:
         raise SessionError(f"cannot run {command[0]!r}: command not found", "check the command and PATH")
 
     mode = Mode.STEAL if config.incoming.mode == "steal" else Mode.MIRROR
     workdir = tempfile.mkdtemp(prefix="pymirrord-")  # mode 0700: only this user reaches the socket
-    agent: LocalAgent | None = None
+    agent: LocalAgent | KubeAgent | None = None
     session: Session | None = None
     try:
-        agent = await LocalAgent.start(target, float(config.agent.startup_timeout))
+        if is_local_target(target):
+            agent = await LocalAgent.start(target, float(config.agent.startup_timeout))
+        else:
+            agent = await KubeAgent.start(config, progress=terminal_progress())
         link = await AgentLink.open(
             agent.url,
             agent.token,
@@ -111,7 +111,7 @@ def _terminal_sent_it_to_the_child() -> bool:
         return False
 
 
-async def _cleanup(session: Session | None, agent: LocalAgent | None, workdir: str) -> None:
+async def _cleanup(session: Session | None, agent: LocalAgent | KubeAgent | None, workdir: str) -> None:
     if session is not None:
         await session.close()
     if agent is not None:

@@ -41,7 +41,6 @@ from .server import make_app
 from .store import BY_KIND, Obj, ResourceType, Store, now_rfc3339
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SHIM = Path(__file__).resolve().parent / "agent_shim.py"
 NODE = "node-1"
 POD = BY_KIND["Pod"]
 JOB = BY_KIND["Job"]
@@ -506,9 +505,7 @@ class Emulator:
                 if pid is not None:
                     command[index] = f"pid/{pid}"
         if command[:2] == ["pymirrord", "agent"]:
-            if _agent_understands(command[2:]):
-                return [sys.executable, "-m", "pymirrord", *command[1:]], pod_port
-            return [sys.executable, str(SHIM), *command[2:]], pod_port
+            return [sys.executable, "-m", "pymirrord", *command[1:]], pod_port
         return command, pod_port
 
     def _watch(self, key: tuple[str, str, str], process: AgentProcess, status: Obj, ephemeral: bool) -> None:
@@ -580,28 +577,6 @@ def _waiting_status(container: Obj, reason: str, message: str) -> Obj:
         "started": False,
         "state": {"waiting": waiting},
     }
-
-
-_SUPPORT: dict[str, bool] = {}
-
-
-def _agent_understands(args: list[str]) -> bool:
-    """Whether ``pymirrord agent`` accepts these options (``--container-id``, ``--targetless`` are new)."""
-    options = [a for a in args if a.startswith("--")]
-    key = " ".join(sorted(options))
-    if key not in _SUPPORT:
-        from pymirrord.cli import _build_parser
-
-        parser = _build_parser()
-        known: set[str] = set()
-        for action in parser._subparsers._group_actions if parser._subparsers else []:
-            choices = getattr(action, "choices", None) or {}
-            agent = choices.get("agent")
-            if agent is not None:
-                for sub_action in agent._actions:
-                    known.update(sub_action.option_strings)
-        _SUPPORT[key] = all(option in known for option in options)
-    return _SUPPORT[key]
 
 
 @contextlib.contextmanager
