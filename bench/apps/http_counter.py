@@ -1,6 +1,7 @@
 """Bench app: a minimal keep-alive HTTP/1.1 responder that counts requests.
 
-usage: http_counter.py PORT [COUNT_FILE]   (the count is written to COUNT_FILE on SIGINT/SIGTERM)
+usage: http_counter.py PORT [COUNT_FILE [EXPECTED]]
+The count is written to COUNT_FILE on SIGINT/SIGTERM; "reached EXPECTED" is printed when it gets there.
 Parsing is the bare minimum (GET without a body), so what the benchmark measures is the path, not the app.
 """
 
@@ -14,10 +15,15 @@ RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\
 requests = [0]  # one cell shared by every connection's handler
 
 
+EXPECTED = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+
+
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while await reader.readuntil(b"\r\n\r\n"):
             requests[0] += 1
+            if requests[0] == EXPECTED:
+                print(f"reached {EXPECTED}", flush=True)
             writer.write(RESPONSE)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass

@@ -107,8 +107,19 @@ class ConnectionTable:
         for session, is_copy in connection.audience():
             mode = Mode.MIRROR if is_copy else Mode.STEAL
             # The announcement is never refused: a copy dropped later is then reported under a known id.
-            effects.append(Send(session, NewConnection(connection_id, port, mode, client, local)))
+            effects.append(
+                Send(session, NewConnection(connection_id, port, mode, client, local, handed_over=False))
+            )
         return connection_id, effects
+
+    def hand_over(
+        self, port: int, session: int, client: SocketAddress, local: SocketAddress
+    ) -> tuple[int, list[Effect]]:
+        """A client's socket goes to ``session`` itself: an id and the announcement, nothing to track."""
+        connection_id = self._next_id
+        self._next_id += 1
+        announcement = NewConnection(connection_id, port, Mode.STEAL, client, local, handed_over=True)
+        return connection_id, [Send(session, announcement)]
 
     def client_data(self, connection_id: int, data: bytes) -> list[Effect]:
         """The client sent ``data`` (never empty: an end of stream is ``client_eof``)."""

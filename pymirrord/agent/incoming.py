@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, Send, WriteClient
+from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.subscriptions import Route, Subscriptions
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.types import SocketAddress
@@ -115,16 +116,23 @@ class Incoming:
     """Accepts redirected connections and serves them; sessions attach their sinks and act on connections."""
 
     def __init__(
-        self, subscriptions: Subscriptions, *, bypass_mark: int, read_chunk: int = READ_CHUNK
+        self,
+        subscriptions: Subscriptions,
+        *,
+        bypass_mark: int,
+        read_chunk: int = READ_CHUNK,
+        handover: HandoverChannels | None = None,
     ) -> None:
         self._subscriptions = subscriptions
+        self._handover = handover
         self._bypass_mark = bypass_mark
         self._read_chunk = read_chunk
         self._table = ConnectionTable()
         self._sinks: dict[int, SessionSink] = {}
         self._clients: dict[int, _Client] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
 
     # --- sessions ------------------------------------------------------------------------------------------
 
@@ -159,12 +167,55 @@ class Incoming:
 
     async def start(self, sock: socket.socket) -> None:
         """Start accepting on the redirect listener ``sock`` (already bound and listening)."""
-        self._server = await asyncio.start_server(self._accepted, sock=sock, limit=self._read_chunk)
+        sock.setblocking(False)
+        self._listener = sock
+        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop(sock))
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        # Raw accepts, not a stream server: a stream transport would start reading the client at once, and
+        # a socket handed over to a session must reach it with none of its bytes consumed.
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as error:
+                log.warning("accepting a redirected connection failed: %s", error)
+                continue
+            if self._hand_over(sock):
+                continue
+            task = loop.create_task(self._accepted_socket(sock))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _hand_over(self, sock: socket.socket) -> bool:
+        """Passes a stolen connection's socket to its session when that session takes sockets."""
+        if self._handover is None:
+            return False
+        destination = original_destination(sock)
+        if destination is None:
+            return False
+        route = self._subscriptions.route(destination.port)
+        if route.stealer is None or not route.handover or not self._handover.can_take(route.stealer):
+            return False
+        client = _address(sock.getpeername())
+        connection_id, effects = self._table.hand_over(destination.port, route.stealer, client, destination)
+        if not self._handover.send(route.stealer, connection_id, sock):
+            return False
+        self._apply(effects)
+        log.debug("connection %d from %s handed to session %d", connection_id, client, route.stealer)
+        sock.close()  # the session holds its own descriptor now
+        return True
+
+    async def _accepted_socket(self, sock: socket.socket) -> None:
+        reader, writer = await asyncio.open_connection(sock=sock, limit=self._read_chunk)
+        await self._accepted(reader, writer)
 
     async def close(self) -> None:
         """Stop accepting, end every connection and wait for their tasks."""
-        if self._server is not None:
-            self._server.close()
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
         for client in list(self._clients.values()):
             client.close()
         tasks = list(self._tasks)
@@ -172,14 +223,8 @@ class Incoming:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         try:
             await self._serve_client(reader, writer)
         except asyncio.CancelledError:
@@ -188,7 +233,6 @@ class Incoming:
             log.exception("serving a redirected connection failed")
         finally:
             writer.close()
-            self._tasks.discard(task)
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")

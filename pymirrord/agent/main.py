@@ -28,15 +28,18 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
 from pymirrord.agent.container import find_container_pid
+from pymirrord.agent.dns import Resolver
 from pymirrord.agent.errors import AgentError
 from pymirrord.agent.guard import Guard, spawn_guard
+from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.incoming import Incoming
 from pymirrord.agent.iptables import RedirectRules, new_agent_id, remove_stale
+from pymirrord.agent.outgoing import Outgoing
 from pymirrord.agent.server import AgentServer
 from pymirrord.agent.subscriptions import Subscriptions
 from pymirrord.agent.target import LocalTarget, enter_network_namespace, parse_target
@@ -114,6 +117,7 @@ def _run_in_target(
                     redirect_sock=redirect_sock,
                     token=token,
                     target=str(target),
+                    etc_dir=lambda: target.etc_dir,
                     rules=rules,
                     agent_id=agent_id,
                     idle_timeout=idle_timeout,
@@ -136,6 +140,7 @@ async def _serve(
     redirect_sock: socket.socket,
     token: str,
     target: str,
+    etc_dir: Callable[[], Path],
     rules: RedirectRules,
     agent_id: str,
     idle_timeout: float | None,
@@ -152,31 +157,45 @@ async def _serve(
         loop.add_signal_handler(signum, request_stop, signal.Signals(signum).name)
 
     subscriptions = Subscriptions()
-    incoming = Incoming(subscriptions, bypass_mark=BYPASS_MARK)
-    server = AgentServer(
-        token=token, target=target, rules=rules, subscriptions=subscriptions, incoming=incoming
-    )
-    await incoming.start(redirect_sock)
-    await server.start(ws_sock)
-    host, port = ws_sock.getsockname()[:2]
-    ready = {"event": "ready", "address": str(SocketAddress(host, port)), "agent_id": agent_id}
-    sys.stdout.write(json.dumps(ready) + "\n")
-    sys.stdout.flush()
-
-    waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
-    if idle_timeout is not None:
-        waits.append(asyncio.ensure_future(server.wait_idle(idle_timeout)))
+    handover = HandoverChannels()
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        handover.start()
+        incoming = Incoming(subscriptions, bypass_mark=BYPASS_MARK, handover=handover)
+        # The target's resolv.conf and hosts are read afresh for every lookup.
+        outgoing = Outgoing(Resolver(etc_dir), bypass_mark=BYPASS_MARK)
+        server = AgentServer(
+            token=token,
+            target=target,
+            rules=rules,
+            subscriptions=subscriptions,
+            incoming=incoming,
+            handover=handover,
+            outgoing=outgoing,
+        )
+        await incoming.start(redirect_sock)
+        await server.start(ws_sock)
+        host, port = ws_sock.getsockname()[:2]
+        ready = {"event": "ready", "address": str(SocketAddress(host, port)), "agent_id": agent_id}
+        sys.stdout.write(json.dumps(ready) + "\n")
+        sys.stdout.flush()
+
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+        if idle_timeout is not None:
+            waits.append(asyncio.ensure_future(server.wait_idle(idle_timeout)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        if stop_reason:
+            log.info("%s received; shutting down", stop_reason[0])
+        else:
+            log.info("no session for %g s; shutting down", idle_timeout)
+        await server.close()
+        await incoming.close()
+        await outgoing.close_all()
     finally:
-        for waiter in waits:
-            waiter.cancel()
-    if stop_reason:
-        log.info("%s received; shutting down", stop_reason[0])
-    else:
-        log.info("no session for %g s; shutting down", idle_timeout)
-    await server.close()
-    await incoming.close()
+        await handover.close()
     return 0
 
 

@@ -29,12 +29,15 @@ from websockets.http11 import Request, Response
 
 from pymirrord import __version__
 from pymirrord.agent.errors import AgentError
+from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.incoming import Incoming
+from pymirrord.agent.outgoing import Outgoing
 from pymirrord.agent.subscriptions import AddRedirect, RuleAction, Subscriptions
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol import session_to_agent as from_session
 from pymirrord.protocol.errors import ProtocolError
+from pymirrord.protocol.outgoing_types import ResolveError
 from pymirrord.protocol.types import LogLevel, Mode
 
 log = logging.getLogger(__name__)
@@ -184,6 +187,8 @@ class AgentServer:
         rules: PortRules,
         subscriptions: Subscriptions,
         incoming: Incoming,
+        handover: HandoverChannels | None = None,
+        outgoing: Outgoing | None = None,
     ) -> None:
         if not token:
             raise ValueError("the agent needs a non-empty token")
@@ -192,6 +197,8 @@ class AgentServer:
         self._rules = rules
         self._subscriptions = subscriptions
         self._incoming = incoming
+        self._handover = handover
+        self._outgoing = outgoing
         self._sessions: dict[int, _Session] = {}
         self._session_ids = itertools.count(1)
         # Subscription changes and their rule changes happen one at a time, in order.
@@ -315,9 +322,15 @@ class AgentServer:
         self._sessions[session.id] = session
         self._activity.set()
         self._incoming.attach(session.id, session.outbox)
+        if self._outgoing is not None:
+            self._outgoing.attach(session.id, session.outbox)
         writer = asyncio.ensure_future(session.outbox.run())
         log.info("%s connected (pymirrord %s)", session, hello.client_version)
-        session.send(to_session.AgentHello(PROTOCOL_VERSION, __version__, self._target))
+        if self._handover is not None:
+            path, key = self._handover.path, self._handover.key_for(session.id)
+        else:
+            path, key = None, ""
+        session.send(to_session.AgentHello(PROTOCOL_VERSION, __version__, self._target, path, key))
         try:
             async for frame in connection:
                 try:
@@ -345,6 +358,10 @@ class AgentServer:
 
     async def _drop(self, session: _Session) -> None:
         self._incoming.session_gone(session.id)
+        if self._outgoing is not None:
+            self._outgoing.session_gone(session.id)
+        if self._handover is not None:
+            self._handover.forget(session.id)
         try:
             async with self._rules_lock:
                 await self._apply_rules(self._subscriptions.session_gone(session.id))
@@ -362,8 +379,10 @@ class AgentServer:
             self._incoming.session_unsubscribe(session.id, message.connection_id)
         elif isinstance(message, from_session.Ping):
             session.send(to_session.Pong(message.nonce))
+        elif isinstance(message, _OUTGOING_MESSAGES):
+            await self._dispatch_outgoing(session, message)
         elif isinstance(message, from_session.PortSubscribe):
-            await self._subscribe(session, message.port, message.mode)
+            await self._subscribe(session, message.port, message.mode, message.handover)
         elif isinstance(message, from_session.PortUnsubscribe):
             async with self._rules_lock:
                 await self._apply_rules(self._subscriptions.unsubscribe(session.id, message.port))
@@ -373,9 +392,37 @@ class AgentServer:
                 to_session.Log(LogLevel.WARNING, "ClientHello sent twice; the second one is ignored")
             )
 
-    async def _subscribe(self, session: _Session, port: int, mode: Mode) -> None:
+    async def _dispatch_outgoing(self, session: _Session, message: from_session.SessionToAgent) -> None:
+        outgoing = self._outgoing
+        if outgoing is None:
+            if isinstance(message, from_session.OutgoingConnect):
+                session.send(
+                    to_session.OutgoingConnectResult(
+                        message.request_id,
+                        message.transport,
+                        0,
+                        None,
+                        "EOPNOTSUPP",
+                        "this agent makes no outgoing connections",
+                    )
+                )
+            elif isinstance(message, from_session.DnsLookup):
+                session.send(
+                    to_session.DnsResult(message.request_id, (), None, ResolveError.FAIL, "no lookups here")
+                )
+            return
+        if isinstance(message, from_session.OutgoingWrite):
+            await outgoing.write(session.id, message.connection_id, message.data)
+        elif isinstance(message, from_session.OutgoingConnect):
+            outgoing.connect(session.id, message)
+        elif isinstance(message, from_session.OutgoingClose):
+            outgoing.close(session.id, message.connection_id)
+        elif isinstance(message, from_session.DnsLookup):
+            outgoing.lookup(session.id, message)
+
+    async def _subscribe(self, session: _Session, port: int, mode: Mode, handover: bool) -> None:
         async with self._rules_lock:
-            outcome = self._subscriptions.subscribe(session.id, port, mode)
+            outcome = self._subscriptions.subscribe(session.id, port, mode, handover)
             error = outcome.error
             if error is None:
                 try:
@@ -397,6 +444,14 @@ class AgentServer:
                 log.warning(
                     "the redirect of port %d may not be fully removed; see `iptables -t nat -S`", action.port
                 )
+
+
+_OUTGOING_MESSAGES = (
+    from_session.OutgoingWrite,
+    from_session.OutgoingConnect,
+    from_session.OutgoingClose,
+    from_session.DnsLookup,
+)
 
 
 def _decode(frame: str | bytes) -> from_session.SessionToAgent:

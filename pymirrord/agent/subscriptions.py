@@ -46,10 +46,12 @@ class Route:
     """Who gets a new connection on a port.
 
     ``stealer`` serves it (None: the pod's app does); each of ``mirrors`` gets a copy of the client's bytes.
+    ``handover``: the stealer takes the client's socket itself, which is possible only without mirrors.
     """
 
     stealer: int | None
     mirrors: tuple[int, ...]
+    handover: bool = False
 
     @property
     def subscribed(self) -> bool:
@@ -63,6 +65,7 @@ NOBODY = Route(None, ())
 class _Port:
     # Insertion-ordered, so copies go out in subscription order (predictable logs and tests).
     modes: dict[int, Mode] = field(default_factory=dict)
+    handover: set[int] = field(default_factory=set)  # sessions that take stolen sockets
 
     def stealer(self) -> int | None:
         for session, mode in self.modes.items():
@@ -77,8 +80,11 @@ class Subscriptions:
     def __init__(self) -> None:
         self._ports: dict[int, _Port] = {}
 
-    def subscribe(self, session: int, port: int, mode: Mode) -> SubscribeOutcome:
-        """Subscribe ``session`` to ``port`` in ``mode``; subscribing again replaces the earlier mode."""
+    def subscribe(self, session: int, port: int, mode: Mode, handover: bool = False) -> SubscribeOutcome:
+        """Subscribe ``session`` to ``port`` in ``mode``; subscribing again replaces the earlier mode.
+
+        ``handover``: the session takes stolen connections of the port as sockets.
+        """
         if not MIN_PORT <= port <= MAX_PORT:
             return SubscribeOutcome(f"port {port} is not a TCP port (1-{MAX_PORT})")
         entry = self._ports.get(port)
@@ -95,6 +101,10 @@ class Subscriptions:
         else:
             actions = ()
         entry.modes[session] = mode
+        if handover:
+            entry.handover.add(session)
+        else:
+            entry.handover.discard(session)
         return SubscribeOutcome(None, actions)
 
     def unsubscribe(self, session: int, port: int) -> tuple[RuleAction, ...]:
@@ -102,6 +112,7 @@ class Subscriptions:
         entry = self._ports.get(port)
         if entry is None or entry.modes.pop(session, None) is None:
             return ()
+        entry.handover.discard(session)
         if entry.modes:
             return ()
         del self._ports[port]
@@ -121,7 +132,7 @@ class Subscriptions:
             return NOBODY
         stealer = entry.stealer()
         mirrors = tuple(session for session, mode in entry.modes.items() if mode is Mode.MIRROR)
-        return Route(stealer, mirrors)
+        return Route(stealer, mirrors, stealer in entry.handover and not mirrors)
 
     def mode_of(self, session: int, port: int) -> Mode | None:
         entry = self._ports.get(port)

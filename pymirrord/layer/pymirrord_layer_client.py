@@ -8,6 +8,7 @@ interleave on one stream): the child forgets the inherited connection and opens 
 
 from __future__ import annotations
 
+import array
 import contextlib
 import os
 import socket
@@ -44,6 +45,7 @@ class SessionClient:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._decoder = FrameDecoder()
+        self._received: list[int] = []  # descriptors that came with the last answer
         # Once connecting has failed in this process, later calls fail at once instead of retrying on
         # every accept; a forked child gets a fresh chance.
         self._unreachable: str | None = None
@@ -75,13 +77,22 @@ class SessionClient:
             except OSError:
                 self._drop()
 
-    def peer(self, port: int) -> tuple[Address | None, Address | None]:
+    def peer(self, port: int) -> tuple[Address | None, Address | None, int | None]:
         """The original client and pod-side address behind a connection from local ``port``.
 
-        Both are ``None`` for a genuinely local client, and when the session cannot say.
+        Both are ``None`` for a genuinely local client, and when the session cannot say. The third item
+        is a descriptor of the client's own socket when the session hands it over (the caller owns it).
         """
-        answer = self._request(to_session.PeerQuery(port), to_layer.PeerAnswer, PEER_TIMEOUT)
-        return _address(answer.client), _address(answer.local)
+        with self._lock:
+            sock = self._ensure_connected()
+            try:
+                answer = self._exchange(sock, to_session.PeerQuery(port), to_layer.PeerAnswer, PEER_TIMEOUT)
+            except SessionUnavailable:
+                self._drop()
+                raise
+            handed = self._received.pop(0) if answer.handover and self._received else None
+            self._close_received()
+        return _address(answer.client), _address(answer.local), handed
 
     def after_fork_in_child(self) -> None:
         """Forgets the parent's connection; the child connects on its first request.
@@ -149,7 +160,8 @@ class SessionClient:
             sock.settimeout(timeout)
             sock.sendall(frame(to_session.CODEC.encode(message)))
             while True:
-                data = sock.recv(65536)
+                data, ancillary, _, _ = sock.recvmsg(65536, _ANCILLARY_SPACE)
+                self._received.extend(_descriptors(ancillary))
                 if not data:
                     raise SessionUnavailable("the session closed the connection")
                 frames = self._decoder.feed(data)
@@ -173,11 +185,30 @@ class SessionClient:
             )
         return answer
 
+    def _close_received(self) -> None:
+        for descriptor in self._received:
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
+        self._received.clear()
+
     def _drop(self) -> None:
+        self._close_received()
         sock, self._sock = self._sock, None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+_ANCILLARY_SPACE = socket.CMSG_SPACE(4)
+
+
+def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    found: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            found.extend(array.array("i", data[:usable]))
+    return found
 
 
 def _address(address: SocketAddress | None) -> Address | None:

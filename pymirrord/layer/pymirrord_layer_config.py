@@ -5,7 +5,13 @@ Shape (unknown keys are ignored, so a newer session can add settings for a newer
     {"incoming": {"mode": "mirror" | "steal" | "off", "ports": [int] | null, "ignore_ports": [int],
                   "port_mapping": [[local, remote]], "listen_ports": [[requested, actual]],
                   "ignore_localhost": bool},
+     "outgoing": {"tcp": bool, "udp": bool, "ignore_localhost": bool, "filter": FILTER | null},
+     "dns": {"enabled": bool, "filter": FILTER | null},
      "skip_processes": [str]}
+
+    FILTER = {"mode": "remote" | "local",
+              "rules": [{"protocol": "any" | "tcp" | "udp", "kind": "any" | "name" | "ip" | "subnet",
+                         "host": str | null, "port": int | null}]}
 
 ``ports``, ``ignore_ports``, ``port_mapping`` and ``listen_ports`` are keyed by the port the app binds
 (its local port), as the app's own code and the user's config both speak of that port.
@@ -57,8 +63,47 @@ class IncomingConfig:
 
 
 @dataclass(frozen=True)
+class FilterRule:
+    """One outgoing or DNS filter entry: ``[tcp|udp|any://][name|ip|subnet/len][:port]``, already parsed."""
+
+    protocol: str = "any"
+    kind: str = "any"
+    """``any`` (only a port), ``name``, ``ip`` or ``subnet``."""
+    host: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class TrafficFilter:
+    """``remote``: only matching traffic goes through the target. ``local``: matching traffic stays local."""
+
+    mode: str
+    rules: tuple[FilterRule, ...]
+
+
+@dataclass(frozen=True)
+class OutgoingConfig:
+    tcp: bool = True
+    udp: bool = True
+    ignore_localhost: bool = False
+    filter: TrafficFilter | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.tcp or self.udp
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    enabled: bool = True
+    filter: TrafficFilter | None = None
+
+
+@dataclass(frozen=True)
 class LayerConfig:
     incoming: IncomingConfig = field(default_factory=IncomingConfig)
+    outgoing: OutgoingConfig = field(default_factory=OutgoingConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
     skip_processes: tuple[str, ...] = ()
 
     def skips(self, names: frozenset[str]) -> bool:
@@ -76,8 +121,20 @@ def parse_config(text: str | None) -> LayerConfig:
         raise LayerConfigError(f"{CONFIG_ENV} is not valid JSON: {error}") from None
     document = _object(raw, CONFIG_ENV)
     incoming = _object(document.get("incoming"), f"{CONFIG_ENV}: incoming")
+    outgoing = _object(document.get("outgoing"), f"{CONFIG_ENV}: outgoing")
+    dns = _object(document.get("dns"), f"{CONFIG_ENV}: dns")
     return LayerConfig(
         incoming=_parse_incoming(incoming),
+        outgoing=OutgoingConfig(
+            tcp=_bool(outgoing.get("tcp"), "outgoing.tcp", True),
+            udp=_bool(outgoing.get("udp"), "outgoing.udp", True),
+            ignore_localhost=_bool(outgoing.get("ignore_localhost"), "outgoing.ignore_localhost", False),
+            filter=_parse_filter(outgoing.get("filter"), "outgoing.filter"),
+        ),
+        dns=DnsConfig(
+            enabled=_bool(dns.get("enabled"), "dns.enabled", True),
+            filter=_parse_filter(dns.get("filter"), "dns.filter"),
+        ),
         skip_processes=tuple(_strings(document.get("skip_processes"), "skip_processes")),
     )
 
@@ -107,6 +164,46 @@ def _parse_incoming(raw: dict[str, Any]) -> IncomingConfig:
         listen_ports=_pairs(raw.get("listen_ports"), "incoming.listen_ports"),
         ignore_localhost=ignore_localhost,
     )
+
+
+def _bool(value: Any, key: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise LayerConfigError(f"{CONFIG_ENV}: {key} must be true or false, found {json.dumps(value)}")
+    return value
+
+
+_PROTOCOLS = ("any", "tcp", "udp")
+_KINDS = ("any", "name", "ip", "subnet")
+
+
+def _parse_filter(value: Any, key: str) -> TrafficFilter | None:
+    if value is None:
+        return None
+    raw = _object(value, f"{CONFIG_ENV}: {key}")
+    mode = raw.get("mode")
+    if mode not in ("remote", "local"):
+        raise LayerConfigError(f"{CONFIG_ENV}: {key}.mode must be remote or local, found {json.dumps(mode)}")
+    rules = []
+    for index, item in enumerate(_list(raw.get("rules"), f"{key}.rules")):
+        where = f"{key}.rules[{index}]"
+        entry = _object(item, f"{CONFIG_ENV}: {where}")
+        protocol = entry.get("protocol", "any")
+        kind = entry.get("kind", "any")
+        host = entry.get("host")
+        port = entry.get("port")
+        if protocol not in _PROTOCOLS or kind not in _KINDS:
+            raise LayerConfigError(
+                f"{CONFIG_ENV}: {where} has protocol {json.dumps(protocol)} and kind {json.dumps(kind)};"
+                f" protocol is one of {', '.join(_PROTOCOLS)}, kind one of {', '.join(_KINDS)}"
+            )
+        if (host is None) != (kind == "any") or (host is not None and not isinstance(host, str)):
+            raise LayerConfigError(f"{CONFIG_ENV}: {where}.host must be a string unless kind is any")
+        rules.append(
+            FilterRule(protocol, kind, host, None if port is None else _port(port, f"{where}.port"))
+        )
+    return TrafficFilter(mode, tuple(rules))
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

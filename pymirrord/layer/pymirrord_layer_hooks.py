@@ -41,7 +41,7 @@ class Session(Protocol):
 
     def listen_closed(self, port: int, host: str, real_port: int) -> None: ...
 
-    def peer(self, port: int) -> tuple[Address | None, Address | None]: ...
+    def peer(self, port: int) -> tuple[Address | None, Address | None, int | None]: ...
 
 
 class _Listener:
@@ -146,10 +146,12 @@ class Hooks:
             if not _is_loopback(address[0]):
                 return conn, address
             try:
-                client, local = session.peer(address[1])
+                client, local, handed = session.peer(address[1])
             except Exception as error:
                 warn_once("peer", f"cannot learn the original client of a connection: {error}")
                 return conn, address
+            if handed is not None:
+                _take_over(conn, handed)
             if client is None:
                 return conn, address
             peer = _for_family(sock.family, client)
@@ -251,6 +253,22 @@ def _numeric_host(family: int, host: Any) -> str | None:
     if not infos:
         return None
     return str(infos[0][4][0])
+
+
+def _take_over(conn: socket.socket, handed: int) -> None:
+    """Puts the client's own socket (from a local agent) in place of the placeholder ``conn``.
+
+    Same descriptor number, so the app's socket object now talks to the client directly; the
+    placeholder's connection closes with its old descriptor.
+    """
+    try:
+        os.dup2(handed, conn.fileno(), inheritable=False)
+        # The descriptor arrives with the agent's non-blocking flag: restore the app's own mode.
+        conn.settimeout(conn.gettimeout())
+    except OSError as error:
+        warn_once("handover", f"could not take over a connection's socket: {error}")
+    finally:
+        os.close(handed)
 
 
 def _is_loopback(host: Any) -> bool:

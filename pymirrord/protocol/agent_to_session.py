@@ -6,17 +6,24 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional, Union
 
 from pymirrord.protocol.codec import Codec, codec_for
+from pymirrord.protocol.outgoing_types import AddressInfo, ResolveError, Transport
 from pymirrord.protocol.types import LogLevel, Mode, SocketAddress
 
 
 @dataclass(frozen=True)
 class AgentHello:
-    """Agent -> session, answer to ``ClientHello``: the agent's protocol version and what it serves."""
+    """Agent -> session, answer to ``ClientHello``: the agent's protocol version and what it serves.
+
+    ``handover_path`` is the agent's unix (SOCK_SEQPACKET) socket for handing over stolen connections
+    to a session on the same machine; a session that opens it first sends ``handover_key``.
+    """
 
     TAG: ClassVar[int] = 1
     protocol_version: int
     agent_version: str
     target: str
+    handover_path: Optional[str]
+    handover_key: str
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,8 @@ class NewConnection:
 
     ``client`` is the remote peer as the pod sees it, ``local`` the pod-side address it connected to
     (its original destination), ``port`` the subscribed pod port (``local.port``). The client's bytes
-    follow as ``ConnectionRead`` messages with the same ``connection_id``.
+    follow as ``ConnectionRead`` messages with the same ``connection_id`` unless ``handed_over``: then
+    the client's socket itself comes over the handover channel, and no other message uses the id.
     """
 
     TAG: ClassVar[int] = 20
@@ -74,6 +82,7 @@ class NewConnection:
     mode: Mode
     client: SocketAddress
     local: SocketAddress
+    handed_over: bool
 
 
 @dataclass(frozen=True)
@@ -94,8 +103,77 @@ class ConnectionClosed:
     reason: str
 
 
+@dataclass(frozen=True)
+class OutgoingConnectResult:
+    """Agent -> session, answer to ``OutgoingConnect``: the connection is open, or why it is not.
+
+    On success ``connection_id`` names it from now on and ``local`` is its address in the pod (what
+    ``getsockname`` shows); ``error`` is empty. On failure ``error`` is the errno's name (``ECONNREFUSED``,
+    portable between systems whose errno numbers differ) and ``message`` says it for people.
+    """
+
+    TAG: ClassVar[int] = 30
+    request_id: int
+    transport: Transport
+    connection_id: int
+    local: Optional[SocketAddress]
+    error: str
+    message: str
+
+
+@dataclass(frozen=True)
+class OutgoingRead:
+    """Agent -> session: bytes the remote peer sent on outgoing connection ``connection_id``.
+
+    For TCP an empty ``data`` means the peer half-closed; for UDP each message is one datagram.
+    """
+
+    TAG: ClassVar[int] = 31
+    connection_id: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingClosed:
+    """Agent -> session: outgoing connection ``connection_id`` is gone in the pod; its id is free again.
+
+    ``error`` is the errno's name when it broke (``ECONNRESET``), empty when it ended normally.
+    """
+
+    TAG: ClassVar[int] = 32
+    connection_id: int
+    error: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DnsResult:
+    """Agent -> session, answer to ``DnsLookup``: the addresses, or ``error`` (then ``addresses`` is empty).
+
+    ``canonical_name`` is filled when the lookup asked for it. ``message`` explains an error for people.
+    """
+
+    TAG: ClassVar[int] = 33
+    request_id: int
+    addresses: tuple[AddressInfo, ...]
+    canonical_name: Optional[str]
+    error: Optional[ResolveError]
+    message: str
+
+
 AgentToSession = Union[
-    AgentHello, Pong, Log, ErrorReport, PortSubscribeResult, NewConnection, ConnectionRead, ConnectionClosed
+    AgentHello,
+    Pong,
+    Log,
+    ErrorReport,
+    PortSubscribeResult,
+    NewConnection,
+    ConnectionRead,
+    ConnectionClosed,
+    OutgoingConnectResult,
+    OutgoingRead,
+    OutgoingClosed,
+    DnsResult,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -109,5 +187,9 @@ CODEC: Codec[AgentToSession] = codec_for(
         NewConnection,
         ConnectionRead,
         ConnectionClosed,
+        OutgoingConnectResult,
+        OutgoingRead,
+        OutgoingClosed,
+        DnsResult,
     ],
 )

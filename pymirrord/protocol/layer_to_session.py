@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from pymirrord.protocol.codec import Codec, codec_for
+from pymirrord.protocol.outgoing_types import AddressFamily, SocketKind, Transport
 from pymirrord.protocol.types import SocketAddress
 
 
@@ -63,8 +64,56 @@ class PeerQuery:
     port: int
 
 
-LayerToSession = Union[LayerHello, ListenRequest, ListenClosed, PeerQuery]
+@dataclass(frozen=True)
+class ConnectRequest:
+    """Layer -> session: the app connects a socket to ``remote``; open that connection from the pod.
+
+    The session asks the agent, then opens a local interceptor that relays to the pod's connection, and
+    answers ``ConnectAnswer`` with the interceptor's address, to which the layer really connects the app's
+    socket. ``ipv6_socket`` says the app's socket is ``AF_INET6`` (the interceptor must be reachable from
+    it); ``timeout_ms`` bounds the handshake in the pod (0: the default).
+    """
+
+    TAG: ClassVar[int] = 30
+    transport: Transport
+    remote: SocketAddress
+    ipv6_socket: bool
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class ConnectionDone:
+    """Layer -> session: the app closed its (UDP) socket of outgoing connection ``connection_id``; no answer.
+
+    A TCP interceptor sees the app's socket close by itself; a UDP one cannot.
+    """
+
+    TAG: ClassVar[int] = 31
+    connection_id: int
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    """Layer -> session: ``getaddrinfo(host, port, family, kind, proto, flags)`` inside the pod.
+
+    Answered by ``ResolveAnswer``. ``port`` is numeric: the layer resolves service names itself.
+    """
+
+    TAG: ClassVar[int] = 32
+    host: str
+    port: int
+    family: AddressFamily
+    kind: SocketKind
+    proto: int
+    canonical_name: bool
+    address_config: bool
+
+
+LayerToSession = Union[
+    LayerHello, ListenRequest, ListenClosed, PeerQuery, ConnectRequest, ConnectionDone, ResolveRequest
+]
 
 CODEC: Codec[LayerToSession] = codec_for(
-    "layer-to-session", [LayerHello, ListenRequest, ListenClosed, PeerQuery]
+    "layer-to-session",
+    [LayerHello, ListenRequest, ListenClosed, PeerQuery, ConnectRequest, ConnectionDone, ResolveRequest],
 )

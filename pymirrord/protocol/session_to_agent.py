@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from pymirrord.protocol.codec import Codec, codec_for
-from pymirrord.protocol.types import Mode
+from pymirrord.protocol.outgoing_types import AddressFamily, SocketKind, Transport
+from pymirrord.protocol.types import Mode, SocketAddress
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,15 @@ class PortSubscribe:
     """Session -> agent: deliver the pod's incoming connections on ``port`` to this session.
 
     ``mode`` says whether the pod's app keeps serving (mirror) or this session serves instead (steal).
-    Answered by ``PortSubscribeResult``; subscribing again to a port replaces the earlier mode.
+    With ``handover`` the session takes stolen connections as sockets over the agent's handover channel
+    (both run on one machine), so their bytes never cross the websocket. Answered by
+    ``PortSubscribeResult``; subscribing again to a port replaces the earlier mode.
     """
 
     TAG: ClassVar[int] = 10
     port: int
     mode: Mode
+    handover: bool
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,77 @@ class ConnectionUnsubscribe:
     connection_id: int
 
 
+@dataclass(frozen=True)
+class OutgoingConnect:
+    """Session -> agent: open a connection from the pod to ``remote`` (TCP), or a UDP socket connected to it.
+
+    Answered by ``OutgoingConnectResult`` with the same ``request_id``. ``timeout_ms`` bounds the TCP
+    handshake (0: the agent's default).
+    """
+
+    TAG: ClassVar[int] = 30
+    request_id: int
+    transport: Transport
+    remote: SocketAddress
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class OutgoingWrite:
+    """Session -> agent: bytes the local app sent on outgoing connection ``connection_id``.
+
+    For TCP an empty ``data`` is a half-close (the app will send nothing more); for UDP each message is one
+    datagram, an empty one included.
+    """
+
+    TAG: ClassVar[int] = 31
+    connection_id: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingClose:
+    """Session -> agent: the app is done with outgoing connection ``connection_id``; close it in the pod.
+
+    No further message about the id follows in either direction.
+    """
+
+    TAG: ClassVar[int] = 32
+    connection_id: int
+
+
+@dataclass(frozen=True)
+class DnsLookup:
+    """Session -> agent: resolve ``host`` as ``getaddrinfo`` would inside the pod.
+
+    ``port`` is numeric (service names are resolved by the asker); ``canonical_name`` and
+    ``address_config`` are the ``AI_CANONNAME`` and ``AI_ADDRCONFIG`` flags. Answered by ``DnsResult``
+    with the same ``request_id``.
+    """
+
+    TAG: ClassVar[int] = 33
+    request_id: int
+    host: str
+    port: int
+    family: AddressFamily
+    kind: SocketKind
+    proto: int
+    canonical_name: bool
+    address_config: bool
+
+
 SessionToAgent = Union[
-    ClientHello, Ping, PortSubscribe, PortUnsubscribe, ConnectionWrite, ConnectionClose, ConnectionUnsubscribe
+    ClientHello,
+    Ping,
+    PortSubscribe,
+    PortUnsubscribe,
+    ConnectionWrite,
+    ConnectionClose,
+    ConnectionUnsubscribe,
+    OutgoingConnect,
+    OutgoingWrite,
+    OutgoingClose,
+    DnsLookup,
 ]
 
 CODEC: Codec[SessionToAgent] = codec_for(
@@ -101,5 +174,9 @@ CODEC: Codec[SessionToAgent] = codec_for(
         ConnectionWrite,
         ConnectionClose,
         ConnectionUnsubscribe,
+        OutgoingConnect,
+        OutgoingWrite,
+        OutgoingClose,
+        DnsLookup,
     ],
 )

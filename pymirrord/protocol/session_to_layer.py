@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional, Union
 
 from pymirrord.protocol.codec import Codec, codec_for
+from pymirrord.protocol.outgoing_types import AddressInfo, ResolveError
 from pymirrord.protocol.types import Mode, SocketAddress
 
 
@@ -32,13 +33,47 @@ class PeerAnswer:
     """Session -> layer, answer to ``PeerQuery``: the remote client and the pod-side address it reached.
 
     Both are absent when the connection did not come from the session (a genuinely local client).
+    With ``handover`` the frame carries the client's own socket (SCM_RIGHTS): the layer puts it in
+    place of the accepted connection, so the app talks to the client directly.
     """
 
     TAG: ClassVar[int] = 12
     client: Optional[SocketAddress]
     local: Optional[SocketAddress]
+    handover: bool
 
 
-SessionToLayer = Union[SessionHello, ListenResult, PeerAnswer]
+@dataclass(frozen=True)
+class ConnectAnswer:
+    """Session -> layer, answer to ``ConnectRequest``.
 
-CODEC: Codec[SessionToLayer] = codec_for("session-to-layer", [SessionHello, ListenResult, PeerAnswer])
+    On success: ``interceptor`` is where the layer connects the app's socket, ``local`` the connection's
+    address in the pod (what ``getsockname`` shows), ``connection_id`` names it (for ``ConnectionDone``).
+    On failure ``interceptor`` is absent, ``error`` the errno's name (``ECONNREFUSED``) and ``message`` the
+    reason in words.
+    """
+
+    TAG: ClassVar[int] = 30
+    connection_id: int
+    interceptor: Optional[SocketAddress]
+    local: Optional[SocketAddress]
+    error: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ResolveAnswer:
+    """Session -> layer, answer to ``ResolveRequest``: the addresses, or the ``getaddrinfo`` error."""
+
+    TAG: ClassVar[int] = 32
+    addresses: tuple[AddressInfo, ...]
+    canonical_name: Optional[str]
+    error: Optional[ResolveError]
+    message: str
+
+
+SessionToLayer = Union[SessionHello, ListenResult, PeerAnswer, ConnectAnswer, ResolveAnswer]
+
+CODEC: Codec[SessionToLayer] = codec_for(
+    "session-to-layer", [SessionHello, ListenResult, PeerAnswer, ConnectAnswer, ResolveAnswer]
+)

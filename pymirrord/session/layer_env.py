@@ -23,9 +23,15 @@ def layer_path() -> str:
     return str(Path(pymirrord.layer.__file__).resolve().parent)
 
 
-def layer_settings(incoming: Any, skip_processes: tuple[str, ...]) -> dict[str, Any]:
-    """The part of the resolved config the layer acts on, as plain JSON data."""
-    return {
+def layer_settings(
+    incoming: Any, skip_processes: tuple[str, ...], outgoing: Any = None, dns: Any = None
+) -> dict[str, Any]:
+    """The part of the resolved config the layer acts on, as plain JSON data.
+
+    ``outgoing`` and ``dns`` are the resolved config's sections; without them the layer's defaults apply
+    (outgoing TCP and UDP through the target, names resolved in the target).
+    """
+    settings = {
         "incoming": {
             "mode": incoming.mode,
             "ports": list(incoming.ports) if incoming.ports is not None else None,
@@ -35,6 +41,28 @@ def layer_settings(incoming: Any, skip_processes: tuple[str, ...]) -> dict[str, 
             "ignore_localhost": incoming.ignore_localhost,
         },
         "skip_processes": list(skip_processes),
+    }
+    if outgoing is not None:
+        settings["outgoing"] = {
+            "tcp": outgoing.tcp,
+            "udp": outgoing.udp,
+            "ignore_localhost": outgoing.ignore_localhost,
+            "filter": _traffic_filter(outgoing.filter),
+        }
+    if dns is not None:
+        settings["dns"] = {"enabled": dns.enabled, "filter": _traffic_filter(dns.filter)}
+    return settings
+
+
+def _traffic_filter(traffic_filter: Any) -> dict[str, Any] | None:
+    if traffic_filter is None:
+        return None
+    return {
+        "mode": traffic_filter.mode,
+        "rules": [
+            {"protocol": rule.protocol, "kind": rule.host_kind, "host": rule.host, "port": rule.port}
+            for rule in traffic_filter.rules
+        ],
     }
 
 

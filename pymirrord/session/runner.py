@@ -26,6 +26,8 @@ from pymirrord.session.local_agent import LocalAgent
 from pymirrord.session.session import EventSink, Session, print_events
 
 LOCAL_TARGET_PREFIXES = ("netns/", "pid/")
+HANDOVER_SWITCH = "PYMIRRORD_HANDOVER"
+"""Set to 0 to relay stolen connections of a local target through the session like remote ones."""
 
 
 def is_local_target(target: str) -> bool:
@@ -63,10 +65,14 @@ async def _run(config: Any, command: list[str], on_event: EventSink) -> int:
             f"exec {os.path.basename(command[0])}",
             float(config.agent.startup_timeout),
         )
-        session = Session(link, mode, os.path.join(workdir, "layer.sock"), on_event)
+        # A local agent hands stolen connections over as sockets: the app then talks to the client directly.
+        handover = is_local_target(target) and os.environ.get(HANDOVER_SWITCH, "1") != "0"
+        session = Session(link, mode, os.path.join(workdir, "layer.sock"), on_event, handover=handover)
         await session.start()
         added, unset = layer_environment(
-            layer_settings(config.incoming, tuple(config.skip_processes)), session.socket_path, os.environ
+            layer_settings(config.incoming, tuple(config.skip_processes), config.outgoing, config.dns),
+            session.socket_path,
+            os.environ,
         )
         env = {k: v for k, v in os.environ.items() if k not in unset} | added
         return await _run_child(executable, command, env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import os
 import socket
@@ -25,6 +26,10 @@ from pymirrord.protocol.errors import ProtocolError
 from pymirrord.protocol.framing import FrameDecoder, frame
 from pymirrord.protocol.types import LogLevel, Mode, SocketAddress
 from pymirrord.session.agent_link import AgentLink
+from pymirrord.session.handover import HandoverReceiver, send_with_socket
+from pymirrord.session.outgoing import AGENT_MESSAGES as OUTGOING_FROM_AGENT
+from pymirrord.session.outgoing import LAYER_MESSAGES as OUTGOING_FROM_LAYER
+from pymirrord.session.outgoing import OutgoingRelay
 from pymirrord.session.state import (
     Action,
     OpenToApp,
@@ -88,15 +93,23 @@ class _AppConnection:
 
 
 class Session:
-    def __init__(self, link: AgentLink, mode: Mode, socket_path: str, on_event: EventSink) -> None:
+    def __init__(
+        self, link: AgentLink, mode: Mode, socket_path: str, on_event: EventSink, handover: bool = False
+    ) -> None:
+        """``handover``: the agent runs on this machine, so stolen connections may come as sockets."""
         self._link = link
         self._state = SessionState(mode)
+        self._handover_wanted = handover and link.hello.handover_path is not None
+        self._handover: HandoverReceiver | None = None
         self._socket_path = socket_path
         self._on_event = on_event
+        self._outgoing = OutgoingRelay(link.send, lambda text: on_event(SessionEvent("log", text)))
         self._layer_ids = itertools.count(1)
         self._layers: dict[int, asyncio.StreamWriter] = {}
         self._apps: dict[int, _AppConnection] = {}
         self._server: asyncio.Server | None = None
+        self._layer_sockets: dict[int, socket.socket] = {}  # for answers that carry a socket
+        self._handing: set[asyncio.Task[None]] = set()
         self._pump: asyncio.Task[None] | None = None
         self.agent_lost = asyncio.Event()
 
@@ -115,9 +128,18 @@ class Session:
             self._server = await asyncio.start_unix_server(self._serve_layer, path=self._socket_path)
         finally:
             os.umask(old_umask)
+        if self._handover_wanted:
+            hello = self._link.hello
+            assert hello.handover_path is not None
+            try:
+                self._handover = HandoverReceiver.open(hello.handover_path, hello.handover_key)
+                self._state.handover = True
+            except OSError as error:
+                self._on_event(SessionEvent("log", f"stolen connections are relayed: {error}"))
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
 
     async def close(self) -> None:
+        await self._outgoing.close()
         if self._server is not None:
             self._server.close()
         for writer in list(self._layers.values()):
@@ -128,6 +150,8 @@ class Session:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
+        if self._handover is not None:
+            self._handover.close()
         with contextlib.suppress(Exception):
             await self._link.close()
         with contextlib.suppress(FileNotFoundError):
@@ -143,6 +167,10 @@ class Session:
                 writer = self._layers.get(action.layer)
                 if writer is not None and not writer.is_closing():
                     writer.write(frame(to_layer.CODEC.encode(action.message)))
+            elif isinstance(action, OpenToApp) and action.handed_over:
+                task = asyncio.create_task(self._hand_to_app(action.connection_id, action.address))
+                self._handing.add(task)
+                task.add_done_callback(self._handing.discard)
             elif isinstance(action, OpenToApp):
                 app = _AppConnection(action.connection_id)
                 self._apps[action.connection_id] = app
@@ -165,15 +193,23 @@ class Session:
         self._on_event(SessionEvent("agent-lost", f"lost the agent: {reason}"))
         for app in list(self._apps.values()):
             self._abort_app(app)
+        self._outgoing.agent_lost()
         self.agent_lost.set()
 
     async def _on_agent_message(self, message: from_agent.AgentToSession) -> None:
-        if isinstance(message, from_agent.ConnectionRead):
+        if isinstance(message, OUTGOING_FROM_AGENT):
+            await self._outgoing.on_agent_message(message)
+        elif isinstance(message, from_agent.ConnectionRead):
             await self._to_app(message.connection_id, message.data)
         elif isinstance(message, from_agent.NewConnection):
             await self._apply(
                 self._state.new_connection(
-                    message.connection_id, message.port, message.mode, message.client, message.local
+                    message.connection_id,
+                    message.port,
+                    message.mode,
+                    message.client,
+                    message.local,
+                    handed_over=message.handed_over,
                 )
             )
         elif isinstance(message, from_agent.ConnectionClosed):
@@ -246,6 +282,33 @@ class Session:
         if app.agent_closed:
             self._finish_app(app)
 
+    async def _hand_to_app(self, connection_id: int, address: SocketAddress) -> None:
+        """Makes the app accept a placeholder connection, whose accept then yields the client's socket.
+
+        The app's layer asks who is behind the placeholder (``PeerQuery``) and gets the client's socket
+        with the answer; it puts that socket in place of the placeholder, which closes our end.
+        """
+        assert self._handover is not None
+        loop = asyncio.get_running_loop()
+        placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        placeholder.setblocking(False)
+        try:
+            self._handover.expect(connection_id)
+            await self._handover.wait_for(connection_id)
+            placeholder.bind(("127.0.0.1", 0))
+            self._state.app_connecting(connection_id, placeholder.getsockname()[1])
+            await loop.sock_connect(placeholder, (address.host, address.port))
+            # Ends when the layer has swapped in the client's socket, or the app went away.
+            with contextlib.suppress(OSError):
+                await loop.sock_recv(placeholder, 1)
+        except (OSError, TimeoutError) as error:
+            message = f"could not hand connection {connection_id} to the app: {error}"
+            self._on_event(SessionEvent("log", message))
+        finally:
+            placeholder.close()
+            self._handover.discard(connection_id)  # closes the client's socket if the app never took it
+            self._state.forget(connection_id)
+
     def _finish_app(self, app: _AppConnection) -> None:
         """Both sides are done: let the last bytes drain to the app, then close."""
         self._state.forget(app.connection_id)
@@ -279,16 +342,44 @@ class Session:
             pass
         finally:
             del self._layers[layer]
+            self._outgoing.layer_gone(layer)
+            raw = self._layer_sockets.pop(layer, None)
+            if raw is not None:
+                raw.close()
             writer.close()
             if not self.agent_lost.is_set():
                 with contextlib.suppress(OSError, ConnectionError):
                     await self._apply(self._state.layer_gone(layer))
 
+    def _raw_layer_socket(self, layer: int, writer: asyncio.StreamWriter) -> socket.socket:
+        """The layer connection as a plain socket, for the one call streams lack: ``sendmsg``."""
+        raw = self._layer_sockets.get(layer)
+        if raw is None:
+            transport_socket = writer.get_extra_info("socket")
+            raw = self._layer_sockets[layer] = socket.socket(fileno=os.dup(transport_socket.fileno()))
+        return raw
+
     async def _on_layer_message(
         self, layer: int, message: from_layer.LayerToSession, writer: asyncio.StreamWriter
     ) -> None:
-        if isinstance(message, from_layer.PeerQuery):
-            writer.write(frame(to_layer.CODEC.encode(self._state.peer_of(message.port))))
+        if isinstance(message, OUTGOING_FROM_LAYER):
+            self._outgoing.on_layer_message(layer, message, writer)
+        elif isinstance(message, from_layer.PeerQuery):
+            answer = self._state.peer_of(message.port)
+            connection_id = self._state.connection_at(message.port)
+            client_socket = None
+            if self._handover is not None and connection_id is not None:
+                client_socket = self._handover.take(connection_id)
+            if client_socket is None:
+                writer.write(frame(to_layer.CODEC.encode(answer)))
+                return
+            try:
+                await writer.drain()  # nothing of ours may be queued ahead of the answer that carries it
+                raw = self._raw_layer_socket(layer, writer)
+                payload = frame(to_layer.CODEC.encode(dataclasses.replace(answer, handover=True)))
+                await send_with_socket(raw, payload, client_socket)
+            finally:
+                client_socket.close()
         elif isinstance(message, from_layer.ListenRequest):
             await self._apply(self._state.layer_listen(layer, message.port, message.address))
         elif isinstance(message, from_layer.ListenClosed):

@@ -32,11 +32,16 @@ class ReplyToLayer:
 
 @dataclass(frozen=True)
 class OpenToApp:
-    """Connect to the app's real listener at ``address`` and relay connection ``connection_id``."""
+    """Connect to the app's real listener at ``address`` and relay connection ``connection_id``.
+
+    ``handed_over``: the client's socket itself comes from the agent; the app gets it in place of the
+    connection it accepts, and nothing is relayed.
+    """
 
     connection_id: int
     address: SocketAddress
     mode: Mode
+    handed_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,10 @@ class Counters:
 class SessionState:
     """All the session knows about its layers, its pod ports and its live connections."""
 
-    def __init__(self, mode: Mode) -> None:
+    def __init__(self, mode: Mode, handover: bool = False) -> None:
         self.mode = mode
+        self.handover = handover
+        """Stolen connections may come as sockets (the agent runs on this machine)."""
         self.listeners: dict[int, Listener] = {}
         self.connections: dict[int, Connection] = {}
         self.counters = Counters()
@@ -111,7 +118,9 @@ class SessionState:
             current.addresses.append(address)
             return [ReplyToLayer(layer, to_layer.ListenResult(port, self.mode, None))]
         self.listeners[port] = Listener(layer, port, [address], ListenerState.PENDING)
-        return [SendToAgent(to_agent.PortSubscribe(port, self.mode))]
+        # The agent's sockets are IPv4: an IPv6 listener gets its connections relayed.
+        handover = self.handover and self.mode is Mode.STEAL and ":" not in address.host
+        return [SendToAgent(to_agent.PortSubscribe(port, self.mode, handover))]
 
     def layer_closed_listener(self, layer: LayerId, port: int, address: SocketAddress) -> list[Action]:
         listener = self.listeners.get(port)
@@ -134,8 +143,12 @@ class SessionState:
         connection_id = self._peers.get(source_port)
         connection = self.connections.get(connection_id) if connection_id is not None else None
         if connection is None:
-            return to_layer.PeerAnswer(None, None)
-        return to_layer.PeerAnswer(connection.client, connection.local)
+            return to_layer.PeerAnswer(None, None, handover=False)
+        return to_layer.PeerAnswer(connection.client, connection.local, handover=False)
+
+    def connection_at(self, source_port: int) -> int | None:
+        """The connection the relay opened from local ``source_port``, if any."""
+        return self._peers.get(source_port)
 
     # Agent ----------------------------------------------------------------------------------
 
@@ -154,7 +167,14 @@ class SessionState:
         ]
 
     def new_connection(
-        self, connection_id: int, port: int, mode: Mode, client: SocketAddress, local: SocketAddress
+        self,
+        connection_id: int,
+        port: int,
+        mode: Mode,
+        client: SocketAddress,
+        local: SocketAddress,
+        *,
+        handed_over: bool = False,
     ) -> list[Action]:
         listener = self.listeners.get(port)
         # A pending listener takes connections too: the agent's rule goes live just before its answer.
@@ -162,7 +182,7 @@ class SessionState:
             return [SendToAgent(to_agent.ConnectionClose(connection_id))]
         self.connections[connection_id] = Connection(connection_id, port, mode, client, local)
         self.counters.connections[mode] += 1
-        return [OpenToApp(connection_id, listener.address, mode)]
+        return [OpenToApp(connection_id, listener.address, mode, handed_over)]
 
     # Connections ----------------------------------------------------------------------------
 

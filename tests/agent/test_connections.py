@@ -21,9 +21,9 @@ def test_open_announces_to_stealer_and_mirrors() -> None:
     table = ConnectionTable()
     cid, effects = table.open(80, Route(A, (B, C)), CLIENT, LOCAL)
     assert effects == [
-        Send(A, NewConnection(cid, 80, Mode.STEAL, CLIENT, LOCAL)),
-        Send(B, NewConnection(cid, 80, Mode.MIRROR, CLIENT, LOCAL)),
-        Send(C, NewConnection(cid, 80, Mode.MIRROR, CLIENT, LOCAL)),
+        Send(A, NewConnection(cid, 80, Mode.STEAL, CLIENT, LOCAL, handed_over=False)),
+        Send(B, NewConnection(cid, 80, Mode.MIRROR, CLIENT, LOCAL, handed_over=False)),
+        Send(C, NewConnection(cid, 80, Mode.MIRROR, CLIENT, LOCAL, handed_over=False)),
     ]
     second, _ = table.open(80, Route(A, ()), CLIENT, LOCAL)
     assert second != cid
@@ -152,3 +152,12 @@ def test_stealer_listed_as_mirror_gets_no_duplicate() -> None:
     table = ConnectionTable()
     _, effects = table.open(80, Route(A, (A, B)), CLIENT, LOCAL)
     assert [e.session for e in effects if isinstance(e, Send)] == [A, B]
+
+
+def test_a_handed_over_connection_is_announced_once_and_not_tracked() -> None:
+    table = ConnectionTable()
+    cid, effects = table.hand_over(80, A, CLIENT, LOCAL)
+    assert effects == [Send(A, NewConnection(cid, 80, Mode.STEAL, CLIENT, LOCAL, handed_over=True))]
+    assert len(table) == 0
+    other, _ = table.open(80, Route(A, ()), CLIENT, LOCAL)
+    assert other != cid

@@ -192,7 +192,7 @@ def test_a_bad_message_after_the_handshake_closes_the_session() -> None:
         rules = FakeRules()
         async with agent(rules) as (server, url), client(url) as ws:
             await hello(ws)
-            await send(ws, from_session.PortSubscribe(80, Mode.MIRROR))
+            await send(ws, from_session.PortSubscribe(80, Mode.MIRROR, handover=False))
             await receive(ws)
             await ws.send(b"\x7f")
             report = await receive(ws)
@@ -215,16 +215,16 @@ def test_subscriptions_drive_the_rules_and_a_second_stealer_is_refused() -> None
         async with agent(rules) as (server, url), client(url) as first, client(url) as second:
             await hello(first)
             await hello(second)
-            await send(first, from_session.PortSubscribe(80, Mode.STEAL))
+            await send(first, from_session.PortSubscribe(80, Mode.STEAL, handover=False))
             assert await receive(first) == to_session.PortSubscribeResult(80, Mode.STEAL, None)
             assert rules.calls == [("add", 80)]
 
-            await send(second, from_session.PortSubscribe(80, Mode.STEAL))
+            await send(second, from_session.PortSubscribe(80, Mode.STEAL, handover=False))
             refused = await receive(second)
             assert isinstance(refused, to_session.PortSubscribeResult)
             assert refused.error is not None
             assert "80" in refused.error
-            await send(second, from_session.PortSubscribe(80, Mode.MIRROR))
+            await send(second, from_session.PortSubscribe(80, Mode.MIRROR, handover=False))
             assert await receive(second) == to_session.PortSubscribeResult(80, Mode.MIRROR, None)
             assert rules.calls == [("add", 80)]
 
@@ -246,13 +246,13 @@ def test_a_failing_rule_refuses_the_subscription_and_leaves_nothing() -> None:
         rules = FakeRules(fail_ports=frozenset({81}))
         async with agent(rules) as (_, url), client(url) as ws:
             await hello(ws)
-            await send(ws, from_session.PortSubscribe(81, Mode.MIRROR))
+            await send(ws, from_session.PortSubscribe(81, Mode.MIRROR, handover=False))
             result = await receive(ws)
             assert isinstance(result, to_session.PortSubscribeResult)
             assert result.error is not None
             assert "81" in result.error
             # Retrying asks for the rule again: the failed attempt left no subscription behind.
-            await send(ws, from_session.PortSubscribe(81, Mode.MIRROR))
+            await send(ws, from_session.PortSubscribe(81, Mode.MIRROR, handover=False))
             again = await receive(ws)
             assert isinstance(again, to_session.PortSubscribeResult)
             assert again.error is not None
@@ -265,7 +265,7 @@ def test_invalid_port_is_refused() -> None:
         rules = FakeRules()
         async with agent(rules) as (_, url), client(url) as ws:
             await hello(ws)
-            await send(ws, from_session.PortSubscribe(0, Mode.MIRROR))
+            await send(ws, from_session.PortSubscribe(0, Mode.MIRROR, handover=False))
             result = await receive(ws)
             assert isinstance(result, to_session.PortSubscribeResult)
             assert result.error is not None

@@ -99,3 +99,14 @@ def test_session_gone_drops_every_subscription_of_that_session() -> None:
     assert subs.ports == (81,)
     assert subs.route(81) == Route(None, (B,))
     assert subs.session_gone(A) == ()
+
+
+def test_handover_is_routed_only_to_a_stealer_that_asked_for_it_and_only_without_mirrors() -> None:
+    subs = Subscriptions()
+    subs.subscribe(1, 80, Mode.STEAL, handover=True)
+    assert subs.route(80) == Route(1, (), handover=True)
+    subs.subscribe(2, 80, Mode.MIRROR)
+    assert subs.route(80) == Route(1, (2,), handover=False), "mirrors need the bytes: no handover"
+    subs.unsubscribe(2, 80)
+    subs.subscribe(1, 80, Mode.STEAL, handover=False)
+    assert subs.route(80).handover is False

@@ -156,7 +156,7 @@ def test_steal_through_the_cluster_and_clean_up(api: KubeApi, namespace: str) ->
         agent = await KubeAgent.start(_config(namespace))
         try:
             link = await AgentLink.open(agent.url, agent.token, "cluster-test", 30)
-            await link.send(to_agent.PortSubscribe(80, Mode.STEAL))
+            await link.send(to_agent.PortSubscribe(80, Mode.STEAL, handover=False))
             messages = link.messages()
             assert await asyncio.wait_for(anext(messages), 30) == from_agent.PortSubscribeResult(
                 80, Mode.STEAL, None

@@ -22,7 +22,12 @@ USER_SERVICE = REPO_ROOT / "examples" / "user-service" / "service.py"
 
 
 def pymirrord_exec(
-    target: Netns, app: Sequence[str], *, steal: bool = False, config: dict[str, Any] | None = None
+    target: Netns,
+    app: Sequence[str],
+    *,
+    steal: bool = False,
+    config: dict[str, Any] | None = None,
+    handover: bool = True,
 ) -> WatchedProcess:
     argv = [sys.executable, "-m", "pymirrord", "exec", "--target", target.target]
     if steal:
@@ -32,7 +37,8 @@ def pymirrord_exec(
         with handle:
             json.dump(config, handle)
         argv += ["-f", handle.name]
-    return WatchedProcess([*argv, "--", *app], env=child_env())
+    env = child_env({} if handover else {"PYMIRRORD_HANDOVER": "0"})
+    return WatchedProcess([*argv, "--", *app], env=env)
 
 
 def pmd_chains(ns: Netns) -> list[str]:

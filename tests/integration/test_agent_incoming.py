@@ -197,7 +197,7 @@ class Session:
             self.pending.append(message)
 
     def subscribe(self, port: int, mode: Mode) -> to_session.PortSubscribeResult:
-        self.send(from_session.PortSubscribe(port, mode))
+        self.send(from_session.PortSubscribe(port, mode, handover=False))
         result = self.expect(lambda m: isinstance(m, to_session.PortSubscribeResult) and m.port == port)
         assert isinstance(result, to_session.PortSubscribeResult)
         return result

@@ -48,10 +48,12 @@ def test_mirror_copies_traffic_and_the_pod_keeps_answering(topology: Topology) -
     assert json.loads(get(topology.client, url)) == [*METAL_BEAR, {"Name": "X"}]
 
 
-def test_steal_serves_locally_then_the_pod_serves_again(topology: Topology) -> None:
+@pytest.mark.parametrize("handover", [True, False], ids=["handover", "relay"])
+def test_steal_serves_locally_then_the_pod_serves_again(topology: Topology, handover: bool) -> None:
     start_pod_service(topology)
     users = f"http://{topology.pod_ip}/users"
-    with pymirrord_exec(topology.pod, [sys.executable, str(USER_SERVICE)], steal=True) as run:
+    app = [sys.executable, str(USER_SERVICE)]
+    with pymirrord_exec(topology.pod, app, steal=True, handover=handover) as run:
         run.wait_for("pymirrord: port 80 stolen")
         assert json.loads(get(topology.client, users)) == []
         mehul = {"Name": "Mehul", "Last": "Arora"}
@@ -133,9 +135,10 @@ print(hashlib.sha256(payload).hexdigest(), answer.decode())
 FIFTY_MB = str(50 * 1024 * 1024)
 
 
-def test_fifty_megabytes_arrive_intact_when_stolen(topology: Topology) -> None:
+@pytest.mark.parametrize("handover", [True, False], ids=["handover", "relay"])
+def test_fifty_megabytes_arrive_intact_when_stolen(topology: Topology, handover: bool) -> None:
     app = [sys.executable, str(APPS / "hash_server.py"), "9000", "local"]
-    with pymirrord_exec(topology.pod, app, steal=True) as run:
+    with pymirrord_exec(topology.pod, app, steal=True, handover=handover) as run:
         run.wait_for("pymirrord: port 9000 stolen")
         sent, answered = topology.client.python(
             HASH_CLIENT, topology.pod_ip, "9000", FIFTY_MB, timeout=120
@@ -233,3 +236,25 @@ def test_session_sigkill_makes_the_agent_drop_its_subscriptions(topology: Topolo
         assert wait_until(lambda: pod_answers(topology))
         assert wait_until(lambda: agent_count(topology) == 0, timeout=30), "an orphaned agent exits by itself"
         assert pmd_chains(topology.pod) == []
+
+
+ECHO_BYTES = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10) as connection:
+    connection.sendall(b"ping")
+    print(connection.recv(10).decode())
+"""
+
+
+@pytest.mark.parametrize("handover", [True, False], ids=["handover", "relay"])
+def test_a_stolen_connection_reaches_the_app_as_the_clients_own_socket(
+    topology: Topology, handover: bool
+) -> None:
+    app = [sys.executable, str(APPS / "peer_probe.py"), "7004"]
+    with pymirrord_exec(topology.pod, app, steal=True, handover=handover) as run:
+        run.wait_for_each("probe listening", "pymirrord: port 7004 stolen")
+        assert topology.client.python(ECHO_BYTES, topology.pod_ip, "7004").stdout.strip() == "ping"
+        accepted = run.wait_for("accepted peer=")
+        assert f"peer={topology.client_ip} " in accepted, "the layer shows the client either way"
+        expected_kernel_peer = topology.client_ip if handover else "127.0.0.1"
+        assert accepted.endswith(f"kernel_peer={expected_kernel_peer}")

@@ -175,7 +175,7 @@ def test_job_failure_and_events() -> None:
 async def _steal_one_request(world_: UserServiceWorld, agent: KubeAgent, answer: bytes) -> str:
     link = await AgentLink.open(agent.url, agent.token, "test", 15)
     try:
-        await link.send(to_agent.PortSubscribe(80, Mode.STEAL))
+        await link.send(to_agent.PortSubscribe(80, Mode.STEAL, handover=False))
         messages = link.messages()
         result = await asyncio.wait_for(anext(messages), 15)
         assert result == from_agent.PortSubscribeResult(80, Mode.STEAL, None)

@@ -154,7 +154,7 @@ class FakeSession:
                 return to_layer.ListenResult(message.port, self.mode, None)
             if isinstance(message, to_session.PeerQuery):
                 client, local = self._peers.get(message.port, (None, None))
-                return to_layer.PeerAnswer(client, local)
+                return to_layer.PeerAnswer(client, local, handover=False)
             return None
 
 

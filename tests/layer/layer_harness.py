@@ -126,8 +126,10 @@ class App:
 
     def _report(self) -> str:
         return (
-            f"\n--- stdout of {self.argv}:\n" + "\n".join(self.stdout)
-            + "\n--- stderr:\n" + "\n".join(self.stderr)
+            f"\n--- stdout of {self.argv}:\n"
+            + "\n".join(self.stdout)
+            + "\n--- stderr:\n"
+            + "\n".join(self.stderr)
         )
 
 

@@ -87,9 +87,10 @@ def test_uvicorn_h11() -> None:
 def test_steal_mode_and_port_mapping() -> None:
     """The layer asks for the mapped pod port; the mode is the session's business."""
     config = json.dumps({"incoming": {"mode": "steal", "port_mapping": [[80, 8080]]}})
-    with FakeSession() as session, App(
-        [sys.executable, APPS / "layer_app_http_server.py"], layer_env(session.path, config)
-    ) as app:
+    with (
+        FakeSession() as session,
+        App([sys.executable, APPS / "layer_app_http_server.py"], layer_env(session.path, config)) as app,
+    ):
         request = session.wait_for(to_session.ListenRequest)
         assert request.port == 8080
         status, body = session.http_get(request.address, CLIENT)

@@ -22,7 +22,7 @@ def test_hello_then_listen_and_peer() -> None:
             assert hello == to_session.LayerHello(PROTOCOL_VERSION, os.getpid(), os.getppid())
             assert client.listen(80, "127.0.0.1", 40000) is None
             assert session.wait_listen(80).address == SocketAddress("127.0.0.1", 40000)
-            assert client.peer(12345) == (None, None)
+            assert client.peer(12345) == (None, None, None)
             client.listen_closed(80, "127.0.0.1", 40000)
             closed = session.wait_for(to_session.ListenClosed, lambda m: m.port == 80)
             assert closed.address == SocketAddress("127.0.0.1", 40000)
@@ -49,7 +49,7 @@ def test_peer_answer_comes_from_the_session() -> None:
             with session.connect(address, SocketAddress("203.0.113.7", 5555), SocketAddress("10.0.0.2", 80)):
                 conn, peer = listener.accept()
                 conn.close()
-                assert client.peer(peer[1]) == (("203.0.113.7", 5555), ("10.0.0.2", 80))
+                assert client.peer(peer[1]) == (("203.0.113.7", 5555), ("10.0.0.2", 80), None)
         finally:
             listener.close()
             client.close()

@@ -61,7 +61,7 @@ def test_nulls_mean_defaults() -> None:
         ("{", "PYMIRRORD_LAYER_CONFIG is not valid JSON"),
         ("[]", "PYMIRRORD_LAYER_CONFIG must be a JSON object"),
         ('{"incoming": 3}', "incoming must be a JSON object"),
-        ('{"incoming": {"mode": "copy"}}', "incoming.mode must be one of mirror, steal, off, found \"copy\""),
+        ('{"incoming": {"mode": "copy"}}', 'incoming.mode must be one of mirror, steal, off, found "copy"'),
         ('{"incoming": {"ports": [80, "x"]}}', "incoming.ports[1] must be a port number"),
         ('{"incoming": {"ports": [true]}}', "incoming.ports[0] must be a port number"),
         ('{"incoming": {"ignore_ports": [70000]}}', "incoming.ignore_ports[0] must be a port number"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _socket
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ class RecordingSession:
     listens: list[tuple[int, str, int]] = field(default_factory=list)
     closed: list[int] = field(default_factory=list)
     queries: list[int] = field(default_factory=list)
+    handed: dict[int, int] = field(default_factory=dict)  # peer port -> descriptor handed over
     listen_error: str | None = None
     peers: dict[int, tuple[Address | None, Address | None]] = field(default_factory=dict)
 
@@ -31,9 +33,10 @@ class RecordingSession:
         assert (port, host, real_port) in self.listens, "the listener that closes is one that listened"
         self.closed.append(port)
 
-    def peer(self, port: int) -> tuple[Address | None, Address | None]:
+    def peer(self, port: int) -> tuple[Address | None, Address | None, int | None]:
         self.queries.append(port)
-        return self.peers.get(port, (None, None))
+        client, local = self.peers.get(port, (None, None))
+        return client, local, self.handed.pop(port, None)
 
 
 @pytest.fixture
@@ -188,6 +191,34 @@ def test_accept_shows_the_original_client(hooks: Hooks, session: RecordingSessio
             assert session.queries == [client.getsockname()[1]]
             with pytest.raises(OSError):
                 conn.getpeername()
+
+
+def test_a_handed_over_socket_replaces_the_accepted_placeholder(
+    hooks: Hooks, session: RecordingSession
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as elsewhere, socket.socket() as listener:
+        # The "real client" connection, whose server end is what a local agent would hand over.
+        real_client = socket.create_connection(elsewhere.getsockname())
+        real_server_end, _ = elsewhere.accept()
+        listener.bind(("0.0.0.0", 80))
+        listener.listen()
+        listener.settimeout(5)  # the app's own mode: the handed socket must take it, not the sender's
+        with socket.socket() as placeholder, real_client:
+            placeholder.bind(("127.0.0.1", 0))
+            session.peers[placeholder.getsockname()[1]] = (("203.0.113.7", 4242), ("10.0.0.5", 80))
+            real_server_end.setblocking(False)
+            session.handed[placeholder.getsockname()[1]] = os.dup(real_server_end.fileno())
+            real_server_end.close()
+            placeholder.connect(real_address(listener))
+            conn, peer = listener.accept()
+            with conn:
+                assert peer == ("203.0.113.7", 4242)
+                real_client.sendall(b"straight from the client")
+                assert conn.recv(100) == b"straight from the client", "a blocking recv: the app's mode"
+                conn.sendall(b"straight back")
+                assert real_client.recv(100) == b"straight back"
+                assert conn.get_inheritable() is False
+            assert placeholder.recv(1) == b"", "the placeholder's connection closed when it was replaced"
 
 
 def test_ipv6_listener_shows_ipv4_clients_mapped(hooks: Hooks, session: RecordingSession) -> None:

@@ -55,9 +55,10 @@ def test_user_modules_named_like_ours_are_not_shadowed(tmp_path: Path) -> None:
     user.mkdir()
     for name in ("server", "agent", "config"):
         (user / f"{name}.py").write_text("")
-    with FakeSession() as session, App(
-        [sys.executable, PROBE, "80"], layer_env(session.path, "{}", pythonpath=[user])
-    ) as app:
+    with (
+        FakeSession() as session,
+        App([sys.executable, PROBE, "80"], layer_env(session.path, "{}", pythonpath=[user])) as app,
+    ):
         report = probe(app)
         assert report["hooked"] is True
         expected = {name: str(user / f"{name}.py") for name in ("server", "agent", "config")}
@@ -71,9 +72,10 @@ def test_existing_sitecustomize_still_runs(tmp_path: Path) -> None:
     user = tmp_path / "user"
     user.mkdir()
     (user / "sitecustomize.py").write_text("print('user sitecustomize ran', flush=True)\n")
-    with FakeSession() as session, App(
-        [sys.executable, PROBE, "80"], layer_env(session.path, "{}", pythonpath=[user])
-    ) as app:
+    with (
+        FakeSession() as session,
+        App([sys.executable, PROBE, "80"], layer_env(session.path, "{}", pythonpath=[user])) as app,
+    ):
         app.wait_line("^user sitecustomize ran$")
         assert probe(app)["hooked"] is True
         assert get(session.wait_listen(80).address).endswith(b"hello")
@@ -91,9 +93,10 @@ def test_failing_user_sitecustomize_is_shown_and_the_app_runs(tmp_path: Path) ->
     user = tmp_path / "user"
     user.mkdir()
     (user / "sitecustomize.py").write_text("raise RuntimeError('broken user sitecustomize')\n")
-    with FakeSession() as session, App(
-        [sys.executable, PROBE, "80"], layer_env(session.path, "{}", pythonpath=[user])
-    ) as app:
+    with (
+        FakeSession() as session,
+        App([sys.executable, PROBE, "80"], layer_env(session.path, "{}", pythonpath=[user])) as app,
+    ):
         assert probe(app)["hooked"] is True
         get(session.wait_listen(80).address)
         assert app.finish() == 0
@@ -114,9 +117,10 @@ def test_unreachable_session_warns_once_and_the_app_runs(tmp_path: Path) -> None
 
 
 def test_bad_config_warns_once_and_the_app_runs() -> None:
-    with FakeSession() as session, App(
-        [sys.executable, PROBE, "0"], layer_env(session.path, '{"incoming": {"mode": "copy"}}')
-    ) as app:
+    with (
+        FakeSession() as session,
+        App([sys.executable, PROBE, "0"], layer_env(session.path, '{"incoming": {"mode": "copy"}}')) as app,
+    ):
         report = probe(app)
         assert report["hooked"] is False
         get(SocketAddress(*report["address"]))
@@ -156,7 +160,8 @@ def test_fork_child_uses_its_own_connection() -> None:
         for received in session.received:
             by_connection.setdefault(received.connection, []).append(received.message)
         parent_messages = [
-            messages for messages in by_connection.values()
+            messages
+            for messages in by_connection.values()
             if messages[0] == to_session.LayerHello(1, parent, messages[0].parent_pid)  # type: ignore[union-attr]
         ]
         assert len(parent_messages) == 1
@@ -164,7 +169,8 @@ def test_fork_child_uses_its_own_connection() -> None:
         assert kinds == ["LayerHello", "ListenRequest", "ListenClosed"]
         assert parent_messages[0][1].port == 82  # type: ignore[union-attr]
         child_messages = [
-            messages for messages in by_connection.values()
+            messages
+            for messages in by_connection.values()
             if messages[0] == to_session.LayerHello(1, child, parent)
         ]
         assert len(child_messages) == 1

@@ -17,7 +17,7 @@ def active(state: SessionState, layer: int = 1, port: int = 80) -> None:
 
 def test_listen_subscribes_and_the_confirmation_answers_the_layer() -> None:
     state = SessionState(Mode.STEAL)
-    assert state.layer_listen(1, 80, APP) == [SendToAgent(to_agent.PortSubscribe(80, Mode.STEAL))]
+    assert state.layer_listen(1, 80, APP) == [SendToAgent(to_agent.PortSubscribe(80, Mode.STEAL, False))]
     assert state.subscribe_result(80, Mode.STEAL, None) == [
         ReplyToLayer(1, to_layer.ListenResult(80, Mode.STEAL, None)),
         PortServed(80, Mode.STEAL),
@@ -64,11 +64,11 @@ def test_new_connection_opens_the_app_and_the_peer_is_known_once_bound() -> None
     state = SessionState(Mode.STEAL)
     active(state)
     assert state.new_connection(7, 80, Mode.STEAL, CLIENT, POD) == [OpenToApp(7, APP, Mode.STEAL)]
-    assert state.peer_of(50123) == to_layer.PeerAnswer(None, None)
+    assert state.peer_of(50123) == to_layer.PeerAnswer(None, None, handover=False)
     state.app_connecting(7, 50123)
-    assert state.peer_of(50123) == to_layer.PeerAnswer(CLIENT, POD)
+    assert state.peer_of(50123) == to_layer.PeerAnswer(CLIENT, POD, handover=False)
     state.forget(7)
-    assert state.peer_of(50123) == to_layer.PeerAnswer(None, None)
+    assert state.peer_of(50123) == to_layer.PeerAnswer(None, None, handover=False)
 
 
 def test_connection_for_an_unserved_port_is_handed_back() -> None:
@@ -115,3 +115,24 @@ def test_a_port_listened_on_twice_is_released_when_both_listeners_close() -> Non
     assert state.listeners[80].address == v6
     assert state.layer_closed_listener(1, 80, SocketAddress("127.0.0.1", 1)) == [], "not one of its listeners"
     assert state.layer_closed_listener(1, 80, v6) == [SendToAgent(to_agent.PortUnsubscribe(80))]
+
+
+def test_handover_is_asked_for_stolen_ipv4_listeners_only() -> None:
+    steal = SessionState(Mode.STEAL, handover=True)
+    assert steal.layer_listen(1, 80, APP) == [SendToAgent(to_agent.PortSubscribe(80, Mode.STEAL, True))]
+    assert steal.layer_listen(2, 81, SocketAddress("::1", 4000)) == [
+        SendToAgent(to_agent.PortSubscribe(81, Mode.STEAL, False))
+    ]
+    mirror = SessionState(Mode.MIRROR, handover=True)
+    assert mirror.layer_listen(1, 80, APP) == [SendToAgent(to_agent.PortSubscribe(80, Mode.MIRROR, False))]
+
+
+def test_a_handed_over_connection_opens_the_app_without_a_relay_and_is_found_by_its_port() -> None:
+    state = SessionState(Mode.STEAL, handover=True)
+    active(state)
+    assert state.new_connection(3, 80, Mode.STEAL, CLIENT, POD, handed_over=True) == [
+        OpenToApp(3, APP, Mode.STEAL, handed_over=True)
+    ]
+    state.app_connecting(3, 50200)
+    assert state.connection_at(50200) == 3
+    assert state.connection_at(50201) is None

@@ -1,0 +1,113 @@
+"""Handing stolen connections to sessions on the agent's own machine, as sockets.
+
+A session that runs next to the agent (a local target) opens the agent's unix SOCK_SEQPACKET socket and
+sends the key it got in ``AgentHello``. From then on each connection it steals arrives there as the
+client's socket itself (SCM_RIGHTS, one message per connection carrying its id), so its bytes never
+cross the websocket and the app ends up talking to the client directly. Sessions elsewhere (through a
+Kubernetes port-forward) cannot open the socket and keep the websocket relay.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import socket
+import struct
+import tempfile
+
+log = logging.getLogger("pymirrord.agent")
+
+_HEADER = struct.Struct(">Q")
+_KEY_BYTES = 16
+
+
+class HandoverChannels:
+    """The agent's handover socket and, per session, the channel that session opened on it."""
+
+    def __init__(self) -> None:
+        # A private directory: only this user (root, for a local agent) can reach the socket.
+        self._directory = tempfile.mkdtemp(prefix="pymirrord-agent-")
+        self.path = os.path.join(self._directory, "handover.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._listener.bind(self.path)
+        self._listener.listen(16)
+        self._listener.setblocking(False)
+        self._keys: dict[str, int] = {}
+        self._channels: dict[int, socket.socket] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._registering: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    def key_for(self, session: int) -> str:
+        """A fresh key that lets ``session`` (and nobody else) open its channel."""
+        key = secrets.token_hex(_KEY_BYTES)
+        self._keys[key] = session
+        return key
+
+    def forget(self, session: int) -> None:
+        for key in [key for key, owner in self._keys.items() if owner == session]:
+            del self._keys[key]
+        channel = self._channels.pop(session, None)
+        if channel is not None:
+            channel.close()
+
+    def can_take(self, session: int) -> bool:
+        return session in self._channels
+
+    def send(self, session: int, connection_id: int, client: socket.socket) -> bool:
+        """Passes ``client`` to the session; False (the caller relays instead) when that is not possible."""
+        channel = self._channels.get(session)
+        if channel is None:
+            return False
+        descriptors = array.array("i", [client.fileno()])
+        try:
+            channel.sendmsg(
+                [_HEADER.pack(connection_id)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, descriptors)]
+            )
+        except OSError as error:
+            # A full or broken channel: this connection is relayed, later ones may still be handed over.
+            log.warning("could not hand connection %d to session %d: %s", connection_id, session, error)
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+        self._listener.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            channel, _ = await loop.sock_accept(self._listener)
+            task = loop.create_task(self._register(channel))
+            self._registering.add(task)
+            task.add_done_callback(self._registering.discard)
+
+    async def _register(self, channel: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            key = (await asyncio.wait_for(loop.sock_recv(channel, 256), 10)).decode("ascii", "replace")
+        except (OSError, asyncio.TimeoutError):
+            channel.close()
+            return
+        session = self._keys.pop(key.strip(), None)
+        if session is None:
+            log.warning("a handover channel presented an unknown key; closed")
+            channel.close()
+            return
+        channel.setblocking(False)
+        self._channels[session] = channel
+        log.info("session %d takes stolen connections as sockets", session)

@@ -1,0 +1,421 @@
+"""The session's side of outgoing traffic: local interceptors relaying to the agent's connections, lookups.
+
+When the app connects a socket, its layer asks here first. The agent opens the connection from the pod; then
+the session opens a one-shot local interceptor (a loopback listener for TCP, a loopback UDP socket for UDP),
+tells the layer where it is, and the layer connects the app's socket to it. From then on the interceptor and
+the agent's connection are relayed both ways. ``OutgoingState`` holds the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymirrord.protocol import agent_to_session as from_agent
+from pymirrord.protocol import layer_to_session as from_layer
+from pymirrord.protocol import session_to_agent as to_agent
+from pymirrord.protocol import session_to_layer as to_layer
+from pymirrord.protocol.framing import frame
+from pymirrord.protocol.outgoing_types import ResolveError, Transport
+from pymirrord.protocol.types import SocketAddress
+from pymirrord.session.outgoing_state import LayerId, OutgoingState
+
+SendToAgent = Callable[[to_agent.SessionToAgent], Awaitable[None]]
+
+CHUNK = 1024 * 1024
+HIGH_WATER = 4 * 1024 * 1024
+"""Bytes unwritten towards the app beyond which the agent pump waits for the app to read."""
+ANSWER_TIMEOUT = 30.0
+"""How long a layer's request may wait for the agent; the layer itself waits a little longer."""
+ACCEPT_TIMEOUT = 30.0
+"""How long an interceptor waits for the app's socket to connect before giving the connection up."""
+UDP_BACKLOG = 1024
+"""Datagrams held for one UDP connection while its other end is not known or not keeping up."""
+
+AGENT_MESSAGES = (
+    from_agent.OutgoingConnectResult,
+    from_agent.OutgoingRead,
+    from_agent.OutgoingClosed,
+    from_agent.DnsResult,
+)
+LAYER_MESSAGES = (from_layer.ConnectRequest, from_layer.ConnectionDone, from_layer.ResolveRequest)
+
+
+@dataclass
+class _TcpRelay:
+    """The session's end of one outgoing TCP connection, towards the app's socket."""
+
+    connection_id: int
+    listener: socket.socket | None = None
+    writer: asyncio.StreamWriter | None = None
+    pending: list[bytes] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    def write(self, data: bytes) -> None:
+        writer = self.writer
+        if writer is None:
+            self.pending.append(data)
+        elif writer.is_closing():
+            return
+        elif data:
+            writer.write(data)
+        elif writer.can_write_eof():
+            writer.write_eof()
+
+
+class _UdpInterceptor(asyncio.DatagramProtocol):
+    """The session's end of one outgoing UDP connection: a loopback socket the app's socket connects to."""
+
+    def __init__(self, relay: OutgoingRelay, connection_id: int) -> None:
+        self.relay = relay
+        self.connection_id = connection_id
+        self.transport: asyncio.DatagramTransport | None = None
+        self.app: Any = None  # the app's address, known from its first datagram
+        self.to_app: list[bytes] = []
+        self.to_agent: asyncio.Queue[bytes] = asyncio.Queue(UDP_BACKLOG)
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.app is None:
+            # The app's socket is connected to us, so its address never changes; strangers are ignored.
+            self.app = addr
+            for datagram in self.to_app:
+                self._send_to_app(datagram)
+            self.to_app.clear()
+        elif addr != self.app:
+            return
+        with contextlib.suppress(asyncio.QueueFull):  # UDP may drop; a stuck agent must not grow memory
+            self.to_agent.put_nowait(data)
+
+    def from_agent(self, data: bytes) -> None:
+        if self.app is None:
+            if len(self.to_app) < UDP_BACKLOG:
+                self.to_app.append(data)
+            return
+        self._send_to_app(data)
+
+    def _send_to_app(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, self.app)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP error towards the app's port: it closed its socket, ConnectionDone follows
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+
+
+class OutgoingRelay:
+    """Answers layers' connect and resolve requests through the agent and relays the connections."""
+
+    def __init__(self, send: SendToAgent, on_log: Callable[[str], None]) -> None:
+        self._send = send
+        self._log = on_log
+        self._state = OutgoingState()
+        self._futures: dict[int, asyncio.Future[Any]] = {}
+        self._tcp: dict[int, _TcpRelay] = {}
+        self._udp: dict[int, _UdpInterceptor] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lost = False
+
+    @property
+    def state(self) -> OutgoingState:
+        return self._state
+
+    # Layers ----------------------------------------------------------------------------------
+
+    def on_layer_message(self, layer: LayerId, message: Any, writer: asyncio.StreamWriter) -> None:
+        """Handles one of ``LAYER_MESSAGES``; answers go to ``writer`` once ready (the layer waits)."""
+        if isinstance(message, from_layer.ConnectRequest):
+            self._spawn(self._answer(writer, self._connect(layer, message)))
+        elif isinstance(message, from_layer.ResolveRequest):
+            self._spawn(self._answer(writer, self._resolve(layer, message)))
+        elif isinstance(message, from_layer.ConnectionDone):
+            self._release(message.connection_id)
+            self._spawn(self._send_all(self._state.closed_by_app(message.connection_id, layer)))
+
+    def layer_gone(self, layer: LayerId) -> None:
+        gone, messages = self._state.layer_gone(layer)
+        for connection_id in gone:
+            self._release(connection_id)
+        if messages and not self._lost:
+            self._spawn(self._send_all(messages))
+
+    async def _answer(
+        self, writer: asyncio.StreamWriter, answer: Coroutine[Any, Any, to_layer.SessionToLayer]
+    ) -> None:
+        message = await answer
+        if not writer.is_closing():
+            writer.write(frame(to_layer.CODEC.encode(message)))
+
+    async def _connect(self, layer: LayerId, request: from_layer.ConnectRequest) -> to_layer.ConnectAnswer:
+        if self._lost:
+            return _connect_failed("ENETDOWN", "pymirrord lost its agent")
+        request_id, message = self._state.connect(layer, request)
+        future: asyncio.Future[from_agent.OutgoingConnectResult] = asyncio.get_running_loop().create_future()
+        self._futures[request_id] = future
+        try:
+            await self._send(message)
+            result = await asyncio.wait_for(future, ANSWER_TIMEOUT)
+        except asyncio.TimeoutError:
+            self._state.abandon_connect(request_id)
+            return _connect_failed("ETIMEDOUT", "the agent did not answer in time")
+        except ConnectionError as error:
+            return _connect_failed("ENETDOWN", f"pymirrord lost its agent: {error}")
+        finally:
+            self._futures.pop(request_id, None)
+        if result.error:
+            return _connect_failed(result.error, result.message)
+        connection_id = result.connection_id
+        try:
+            if request.transport is Transport.UDP:
+                interceptor = await self._open_udp(connection_id, request.ipv6_socket)
+            else:
+                interceptor = self._open_tcp(connection_id, request.ipv6_socket)
+        except OSError as error:
+            self._log(f"cannot open a local interceptor for an outgoing connection: {error}")
+            self._release(connection_id)
+            await self._send_all(self._state.closed_by_app(connection_id))
+            return _connect_failed("EADDRNOTAVAIL", f"no local interceptor: {error}")
+        return to_layer.ConnectAnswer(connection_id, interceptor, result.local, "", "")
+
+    async def _resolve(self, layer: LayerId, request: from_layer.ResolveRequest) -> to_layer.ResolveAnswer:
+        if self._lost:
+            return to_layer.ResolveAnswer((), None, ResolveError.AGAIN, "pymirrord lost its agent")
+        request_id, message = self._state.lookup(layer, request)
+        future: asyncio.Future[from_agent.DnsResult] = asyncio.get_running_loop().create_future()
+        self._futures[request_id] = future
+        try:
+            await self._send(message)
+            result = await asyncio.wait_for(future, ANSWER_TIMEOUT)
+        except asyncio.TimeoutError:
+            self._state.lookup_answered(request_id)
+            return to_layer.ResolveAnswer((), None, ResolveError.AGAIN, "the agent did not answer in time")
+        except ConnectionError as error:
+            return to_layer.ResolveAnswer((), None, ResolveError.AGAIN, f"pymirrord lost its agent: {error}")
+        finally:
+            self._futures.pop(request_id, None)
+        return to_layer.ResolveAnswer(result.addresses, result.canonical_name, result.error, result.message)
+
+    # Agent -----------------------------------------------------------------------------------
+
+    async def on_agent_message(self, message: Any) -> None:
+        """Handles one of ``AGENT_MESSAGES``."""
+        if isinstance(message, from_agent.OutgoingRead):
+            await self._from_remote(message.connection_id, message.data)
+        elif isinstance(message, from_agent.OutgoingConnectResult):
+            pending, messages = self._state.connect_answered(
+                message.request_id, message.connection_id, not message.error
+            )
+            if pending is not None and not message.error:
+                # Registered now, before any OutgoingRead of the connection can be handled.
+                if message.transport is Transport.UDP:
+                    self._udp[message.connection_id] = _UdpInterceptor(self, message.connection_id)
+                else:
+                    self._tcp[message.connection_id] = _TcpRelay(message.connection_id)
+            future = self._futures.get(message.request_id)
+            if future is not None and not future.done():
+                future.set_result(message)
+            await self._send_all(messages)
+        elif isinstance(message, from_agent.OutgoingClosed):
+            self._closed_by_agent(message.connection_id, message.error)
+        elif isinstance(message, from_agent.DnsResult):
+            self._state.lookup_answered(message.request_id)
+            future = self._futures.get(message.request_id)
+            if future is not None and not future.done():
+                future.set_result(message)
+
+    def agent_lost(self) -> None:
+        self._lost = True
+        for connection_id in self._state.agent_lost():
+            self._release(connection_id, abort=True)
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the agent link is gone"))
+
+    async def close(self) -> None:
+        self.agent_lost()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _from_remote(self, connection_id: int, data: bytes) -> None:
+        connection = self._state.from_remote(connection_id, len(data))
+        if connection is None:
+            return
+        udp = self._udp.get(connection_id)
+        if udp is not None:
+            udp.from_agent(data)
+            return
+        relay = self._tcp.get(connection_id)
+        if relay is None:
+            return
+        relay.write(data)
+        writer = relay.writer
+        if writer is not None and writer.transport.get_write_buffer_size() > HIGH_WATER:
+            try:
+                await writer.drain()
+            except ConnectionError:
+                self._release(connection_id, abort=True)
+                await self._send_all(self._state.closed_by_app(connection_id))
+
+    def _closed_by_agent(self, connection_id: int, error: str) -> None:
+        connection = self._state.closed_by_agent(connection_id)
+        if connection is None:
+            return
+        # A broken connection reaches the app as a reset; a finished one as a normal close once it drained.
+        self._release(connection_id, abort=bool(error))
+
+    # Interceptors ----------------------------------------------------------------------------
+
+    def _open_tcp(self, connection_id: int, ipv6: bool) -> SocketAddress:
+        listener, address = _loopback_socket(socket.SOCK_STREAM, ipv6)
+        try:
+            listener.listen(1)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        relay = self._tcp.get(connection_id)
+        if relay is None:  # closed by the agent already: the app finds the connection ended
+            relay = _TcpRelay(connection_id, listener)
+        else:
+            relay.listener = listener
+        self._tcp[connection_id] = relay
+        relay.task = self._spawn(self._serve_tcp(relay))
+        return address
+
+    async def _serve_tcp(self, relay: _TcpRelay) -> None:
+        connection_id = relay.connection_id
+        listener = relay.listener
+        assert listener is not None
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                sock, _ = await asyncio.wait_for(loop.sock_accept(listener), ACCEPT_TIMEOUT)
+            finally:
+                listener.close()
+        except (OSError, asyncio.TimeoutError) as error:
+            self._log(f"the app never connected to outgoing connection {connection_id}: {error!r}")
+            self._release(connection_id)
+            await self._send_all(self._state.closed_by_app(connection_id))
+            return
+        reader, writer = await asyncio.open_connection(sock=sock, limit=CHUNK)
+        relay.writer = writer
+        for chunk in relay.pending:
+            relay.write(chunk)
+        relay.pending.clear()
+        if connection_id not in self._state.connections:
+            writer.close()  # the agent ended it before the app connected
+            self._tcp.pop(connection_id, None)
+            return
+        try:
+            while True:
+                data = await reader.read(CHUNK)
+                connection = self._state.from_app(connection_id, len(data))
+                if connection is None:
+                    return
+                await self._send(to_agent.OutgoingWrite(connection_id, data))
+                if not data:
+                    break
+            # The app half-closed; the remote peer may still answer until the app's socket goes away.
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+        if self._state.connections.get(connection_id) is not None:
+            self._release(connection_id, abort=True)
+            await self._send_all(self._state.closed_by_app(connection_id))
+
+    async def _open_udp(self, connection_id: int, ipv6: bool) -> SocketAddress:
+        sock, address = _loopback_socket(socket.SOCK_DGRAM, ipv6)
+        interceptor = self._udp.get(connection_id)
+        if interceptor is None:
+            sock.close()
+            raise OSError(0, "the connection ended before it could be used")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_datagram_endpoint(lambda: interceptor, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        interceptor.task = self._spawn(self._pump_udp(interceptor))
+        return address
+
+    async def _pump_udp(self, interceptor: _UdpInterceptor) -> None:
+        while True:
+            data = await interceptor.to_agent.get()
+            if self._state.from_app(interceptor.connection_id, len(data)) is None:
+                return
+            await self._send(to_agent.OutgoingWrite(interceptor.connection_id, data))
+
+    def _release(self, connection_id: int, *, abort: bool = False) -> None:
+        """Closes the session's end of a connection (the app sees a reset with ``abort``)."""
+        udp = self._udp.pop(connection_id, None)
+        if udp is not None:
+            udp.close()
+        relay = self._tcp.pop(connection_id, None)
+        if relay is None:
+            return
+        if relay.task is not None and relay.task is not asyncio.current_task():
+            relay.task.cancel()
+        if relay.listener is not None:
+            relay.listener.close()
+        if relay.writer is not None:
+            if abort:
+                with contextlib.suppress(OSError):
+                    relay.writer.transport.abort()
+            else:
+                relay.writer.close()
+
+    # Plumbing --------------------------------------------------------------------------------
+
+    async def _send_all(self, messages: list[to_agent.SessionToAgent]) -> None:
+        for message in messages:
+            await self._send(message)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _connect_failed(error: str, message: str) -> to_layer.ConnectAnswer:
+    return to_layer.ConnectAnswer(0, None, None, error, message)
+
+
+def _loopback_socket(kind: socket.SocketKind, ipv6: bool) -> tuple[socket.socket, SocketAddress]:
+    """A socket bound to a free loopback port that the app's socket (of the family given) can reach."""
+    if ipv6:
+        try:
+            sock = socket.socket(socket.AF_INET6, kind)
+        except OSError:
+            pass
+        else:
+            try:
+                sock.bind(("::1", 0))
+            except OSError:
+                sock.close()  # no IPv6 loopback here: a v4-mapped address reaches the IPv4 one
+            else:
+                return sock, SocketAddress("::1", sock.getsockname()[1])
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        sock.bind(("127.0.0.1", 0))
+    except OSError:
+        sock.close()
+        raise
+    port = sock.getsockname()[1]
+    return sock, SocketAddress("::ffff:127.0.0.1" if ipv6 else "127.0.0.1", port)
