@@ -9,7 +9,6 @@ Kubernetes port-forward) cannot open the socket and keep the websocket relay.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import logging
@@ -19,6 +18,8 @@ import shutil
 import socket
 import struct
 import tempfile
+
+from pymirrord.protocol import rights
 
 log = logging.getLogger("pymirrord.agent")
 
@@ -66,11 +67,8 @@ class HandoverChannels:
         channel = self._channels.get(session)
         if channel is None:
             return False
-        descriptors = array.array("i", [client.fileno()])
         try:
-            channel.sendmsg(
-                [_HEADER.pack(connection_id)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, descriptors)]
-            )
+            channel.sendmsg([_HEADER.pack(connection_id)], rights.carrying(client.fileno()))
         except OSError as error:
             # A full or broken channel: this connection is relayed, later ones may still be handed over.
             log.warning("could not hand connection %d to session %d: %s", connection_id, session, error)

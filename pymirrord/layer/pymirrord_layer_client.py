@@ -8,18 +8,18 @@ interleave on one stream): the child forgets the inherited connection and opens 
 
 from __future__ import annotations
 
-import array
 import contextlib
 import os
 import socket
 import threading
 from typing import TypeVar
 
-from pymirrord.protocol import PROTOCOL_VERSION
+from pymirrord.protocol import PROTOCOL_VERSION, rights
 from pymirrord.protocol import layer_to_session as to_session
 from pymirrord.protocol import session_to_layer as to_layer
 from pymirrord.protocol.errors import ProtocolError
 from pymirrord.protocol.framing import FrameDecoder, frame
+from pymirrord.protocol.outgoing_types import AddressFamily, SocketKind, Transport
 from pymirrord.protocol.types import SocketAddress
 
 SOCKET_ENV = "PYMIRRORD_LAYER_SOCKET"
@@ -30,7 +30,17 @@ PEER_TIMEOUT = 5.0
 """The session knows the answer locally: this only bounds a hung session."""
 
 Address = tuple[str, int]
-Answer = TypeVar("Answer", to_layer.SessionHello, to_layer.ListenResult, to_layer.PeerAnswer)
+OUTGOING_TIMEOUT = 40.0
+"""The session asks the agent, which connects or looks up (each bounded below this) before answering."""
+
+Answer = TypeVar(
+    "Answer",
+    to_layer.SessionHello,
+    to_layer.ListenResult,
+    to_layer.PeerAnswer,
+    to_layer.ConnectAnswer,
+    to_layer.ResolveAnswer,
+)
 
 
 class SessionUnavailable(Exception):
@@ -93,6 +103,43 @@ class SessionClient:
             handed = self._received.pop(0) if answer.handover and self._received else None
             self._close_received()
         return _address(answer.client), _address(answer.local), handed
+
+    def connect_out(
+        self, transport: Transport, host: str, port: int, ipv6_socket: bool, timeout: float | None
+    ) -> to_layer.ConnectAnswer:
+        """Opens a connection from the pod to ``host``:``port``; the answer names the local interceptor.
+
+        ``timeout`` (seconds, None for the default) bounds the handshake in the pod.
+        """
+        timeout_ms = int(timeout * 1000) if timeout else 0
+        request = to_session.ConnectRequest(transport, SocketAddress(host, port), ipv6_socket, timeout_ms)
+        return self._request(request, to_layer.ConnectAnswer, OUTGOING_TIMEOUT)
+
+    def connection_done(self, connection_id: int) -> None:
+        """Tells the session the app closed the socket of outgoing connection ``connection_id``."""
+        with self._lock:
+            if self._sock is None:
+                return
+            try:
+                self._sock.settimeout(PEER_TIMEOUT)
+                self._sock.sendall(frame(to_session.CODEC.encode(to_session.ConnectionDone(connection_id))))
+            except OSError:
+                self._drop()
+
+    def resolve(
+        self,
+        host: str,
+        port: int,
+        family: AddressFamily,
+        kind: SocketKind,
+        proto: int,
+        *,
+        canonical_name: bool = False,
+        address_config: bool = False,
+    ) -> to_layer.ResolveAnswer:
+        """``getaddrinfo`` inside the pod."""
+        request = to_session.ResolveRequest(host, port, family, kind, proto, canonical_name, address_config)
+        return self._request(request, to_layer.ResolveAnswer, OUTGOING_TIMEOUT)
 
     def after_fork_in_child(self) -> None:
         """Forgets the parent's connection; the child connects on its first request.
@@ -160,8 +207,8 @@ class SessionClient:
             sock.settimeout(timeout)
             sock.sendall(frame(to_session.CODEC.encode(message)))
             while True:
-                data, ancillary, _, _ = sock.recvmsg(65536, _ANCILLARY_SPACE)
-                self._received.extend(_descriptors(ancillary))
+                data, ancillary, _, _ = sock.recvmsg(65536, rights.SPACE_FOR_ONE)
+                self._received.extend(rights.descriptors(ancillary))
                 if not data:
                     raise SessionUnavailable("the session closed the connection")
                 frames = self._decoder.feed(data)
@@ -197,18 +244,6 @@ class SessionClient:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
-
-
-_ANCILLARY_SPACE = socket.CMSG_SPACE(4)
-
-
-def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
-    found: list[int] = []
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(data) - len(data) % 4
-            found.extend(array.array("i", data[:usable]))
-    return found
 
 
 def _address(address: SocketAddress | None) -> Address | None:

@@ -7,11 +7,12 @@ after; whichever comes second completes the pair.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import socket
 import struct
+
+from pymirrord.protocol import rights
 
 _HEADER = struct.Struct(">Q")
 _WAIT = 10.0
@@ -76,12 +77,12 @@ class HandoverReceiver:
     def _readable(self) -> None:
         while True:
             try:
-                data, ancillary, _, _ = self._channel.recvmsg(_HEADER.size, socket.CMSG_SPACE(4))
+                data, ancillary, _, _ = self._channel.recvmsg(_HEADER.size, rights.SPACE_FOR_ONE)
             except BlockingIOError:
                 return
             except OSError:
                 data, ancillary = b"", []
-            descriptors = _descriptors(ancillary)
+            descriptors = rights.descriptors(ancillary)
             if not data:
                 self._loop.remove_reader(self._channel.fileno())
                 for waiter in self._waiters.values():
@@ -99,22 +100,12 @@ class HandoverReceiver:
                 expected.set_result(None)
 
 
-def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
-    found: list[int] = []
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(data) - len(data) % 4
-            found.extend(array.array("i", data[:usable]))
-    return found
-
-
 async def send_with_socket(channel: socket.socket, payload: bytes, attached: socket.socket) -> None:
     """Sends ``payload`` on the stream socket ``channel`` with ``attached`` riding on its first byte."""
     loop = asyncio.get_running_loop()
-    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [attached.fileno()]))]
     while True:
         try:
-            sent = channel.sendmsg([payload], rights)
+            sent = channel.sendmsg([payload], rights.carrying(attached.fileno()))
             break
         except BlockingIOError:
             writable = loop.create_future()
