@@ -43,6 +43,7 @@ from pymirrord.agent.outgoing import Outgoing
 from pymirrord.agent.server import AgentServer
 from pymirrord.agent.subscriptions import Subscriptions
 from pymirrord.agent.target import LocalTarget, enter_network_namespace, parse_target
+from pymirrord.privileges import missing_here
 from pymirrord.protocol.types import SocketAddress
 
 log = logging.getLogger("pymirrord.agent")
@@ -54,8 +55,6 @@ BYPASS_MARK = 0x706D64
 """SO_MARK of the agent's own connections to the pod's app ("pmd"). Every agent uses the same mark, so one
 agent's passthrough is not caught by another agent's redirect of the same port."""
 REDIRECT_BACKLOG = 1024
-CAP_NET_ADMIN = 12
-CAP_SYS_ADMIN = 21
 
 
 class _Terminated(Exception):
@@ -216,16 +215,7 @@ def parse_listen(text: str) -> SocketAddress:
 
 def require_privileges(status_path: Path = Path("/proc/self/status")) -> None:
     """Fail early, with a hint, without the capabilities that entering a namespace and iptables need."""
-    try:
-        fields = dict(line.split(":", 1) for line in status_path.read_text().splitlines() if ":" in line)
-        effective = int(fields["CapEff"].strip(), 16)
-    except (OSError, KeyError, ValueError):
-        return  # cannot tell: let the real operations fail with their own messages
-    missing = [
-        name
-        for name, bit in (("CAP_SYS_ADMIN", CAP_SYS_ADMIN), ("CAP_NET_ADMIN", CAP_NET_ADMIN))
-        if not effective & (1 << bit)
-    ]
+    missing = missing_here(status_path)
     if missing:
         raise AgentError(
             f"the agent lacks {' and '.join(missing)}: it cannot enter the target or redirect ports",

@@ -11,36 +11,20 @@ import signal
 import sys
 from dataclasses import dataclass
 
+from pymirrord.agent.target import parse_target
 from pymirrord.console import line
+from pymirrord.privileges import missing_here
 from pymirrord.session.errors import AgentUnavailable, NotPermitted
 
 # An agent whose session vanished (the exec process was killed) exits by itself after this long.
 IDLE_TIMEOUT = 10.0
 
-_CAP_NET_ADMIN = 12
-_CAP_SYS_ADMIN = 21
-
-
-def has_local_privileges() -> bool:
-    """Root, or both capabilities a local agent needs (entering namespaces, changing iptables)."""
-    if os.geteuid() == 0:
-        return True
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    effective = int(line.split()[1], 16)
-                    return all(effective >> cap & 1 for cap in (_CAP_NET_ADMIN, _CAP_SYS_ADMIN))
-    except OSError:
-        pass
-    return False
-
-
 def require_local_privileges(target: str) -> None:
-    if not has_local_privileges():
+    missing = missing_here()
+    if missing:
         raise NotPermitted(
-            f"target {target} is on this machine, and reaching it needs root",
-            "run pymirrord as root (sudo), or grant CAP_NET_ADMIN and CAP_SYS_ADMIN",
+            f"{target} is on this machine, and reaching it needs {' and '.join(missing)}",
+            "run pymirrord as root (sudo), or grant it CAP_NET_ADMIN and CAP_SYS_ADMIN",
         )
 
 
@@ -57,6 +41,8 @@ class LocalAgent:
     @classmethod
     async def start(cls, target: str, timeout: float) -> LocalAgent:
         require_local_privileges(target)
+        # The agent would find a missing namespace or process too, but only after a process start.
+        parse_target(target)
         token = secrets.token_urlsafe(32)
         env = dict(os.environ, PYMIRRORD_AGENT_TOKEN=token)
         process = await asyncio.create_subprocess_exec(
@@ -92,9 +78,12 @@ class LocalAgent:
         if not line:
             await process.wait()
             await stderr_task
+            message, hint = _agent_error(stderr_lines)
             raise AgentUnavailable(
-                f"the agent for {target} exited with status {process.returncode} before it was ready",
-                _tail(stderr_lines) or "run with a valid target",
+                f"the agent for {target} could not start: {message}"
+                if message
+                else f"the agent for {target} exited with status {process.returncode} before it was ready",
+                hint or "set PYMIRRORD_AGENT_LOG=1 to see the agent's log",
             )
         try:
             ready = json.loads(line)
@@ -119,6 +108,16 @@ async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
         del lines[:-20]
         if os.environ.get("PYMIRRORD_AGENT_LOG"):
             line(f"[agent] {text}")
+
+
+def _agent_error(lines: list[str]) -> tuple[str, str]:
+    """The agent's own last error and hint (it prints ``pymirrord: error: ...`` then ``  hint: ...``)."""
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].startswith("pymirrord: error: "):
+            message = lines[index].removeprefix("pymirrord: error: ")
+            following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            return message, following.removeprefix("hint: ") if following.startswith("hint: ") else ""
+    return "", ""
 
 
 def _tail(lines: list[str]) -> str:
