@@ -69,6 +69,11 @@ class LocalAgent:
         stderr_task = asyncio.create_task(_collect(process.stderr, stderr_lines))
         try:
             line = await asyncio.wait_for(process.stdout.readline(), timeout)
+        except asyncio.CancelledError:
+            # Cancelled while starting (Ctrl-C, an editor's cancel): the agent must not outlive us.
+            await asyncio.shield(_stop(process))
+            stderr_task.cancel()
+            raise
         except TimeoutError:
             await _stop(process)
             raise AgentUnavailable(

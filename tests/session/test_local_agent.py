@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import Any
 
 import pytest
 
@@ -31,3 +33,30 @@ def test_without_capabilities_a_local_target_fails_at_once(monkeypatch: pytest.M
     with pytest.raises(NotPermitted, match="needs CAP_SYS_ADMIN and CAP_NET_ADMIN") as caught:
         asyncio.run(LocalAgent.start("netns/anything", 5))
     assert "root" in caught.value.hint
+
+
+def test_cancelling_the_start_stops_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An "agent" that never prints its ready line: only cancellation ends the wait.
+    script = "import time; time.sleep(60)"
+    started: list[asyncio.subprocess.Process] = []
+    real_exec = asyncio.create_subprocess_exec
+    monkeypatch.setattr(local_agent, "parse_target", lambda target: None)
+
+    async def scenario() -> None:
+        spawned = asyncio.Event()
+
+        async def fake_exec(*args: str, **kwargs: Any) -> asyncio.subprocess.Process:
+            process = await real_exec(sys.executable, "-c", script, **kwargs)
+            started.append(process)
+            spawned.set()
+            return process
+
+        monkeypatch.setattr(asyncio, "create_subprocess_exec", fake_exec)
+        task = asyncio.create_task(LocalAgent.start("netns/x", 60))
+        await asyncio.wait_for(spawned.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert started[0].returncode is not None, "the agent process was stopped, not left running"
