@@ -37,6 +37,7 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=_run_verify_config)
     _add_agent_parser(sub)
     _add_exec_parser(sub)
+    _add_lsp_parser(sub)
     _add_ls_parser(sub)
     demo = sub.add_parser(
         "demo",
@@ -73,11 +74,16 @@ def _add_exec_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=None,
         help="serve the target's incoming traffic instead of the target (default: mirror it)",
     )
-    later = "accepted now; takes effect when outgoing traffic and DNS are supported"
-    run.add_argument("--no-outgoing", action="store_true", help=f"keep outgoing traffic local ({later})")
-    run.add_argument("--no-tcp-outgoing", action="store_true", help=f"keep outgoing TCP local ({later})")
-    run.add_argument("--no-udp-outgoing", action="store_true", help=f"keep outgoing UDP local ({later})")
-    run.add_argument("--no-remote-dns", action="store_true", help=f"resolve names locally ({later})")
+    run.add_argument(
+        "--no-outgoing",
+        action="store_true",
+        help="connect from this machine instead of through the target (TCP and UDP)",
+    )
+    run.add_argument("--no-tcp-outgoing", action="store_true", help="make TCP connections from this machine")
+    run.add_argument("--no-udp-outgoing", action="store_true", help="send connected UDP from this machine")
+    run.add_argument(
+        "--no-remote-dns", action="store_true", help="resolve host names on this machine, not in the target"
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     run.set_defaults(handler=_run_exec, parser=run)
 
@@ -139,6 +145,33 @@ def _run_ls(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         context=args.context,
     )
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, such as 127.0.0.1:2087, not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _add_lsp_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lsp = sub.add_parser(
+        "lsp",
+        help="the editor helper: a language server for config files that also starts debug sessions",
+        description="Serve the editor helper (LSP and pymirrord's requests, see docs/helper-protocol.md) on "
+        "stdio, or on a TCP port or websocket for editors that connect to a running server.",
+    )
+    where = lsp.add_mutually_exclusive_group()
+    where.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
+    where.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="listen on a TCP port")
+    where.add_argument("--ws", type=_host_port, metavar="HOST:PORT", help="listen for a websocket")
+    lsp.set_defaults(handler=_run_lsp)
+
+
+def _run_lsp(args: argparse.Namespace) -> int:
+    from pymirrord.server.server import run
+
+    return run(tcp=args.tcp, ws=args.ws)
 
 
 def _run_agent(args: argparse.Namespace) -> int:

@@ -1,0 +1,333 @@
+"""Live sessions started by ``prepareLaunch``: agent, relay and the watch that ends them.
+
+A session ends when the debugged process and its children have exited (the last layer disconnected and
+none came back within ``GRACE``), when no process connected at all within ``FIRST_LAYER_TIMEOUT``, when the
+agent is lost, on ``stopSession``, or when the helper exits. Every path stops the agent (which removes its
+iptables rules), closes the relay and removes the socket's folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pymirrord.config import ResolvedConfig
+from pymirrord.errors import PymirrordError
+from pymirrord.protocol import agent_to_session as from_agent
+from pymirrord.protocol import layer_to_session as from_layer
+from pymirrord.protocol.types import Mode
+from pymirrord.server.errors import NOT_PERMITTED, SESSION_FAILED, UNKNOWN_SESSION, HelperError
+from pymirrord.server.http_filter import HttpRequestHead, match_request
+from pymirrord.server.http_sniffer import RequestSniffer
+from pymirrord.server.session_record import SessionRecord
+from pymirrord.session.agent_link import AgentLink
+from pymirrord.session.errors import NotPermitted
+from pymirrord.session.local_agent import LocalAgent
+from pymirrord.session.session import Session, SessionEvent
+
+# After the last process of a run disconnects, how long a new one (an exec'd child, a reloader) may take.
+GRACE = 1.5
+# How long a prepared session waits for the debugged process to start and connect.
+FIRST_LAYER_TIMEOUT = 120.0
+
+Notify = Callable[[dict[str, Any]], None]
+Progress = Callable[[str, int], None]
+
+
+class ObservedSession(Session):
+    """The session relay, reporting its processes and connections to a ``LiveSession``.
+
+    It hooks the relay's per-layer and per-agent-message steps; a public observer interface on ``Session``
+    would make this subclass unnecessary.
+    """
+
+    def __init__(self, link: AgentLink, mode: Mode, socket_path: str, live: LiveSession) -> None:
+        super().__init__(link, mode, socket_path, live.on_session_event)
+        self._live = live
+        self._pids: dict[asyncio.Task[Any] | None, int] = {}
+
+    async def _serve_layer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._live.layer_opened()
+        try:
+            await super()._serve_layer(reader, writer)
+        finally:
+            self._live.layer_closed(self._pids.pop(asyncio.current_task(), None))
+
+    async def _on_layer_message(
+        self, layer: int, message: from_layer.LayerToSession, writer: asyncio.StreamWriter
+    ) -> None:
+        if isinstance(message, from_layer.LayerHello):
+            self._pids[asyncio.current_task()] = message.pid
+            self._live.layer_hello(message.pid, message.parent_pid)
+        await super()._on_layer_message(layer, message, writer)
+
+    async def _on_agent_message(self, message: from_agent.AgentToSession) -> None:
+        if isinstance(message, from_agent.NewConnection):
+            self._live.connection(
+                message.connection_id, message.port, message.mode.value, str(message.client)
+            )
+        elif isinstance(message, from_agent.ConnectionRead):
+            self._live.client_data(message.connection_id, message.data)
+        elif isinstance(message, from_agent.ConnectionClosed):
+            self._live.connection_closed(message.connection_id)
+        await super()._on_agent_message(message)
+
+
+class LiveSession:
+    """One session of the helper: its record, its agent and relay, and the task that decides when it ends."""
+
+    def __init__(self, record: SessionRecord, config: ResolvedConfig, notify: Notify) -> None:
+        self.record = record
+        self.config = config
+        self._notify = notify
+        self.agent: LocalAgent | None = None
+        self.session: ObservedSession | None = None
+        self.workdir = tempfile.mkdtemp(prefix="pymirrord-lsp-")  # 0700: only this user reaches the socket
+        self.socket_path = os.path.join(self.workdir, "layer.sock")
+        self._open_layers = 0
+        self._seen_layer = False
+        self._layers_changed = asyncio.Event()
+        self._watch: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self.ended = asyncio.Event()
+        self._connections: dict[int, tuple[int, str, RequestSniffer]] = {}
+        self.on_end: Callable[[LiveSession], None] | None = None
+
+    # Start ----------------------------------------------------------------------------------------------
+
+    async def start(self, progress: Progress) -> None:
+        """Start agent and relay; on any failure or cancellation, everything started is stopped again."""
+        target = self.record.target
+        timeout = float(self.config.agent.startup_timeout)
+        try:
+            progress(f"starting the agent for {target}", 10)
+            self.agent = await _start_agent(target, timeout)
+            progress("connecting to the agent", 60)
+            link = await AgentLink.open(
+                self.agent.url, self.agent.token, f"editor {self.record.session_id}", timeout
+            )
+            mode = Mode.STEAL if self.config.incoming.mode == "steal" else Mode.MIRROR
+            self.session = ObservedSession(link, mode, self.socket_path, self)
+            await self.session.start()
+            progress("session ready", 100)
+        except BaseException as error:
+            await asyncio.shield(self._release())
+            if isinstance(error, NotPermitted):
+                raise HelperError(error.message, error.hint, code=NOT_PERMITTED) from None
+            if isinstance(error, PymirrordError):
+                raise HelperError(
+                    f"the session for {target} could not start: {error.message}",
+                    error.hint or "check the target, then start again",
+                    code=SESSION_FAILED,
+                ) from None
+            raise
+        self._emit(self.record.note_ready())
+        self._watch = asyncio.create_task(
+            self._watch_lifetime(), name=f"pymirrord-session-{self.record.session_id}"
+        )
+
+    # Events from the relay ------------------------------------------------------------------------------
+
+    def _emit(self, event: dict[str, Any] | None) -> None:
+        if event is not None:
+            self._notify(event)
+
+    def on_session_event(self, event: SessionEvent) -> None:
+        if event.kind == "port" and event.port is not None and event.mode is not None:
+            self._emit(self.record.note_port(event.port, event.mode.value))
+        elif event.kind == "agent-lost":
+            self._layers_changed.set()
+        else:
+            self._emit({"sessionId": self.record.session_id, "kind": "log", "message": event.message})
+
+    def layer_opened(self) -> None:
+        self._open_layers += 1
+        self._seen_layer = True
+        self._layers_changed.set()
+
+    def layer_hello(self, pid: int, parent_pid: int) -> None:
+        self._emit(self.record.note_layer(pid, parent_pid))
+
+    def layer_closed(self, pid: int | None) -> None:
+        self._open_layers -= 1
+        self._emit(self.record.note_layer_gone(pid))
+        self._layers_changed.set()
+
+    def connection(self, connection_id: int, port: int, mode: str, client: str) -> None:
+        self._connections[connection_id] = (port, mode, RequestSniffer())
+        self._emit(self.record.note_connection(connection_id, port, mode, client))
+
+    def client_data(self, connection_id: int, data: bytes) -> None:
+        known = self._connections.get(connection_id)
+        if known is None:
+            return
+        port, mode, sniffer = known
+        http_filter = self.config.incoming.http_filter
+        for request in sniffer.feed(data):
+            matched = None
+            if http_filter is not None and port in http_filter.ports:
+                head = HttpRequestHead(request.method, request.target, request.headers)
+                matched = match_request(http_filter, head).stolen
+            self._emit(
+                self.record.note_request(
+                    connection_id, port, mode, method=request.method, path=request.target, matched=matched
+                )
+            )
+
+    def connection_closed(self, connection_id: int) -> None:
+        self._connections.pop(connection_id, None)
+
+    # Lifetime -------------------------------------------------------------------------------------------
+
+    async def _watch_lifetime(self) -> None:
+        reason = await self._wait_for_end()
+        await self.close(reason)
+
+    async def _wait_for_end(self) -> str:
+        assert self.session is not None
+        lost = self.session.agent_lost
+        while True:
+            if lost.is_set():
+                return "lost the agent"
+            self._layers_changed.clear()
+            if self._open_layers > 0:
+                await self._layers_changed.wait()
+                continue
+            timeout = GRACE if self._seen_layer else FIRST_LAYER_TIMEOUT
+            try:
+                await asyncio.wait_for(self._layers_changed.wait(), timeout)
+            except TimeoutError:
+                if self._seen_layer:
+                    return "the debugged process exited"
+                return f"no process connected within {FIRST_LAYER_TIMEOUT:g} s"
+
+    async def close(self, reason: str) -> None:
+        """End the session (once; later calls wait for the first)."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(reason))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, reason: str) -> None:
+        if self._watch is not None and self._watch is not asyncio.current_task():
+            self._watch.cancel()
+        await self._release()
+        self._emit(self.record.note_ended(reason))
+        self.ended.set()
+        if self.on_end is not None:
+            self.on_end(self)
+
+    async def _release(self) -> None:
+        if self.session is not None:
+            counters = self.session.state.counters
+            self.record.bytes_in, self.record.bytes_out = counters.bytes_in, counters.bytes_out
+            with contextlib.suppress(Exception):
+                await self.session.close()
+        if self.agent is not None:
+            await self.agent.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def release_now(self) -> None:
+        """Synchronous last-resort cleanup when the helper exits without its event loop."""
+        if self.agent is not None and self.agent.process.returncode is None:
+            _stop_pid(self.agent.process.pid)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def summary(self) -> dict[str, Any]:
+        if self.session is not None and self.record.state != "ended":
+            counters = self.session.state.counters
+            self.record.bytes_in, self.record.bytes_out = counters.bytes_in, counters.bytes_out
+        return self.record.to_json()
+
+
+async def _start_agent(target: str, timeout: float) -> LocalAgent:
+    """``LocalAgent.start``, safe to cancel: a cancelled start is let finish, then its agent is stopped."""
+    starting = asyncio.ensure_future(LocalAgent.start(target, timeout))
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            agent = await starting
+            await agent.stop()
+        raise
+
+
+def _stop_pid(pid: int, grace: float = 5.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+class SessionManager:
+    """Every live session of this helper, by id."""
+
+    def __init__(self, notify: Notify) -> None:
+        self._notify = notify
+        self._sessions: dict[str, LiveSession] = {}
+        self._ids = itertools.count(1)
+
+    def new_id(self) -> str:
+        return f"s{next(self._ids)}-{secrets.token_hex(3)}"
+
+    async def start(self, config: ResolvedConfig, config_path: str | None, progress: Progress) -> LiveSession:
+        target = config.target.path
+        assert target is not None
+        record = SessionRecord(self.new_id(), target, config.incoming.mode, config_path)
+        live = LiveSession(record, config, self._notify)
+        self._sessions[record.session_id] = live
+        live.on_end = self._forget
+        try:
+            await live.start(progress)
+        except BaseException:
+            self._sessions.pop(record.session_id, None)
+            raise
+        return live
+
+    def _forget(self, live: LiveSession) -> None:
+        self._sessions.pop(live.record.session_id, None)
+
+    def get(self, session_id: str) -> LiveSession:
+        live = self._sessions.get(session_id)
+        if live is None:
+            raise HelperError(
+                f"no live session {session_id!r}",
+                "it has ended already; pymirrord/sessions lists the live ones",
+                code=UNKNOWN_SESSION,
+            )
+        return live
+
+    async def stop(self, session_id: str) -> dict[str, Any]:
+        live = self.get(session_id)
+        await live.close("stopped from the editor")
+        return live.summary()
+
+    async def close_all(self, reason: str) -> None:
+        await asyncio.gather(*(live.close(reason) for live in list(self._sessions.values())))
+
+    def release_all_now(self) -> None:
+        for live in list(self._sessions.values()):
+            live.release_now()
+        self._sessions.clear()
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return [live.summary() for live in self._sessions.values()]
