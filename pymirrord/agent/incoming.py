@@ -27,6 +27,7 @@ from typing import Protocol
 
 from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, Send, WriteClient
 from pymirrord.agent.handover import HandoverChannels
+from pymirrord.agent.http_incoming import HttpIncoming
 from pymirrord.agent.subscriptions import Route, Subscriptions
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.types import SocketAddress
@@ -133,6 +134,8 @@ class Incoming:
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
+        self.http = HttpIncoming(subscriptions, self._sinks, self._connect_bypassing, read_chunk)
+        """Connections of HTTP-filtered ports; sessions' HTTP responses go there."""
 
     # --- sessions ------------------------------------------------------------------------------------------
 
@@ -143,6 +146,7 @@ class Incoming:
         """Close the connections the session stole and stop its copies."""
         self._sinks.pop(session, None)
         self._apply(self._table.session_gone(session))
+        self.http.session_gone(session)
 
     async def session_write(self, session: int, connection_id: int, data: bytes) -> None:
         self._apply(self._table.write(session, connection_id, data))
@@ -243,7 +247,9 @@ class Incoming:
             return
         writer.transport.set_write_buffer_limits(high=CLIENT_WRITE_HIGH_WATER)
         route = self._subscriptions.route(destination.port)
-        if route.stealer is not None:
+        if route.http:
+            await self.http.serve(reader, writer, client, destination)
+        elif route.stealer is not None:
             await self._steal(route, client, destination, reader, writer)
         else:
             # Mirrored, or the last subscriber left while this connection was being redirected: the pod's app

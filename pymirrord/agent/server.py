@@ -37,6 +37,7 @@ from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol import session_to_agent as from_session
 from pymirrord.protocol.errors import ProtocolError
+from pymirrord.protocol.http_types import HttpFilterSpec
 from pymirrord.protocol.outgoing_types import ResolveError
 from pymirrord.protocol.types import LogLevel, Mode
 
@@ -381,8 +382,14 @@ class AgentServer:
             session.send(to_session.Pong(message.nonce))
         elif isinstance(message, _OUTGOING_MESSAGES):
             await self._dispatch_outgoing(session, message)
+        elif isinstance(message, from_session.HttpResponseData):
+            await self._incoming.http.response_data(session.id, message.request_id, message.data)
+        elif isinstance(message, from_session.HttpResponseEnd):
+            self._incoming.http.response_end(session.id, message.request_id)
+        elif isinstance(message, from_session.HttpResponseFailed):
+            self._incoming.http.response_end(session.id, message.request_id, message.reason)
         elif isinstance(message, from_session.PortSubscribe):
-            await self._subscribe(session, message.port, message.mode, message.handover)
+            await self._subscribe(session, message.port, message.mode, message.handover, message.http_filter)
         elif isinstance(message, from_session.PortUnsubscribe):
             async with self._rules_lock:
                 await self._apply_rules(self._subscriptions.unsubscribe(session.id, message.port))
@@ -420,9 +427,16 @@ class AgentServer:
         elif isinstance(message, from_session.DnsLookup):
             outgoing.lookup(session.id, message)
 
-    async def _subscribe(self, session: _Session, port: int, mode: Mode, handover: bool) -> None:
+    async def _subscribe(
+        self,
+        session: _Session,
+        port: int,
+        mode: Mode,
+        handover: bool,
+        http_filter: HttpFilterSpec | None = None,
+    ) -> None:
         async with self._rules_lock:
-            outcome = self._subscriptions.subscribe(session.id, port, mode, handover)
+            outcome = self._subscriptions.subscribe(session.id, port, mode, handover, http_filter)
             error = outcome.error
             if error is None:
                 try:

@@ -4,12 +4,20 @@
 agent must add or remove (a port is redirected while at least one session subscribes it) and, for every new
 connection, who gets it: at most one stealing session serves it, every mirroring session gets a copy.
 Sessions are plain ints chosen by the caller.
+
+A subscription may carry an HTTP filter. While a port has a filtered subscriber its connections are read
+as HTTP and each request is routed on its own (``Route.http``): the first filtered stealer whose filter
+matches serves it, filtered mirrors that match get a copy, unfiltered mirrors get every request; the pod's
+app serves what no stealer takes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pymirrord.errors import PymirrordError
+from pymirrord.http_filter import CompiledFilter, compile_filter
+from pymirrord.protocol.http_types import HttpFilterSpec
 from pymirrord.protocol.types import Mode
 
 MIN_PORT = 1
@@ -42,20 +50,32 @@ class SubscribeOutcome:
 
 
 @dataclass(frozen=True)
+class HttpSubscriber:
+    """A session that receives a filtered port's HTTP requests: those ``filter`` matches (None: all)."""
+
+    session: int
+    mode: Mode
+    filter: CompiledFilter | None
+
+
+@dataclass(frozen=True)
 class Route:
     """Who gets a new connection on a port.
 
     ``stealer`` serves it (None: the pod's app does); each of ``mirrors`` gets a copy of the client's bytes.
     ``handover``: the stealer takes the client's socket itself, which is possible only without mirrors.
+    ``http``: the port is HTTP-filtered; the connection is read as HTTP and each request routed among these
+    subscribers (``stealer`` and ``mirrors`` are then empty).
     """
 
     stealer: int | None
     mirrors: tuple[int, ...]
     handover: bool = False
+    http: tuple[HttpSubscriber, ...] = ()
 
     @property
     def subscribed(self) -> bool:
-        return self.stealer is not None or bool(self.mirrors)
+        return self.stealer is not None or bool(self.mirrors) or bool(self.http)
 
 
 NOBODY = Route(None, ())
@@ -66,12 +86,17 @@ class _Port:
     # Insertion-ordered, so copies go out in subscription order (predictable logs and tests).
     modes: dict[int, Mode] = field(default_factory=dict)
     handover: set[int] = field(default_factory=set)  # sessions that take stolen sockets
+    filters: dict[int, CompiledFilter] = field(default_factory=dict)
 
     def stealer(self) -> int | None:
+        """The session that steals the port's connections whole (without a filter)."""
         for session, mode in self.modes.items():
-            if mode is Mode.STEAL:
+            if mode is Mode.STEAL and session not in self.filters:
                 return session
         return None
+
+    def filtered_stealers(self) -> list[int]:
+        return [s for s, mode in self.modes.items() if mode is Mode.STEAL and s in self.filters]
 
 
 class Subscriptions:
@@ -80,13 +105,27 @@ class Subscriptions:
     def __init__(self) -> None:
         self._ports: dict[int, _Port] = {}
 
-    def subscribe(self, session: int, port: int, mode: Mode, handover: bool = False) -> SubscribeOutcome:
+    def subscribe(
+        self,
+        session: int,
+        port: int,
+        mode: Mode,
+        handover: bool = False,
+        http_filter: HttpFilterSpec | None = None,
+    ) -> SubscribeOutcome:
         """Subscribe ``session`` to ``port`` in ``mode``; subscribing again replaces the earlier mode.
 
-        ``handover``: the session takes stolen connections of the port as sockets.
+        ``handover``: the session takes stolen connections of the port as sockets (never with a filter).
+        ``http_filter``: only the HTTP requests it matches; several filtered stealers may share a port.
         """
         if not MIN_PORT <= port <= MAX_PORT:
             return SubscribeOutcome(f"port {port} is not a TCP port (1-{MAX_PORT})")
+        compiled: CompiledFilter | None = None
+        if http_filter is not None:
+            try:
+                compiled = compile_filter(http_filter)
+            except PymirrordError as error:
+                return SubscribeOutcome(f"the HTTP filter for port {port} is invalid: {error}")
         entry = self._ports.get(port)
         if mode is Mode.STEAL and entry is not None:
             stealer = entry.stealer()
@@ -95,12 +134,23 @@ class Subscriptions:
                     f"port {port} is already stolen by another session; "
                     "only one session at a time can steal a port (mirroring it is still possible)"
                 )
+            others = [s for s in entry.filtered_stealers() if s != session]
+            if compiled is None and others:
+                return SubscribeOutcome(
+                    f"port {port} is stolen with HTTP filters by other sessions; "
+                    "stealing it without a filter would take their requests (add an http_filter)"
+                )
         if entry is None:
             entry = self._ports[port] = _Port()
             actions: tuple[RuleAction, ...] = (AddRedirect(port),)
         else:
             actions = ()
         entry.modes[session] = mode
+        if compiled is not None:
+            entry.filters[session] = compiled
+            handover = False  # the agent must read each request to route it
+        else:
+            entry.filters.pop(session, None)
         if handover:
             entry.handover.add(session)
         else:
@@ -113,6 +163,7 @@ class Subscriptions:
         if entry is None or entry.modes.pop(session, None) is None:
             return ()
         entry.handover.discard(session)
+        entry.filters.pop(session, None)
         if entry.modes:
             return ()
         del self._ports[port]
@@ -130,6 +181,15 @@ class Subscriptions:
         entry = self._ports.get(port)
         if entry is None:
             return NOBODY
+        if entry.filters:
+            return Route(
+                None,
+                (),
+                http=tuple(
+                    HttpSubscriber(session, mode, entry.filters.get(session))
+                    for session, mode in entry.modes.items()
+                ),
+            )
         stealer = entry.stealer()
         mirrors = tuple(session for session, mode in entry.modes.items() if mode is Mode.MIRROR)
         return Route(stealer, mirrors, stealer in entry.handover and not mirrors)

@@ -16,6 +16,7 @@ from typing import Any
 
 import regex
 
+from pymirrord import http_filter
 from pymirrord.config.diagnostics import Severity
 from pymirrord.config.filters import FilterSyntaxError, parse_filter_rule
 from pymirrord.config.schema import dotted
@@ -33,8 +34,7 @@ from pymirrord.config.settings import (
     value_of,
 )
 
-# Header lines are matched case-insensitively (mirrord's documented behaviour), and so are paths.
-REGEX_FLAGS = regex.IGNORECASE
+REGEX_FLAGS = http_filter.REGEX_FLAGS
 
 
 @dataclass(frozen=True)
@@ -63,51 +63,20 @@ def _name(origin: Origin) -> str:
 
 
 def compile_pattern(pattern: str) -> regex.Pattern[str]:
-    """Compile a header or path filter the way the agent will."""
-    return regex.compile(pattern, REGEX_FLAGS)
-
-
-def _unclosed(pattern: str) -> tuple[int | None, int | None]:
-    """The index of the last unclosed ``(`` and of an unterminated ``[``, if any."""
-    groups: list[int] = []
-    class_start: int | None = None
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\":
-            index += 2
-            continue
-        if class_start is not None:
-            # A ] right after [ or [^ is a literal member, not the end of the set.
-            if char == "]" and index > class_start + 1 + (pattern[class_start + 1 : class_start + 2] == "^"):
-                class_start = None
-        elif char == "[":
-            class_start = index
-        elif char == "(":
-            groups.append(index)
-        elif char == ")" and groups:
-            groups.pop()
-        index += 1
-    return (groups[-1] if groups else None), class_start
+    """Compile a header or path filter the way the agent will (``pymirrord.http_filter`` decides how)."""
+    return http_filter.compile_pattern(pattern)
 
 
 def _blame(pattern: str, error: regex.error) -> tuple[int, str]:
-    """The character to underline and what to say: regex reports unclosed groups and sets at the end of the
-    pattern, but the character at fault is the one that opened them."""
-    position = error.pos if isinstance(error.pos, int) else len(pattern)
-    group, character_set = _unclosed(pattern)
-    if error.msg == "missing )" and group is not None:
-        return group, "this ( is never closed"
-    if error.msg == "unterminated character set" and character_set is not None:
-        return character_set, "this [ is never closed"
-    return position, str(error.msg)
+    """The character to underline and what to say (kept for callers that hold a ``regex.error``)."""
+    problem = http_filter.blame(pattern, error)
+    return problem.position, problem.reason
 
 
 def _regex_finding(pattern: str, origin: Origin) -> Finding | None:
-    try:
-        compile_pattern(pattern)
-    except regex.error as error:
-        position, reason = _blame(pattern, error)
+    problem = http_filter.pattern_problem(pattern)
+    if problem is not None:
+        position, reason = problem.position, problem.reason
         return Finding(
             "error",
             f"{_name(origin)} is not a valid regular expression: {reason} (at character {position + 1})",

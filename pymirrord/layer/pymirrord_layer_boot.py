@@ -18,12 +18,20 @@ if TYPE_CHECKING or __package__:
         parse_config,
         process_names,
     )
+    from pymirrord.layer.pymirrord_layer_debugger import command_line, detect
+    from pymirrord.layer.pymirrord_layer_dns import DnsHooks
     from pymirrord.layer.pymirrord_layer_hooks import Hooks
+    from pymirrord.layer.pymirrord_layer_outgoing import Outgoing
+    from pymirrord.layer.pymirrord_layer_policy import Policy
     from pymirrord.layer.pymirrord_layer_warn import warn
 else:
     from pymirrord_layer_client import SOCKET_ENV, SessionClient, SessionUnavailable
     from pymirrord_layer_config import CONFIG_ENV, LayerConfigError, parse_config, process_names
+    from pymirrord_layer_debugger import command_line, detect
+    from pymirrord_layer_dns import DnsHooks
     from pymirrord_layer_hooks import Hooks
+    from pymirrord_layer_outgoing import Outgoing
+    from pymirrord_layer_policy import Policy
     from pymirrord_layer_warn import warn
 
 _UNHOOKED = "the app runs without pymirrord"
@@ -35,6 +43,7 @@ class _Started:
 
     done = False
     hooks: Hooks | None = None
+    dns: DnsHooks | None = None
 
 
 def start(environ: Mapping[str, str]) -> Hooks | None:
@@ -52,8 +61,8 @@ def start(environ: Mapping[str, str]) -> Hooks | None:
         return None
     if config.skips(process_names()):
         return None
-    if config.incoming.mode == "off":
-        # Nothing to hook yet: do not even make the session wait for a hello.
+    if config.incoming.mode == "off" and not config.outgoing.enabled and not config.dns.enabled:
+        # Nothing to hook: do not even make the session wait for a hello.
         return None
     client = SessionClient(path)
     try:
@@ -61,8 +70,19 @@ def start(environ: Mapping[str, str]) -> Hooks | None:
     except SessionUnavailable as error:
         warn(f"{error}; {_UNHOOKED}")
         return None
-    hooks = Hooks(config.incoming, client)
+    policy = Policy(config.outgoing, config.dns)
+    outgoing = None
+    if config.outgoing.enabled:
+        debugger, problems = detect(command_line(), os.environ)
+        for problem in problems:
+            warn(problem)
+        outgoing = Outgoing(policy, client, debugger)
+    hooks = Hooks(config.incoming, client, outgoing)
     hooks.install()
+    if config.dns.enabled:
+        dns = DnsHooks(policy, client, outgoing)
+        dns.install()
+        _Started.dns = dns
     os.register_at_fork(after_in_child=client.after_fork_in_child)
     _Started.hooks = hooks
     return hooks

@@ -200,9 +200,7 @@ def _parse_filter(value: Any, key: str) -> TrafficFilter | None:
             )
         if (host is None) != (kind == "any") or (host is not None and not isinstance(host, str)):
             raise LayerConfigError(f"{CONFIG_ENV}: {where}.host must be a string unless kind is any")
-        rules.append(
-            FilterRule(protocol, kind, host, None if port is None else _port(port, f"{where}.port"))
-        )
+        rules.append(FilterRule(protocol, kind, host, None if port is None else _port(port, f"{where}.port")))
     return TrafficFilter(mode, tuple(rules))
 
 

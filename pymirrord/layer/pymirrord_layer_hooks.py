@@ -10,12 +10,16 @@ frameworks create internally (``socketserver``, ``asyncio``, ``ssl.SSLSocket`` v
 - ``accept`` asks the session who is behind a connection it made and returns the original client, which
   ``getpeername`` repeats.
 - ``close`` of a served listener tells the session.
+- with outgoing traffic on (``pymirrord_layer_outgoing``): ``connect``/``connect_ex`` of TCP and UDP sockets
+  go through the target; ``getpeername``/``getsockname`` show the remote and pod-side addresses;
+  ``sendto`` naming the connected peer and ``recvfrom(_into)`` speak of that peer too.
 
 Sockets the layer does not serve pay one lookup in a ``WeakKeyDictionary`` per patched call.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import weakref
@@ -23,15 +27,19 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 
 if TYPE_CHECKING or __package__:
     from pymirrord.layer.pymirrord_layer_config import IncomingConfig
+    from pymirrord.layer.pymirrord_layer_outgoing import Connected, Outgoing, RemotePlan, same_peer
     from pymirrord.layer.pymirrord_layer_warn import warn, warn_once
 else:
     from pymirrord_layer_config import IncomingConfig
+    from pymirrord_layer_outgoing import Connected, Outgoing, RemotePlan, same_peer
     from pymirrord_layer_warn import warn, warn_once
 
 Address = tuple[str, int]
 SockAddr = tuple[Any, ...]
 
 _PATCHED = ("bind", "listen", "accept", "getsockname", "getpeername", "close")
+# Only with outgoing traffic on: the connects, and the UDP calls that name the peer.
+_OUTGOING_PATCHED = ("connect", "connect_ex", "sendto", "recvfrom", "recvfrom_into")
 
 
 class Session(Protocol):
@@ -68,15 +76,16 @@ class _Accepted:
         self.local = local
 
 
-_State = Union[_Listener, _Accepted]
+_State = Union[_Listener, _Accepted, Connected]
 
 
 class Hooks:
     """Installs the patches for one incoming config and session; ``uninstall`` restores the class."""
 
-    def __init__(self, incoming: IncomingConfig, session: Session) -> None:
+    def __init__(self, incoming: IncomingConfig, session: Session, outgoing: Outgoing | None = None) -> None:
         self.incoming = incoming
         self.session = session
+        self.outgoing = outgoing
         self.states: weakref.WeakKeyDictionary[socket.socket, _State] = weakref.WeakKeyDictionary()
         self._saved: dict[str, Any] = {}
 
@@ -90,8 +99,9 @@ class Hooks:
         cls = socket.socket
         # Only attributes defined on socket.socket itself are restored as such; the others (bind,
         # listen, ...) come from _socket.socket and are restored by deleting our override.
-        self._saved = {name: cls.__dict__.get(name, _INHERITED) for name in _PATCHED}
-        originals: dict[str, Callable[..., Any]] = {name: getattr(cls, name) for name in _PATCHED}
+        names = _PATCHED + (_OUTGOING_PATCHED if self.outgoing is not None else ())
+        self._saved = {name: cls.__dict__.get(name, _INHERITED) for name in names}
+        originals: dict[str, Callable[..., Any]] = {name: getattr(cls, name) for name in names}
         for name, function in self._patches(originals).items():
             setattr(cls, name, function)
 
@@ -115,6 +125,7 @@ class Hooks:
         real_getsockname = originals["getsockname"]
         real_getpeername = originals["getpeername"]
         real_close = originals["close"]
+        outgoing = self.outgoing
 
         def bind(sock: socket.socket, address: Any) -> None:
             planned = plan(sock, address)
@@ -128,6 +139,8 @@ class Hooks:
         def listen(sock: socket.socket, *backlog: int) -> None:
             real_listen(sock, *backlog)
             state = states.get(sock)
+            if outgoing is not None:
+                _note_listener(outgoing, sock, state, real_getsockname)
             if state is None or not isinstance(state, _Listener) or state.announced:
                 return
             state.announced = True
@@ -171,12 +184,17 @@ class Hooks:
         def getpeername(sock: socket.socket) -> Any:
             if states:
                 state = states.get(sock)
-                if isinstance(state, _Accepted):
+                if isinstance(state, (_Accepted, Connected)):
                     return state.peer
             return real_getpeername(sock)
 
         def close(sock: socket.socket) -> None:
             state = states.pop(sock, None) if states else None
+            if isinstance(state, Connected):
+                real_close(sock)
+                if outgoing is not None:
+                    outgoing.closed(state)
+                return
             if not (isinstance(state, _Listener) and state.served and state.owner_pid == os.getpid()):
                 real_close(sock)
                 return
@@ -190,13 +208,96 @@ class Hooks:
                 if real is not None:
                     session.listen_closed(state.pod_port, real[0], real[1])
 
-        return {
+        patches: dict[str, Callable[..., Any]] = {
             "bind": bind,
             "listen": listen,
             "accept": accept,
             "getsockname": getsockname,
             "getpeername": getpeername,
             "close": close,
+        }
+        if outgoing is not None:
+            patches.update(self._outgoing_patches(outgoing, originals))
+        return patches
+
+    def _outgoing_patches(
+        self, outgoing: Outgoing, originals: dict[str, Callable[..., Any]]
+    ) -> dict[str, Callable[..., Any]]:
+        states = self.states
+        plan = outgoing.plan
+        open_remote = outgoing.open
+        real_connect = originals["connect"]
+        real_connect_ex = originals["connect_ex"]
+        real_sendto = originals["sendto"]
+        real_recvfrom = originals["recvfrom"]
+        real_recvfrom_into = originals["recvfrom_into"]
+        real_send = socket.socket.send
+
+        def connect(sock: socket.socket, address: Any) -> None:
+            planned = plan(sock, address)
+            if planned is None:
+                real_connect(sock, address)
+            elif not isinstance(planned, RemotePlan):
+                real_connect(sock, planned)  # this process's own listener, wherever it really is
+            else:
+                opened = open_remote(sock, planned)
+                if opened is None:
+                    real_connect(sock, address)
+                    return
+                states[sock] = opened[0]
+                real_connect(sock, opened[1])
+
+        def connect_ex(sock: socket.socket, address: Any) -> int:
+            planned = plan(sock, address)
+            if planned is None:
+                result: int = real_connect_ex(sock, address)
+                return result
+            if not isinstance(planned, RemotePlan):
+                result = real_connect_ex(sock, planned)
+                return result
+            try:
+                opened = open_remote(sock, planned)
+            except OSError as error:
+                return error.errno or errno.EIO
+            if opened is None:
+                result = real_connect_ex(sock, address)
+                return result
+            states[sock] = opened[0]
+            result = real_connect_ex(sock, opened[1])
+            return result
+
+        def sendto(sock: socket.socket, data: Any, *args: Any) -> int:
+            if states and args:
+                state = states.get(sock)
+                if isinstance(state, Connected) and state.udp and same_peer(state, args[-1]):
+                    # The app names its peer explicitly: the datagram goes the connected way, through the pod.
+                    sent: int = real_send(sock, data, args[0] if len(args) > 1 else 0)
+                    return sent
+            sent = real_sendto(sock, data, *args)
+            return sent
+
+        def recvfrom(sock: socket.socket, *args: Any) -> tuple[bytes, Any]:
+            data, address = real_recvfrom(sock, *args)
+            if states:
+                state = states.get(sock)
+                if isinstance(state, Connected) and state.udp:
+                    return data, state.peer
+            return data, address
+
+        def recvfrom_into(sock: socket.socket, *args: Any) -> tuple[int, Any]:
+            count, address = real_recvfrom_into(sock, *args)
+            if states:
+                state = states.get(sock)
+                if isinstance(state, Connected) and state.udp:
+                    return count, state.peer
+            return count, address
+
+        return {
+            "connect": connect,
+            "connect_ex": connect_ex,
+            "sendto": sendto,
+            "recvfrom": recvfrom,
+            "recvfrom_into": recvfrom_into,
         }
 
     def _plan(self, sock: socket.socket, address: Any) -> tuple[SockAddr, _Listener] | None:
@@ -227,6 +328,20 @@ class Hooks:
 
 
 _INHERITED = object()
+
+
+def _note_listener(
+    outgoing: Outgoing, sock: socket.socket, state: _State | None, real_getsockname: Callable[..., Any]
+) -> None:
+    """Remembers a listening TCP socket, so the app's own connects to its port reach it."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+        return
+    try:
+        real = real_getsockname(sock)
+    except OSError:
+        return
+    requested = state.requested[1] if isinstance(state, _Listener) else real[1]
+    outgoing.listening[sock] = (sock.family, requested, real)
 
 
 def _numeric_host(family: int, host: Any) -> str | None:

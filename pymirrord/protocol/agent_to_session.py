@@ -161,6 +161,59 @@ class DnsResult:
     message: str
 
 
+@dataclass(frozen=True)
+class HttpRequestStart:
+    """Agent -> session: an HTTP request on a filtered port matched this session's filter.
+
+    ``head`` is the request line and headers exactly as the client sent them (final CRLF CRLF included);
+    the body follows as ``HttpRequestBody`` messages, raw (chunk framing and trailers as sent), then
+    ``HttpRequestEnd``. In steal mode the session answers with ``HttpResponseData`` and ``HttpResponseEnd``
+    (or ``HttpResponseFailed``); in mirror mode it answers nothing. ``matched`` names the filter part that
+    matched (for the user's log). If the local app switches protocols (``101``), the client's further bytes
+    keep coming as ``HttpRequestBody`` until ``HttpRequestEnd``.
+    """
+
+    TAG: ClassVar[int] = 50
+    request_id: int
+    port: int
+    mode: Mode
+    client: SocketAddress
+    local: SocketAddress
+    method: str
+    target: str
+    matched: str
+    head: bytes
+
+
+@dataclass(frozen=True)
+class HttpRequestBody:
+    """Agent -> session: more bytes of request ``request_id``, raw as the client sent them."""
+
+    TAG: ClassVar[int] = 51
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class HttpRequestEnd:
+    """Agent -> session: request ``request_id`` is complete (after an upgrade: the client half-closed)."""
+
+    TAG: ClassVar[int] = 52
+    request_id: int
+
+
+@dataclass(frozen=True)
+class HttpRequestAbort:
+    """Agent -> session: the client of request ``request_id`` went away; drop it and its app connection.
+
+    No further message about the id follows in either direction.
+    """
+
+    TAG: ClassVar[int] = 53
+    request_id: int
+    reason: str
+
+
 AgentToSession = Union[
     AgentHello,
     Pong,
@@ -174,6 +227,10 @@ AgentToSession = Union[
     OutgoingRead,
     OutgoingClosed,
     DnsResult,
+    HttpRequestStart,
+    HttpRequestBody,
+    HttpRequestEnd,
+    HttpRequestAbort,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -191,5 +248,9 @@ CODEC: Codec[AgentToSession] = codec_for(
         OutgoingRead,
         OutgoingClosed,
         DnsResult,
+        HttpRequestStart,
+        HttpRequestBody,
+        HttpRequestEnd,
+        HttpRequestAbort,
     ],
 )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar, Optional, Union
 
 from pymirrord.protocol.codec import Codec, codec_for
+from pymirrord.protocol.http_types import HttpFilterSpec
 from pymirrord.protocol.outgoing_types import AddressFamily, SocketKind, Transport
 from pymirrord.protocol.types import Mode, SocketAddress
 
@@ -39,12 +40,16 @@ class PortSubscribe:
     With ``handover`` the session takes stolen connections as sockets over the agent's handover channel
     (both run on one machine), so their bytes never cross the websocket. Answered by
     ``PortSubscribeResult``; subscribing again to a port replaces the earlier mode.
+    With ``http_filter`` only the HTTP requests it matches are delivered (as ``HttpRequestHead`` and what
+    follows it); every other request on the port keeps reaching the pod's app. A filtered port is never
+    handed over: the agent must read each request to decide.
     """
 
     TAG: ClassVar[int] = 10
     port: int
     mode: Mode
     handover: bool
+    http_filter: Optional[HttpFilterSpec] = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,42 @@ class DnsLookup:
     address_config: bool
 
 
+@dataclass(frozen=True)
+class HttpResponseData:
+    """Session -> agent: bytes of the local app's response to ``request_id``, raw as the app sent them.
+
+    After a ``101`` these are the new protocol's bytes from the app.
+    """
+
+    TAG: ClassVar[int] = 55
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class HttpResponseEnd:
+    """Session -> agent: the response to ``request_id`` is complete (after an upgrade: the app closed).
+
+    No further message about the id follows in either direction.
+    """
+
+    TAG: ClassVar[int] = 56
+    request_id: int
+
+
+@dataclass(frozen=True)
+class HttpResponseFailed:
+    """Session -> agent: the local app did not answer ``request_id`` (gone, unreachable, broke off).
+
+    If the client got nothing of the response yet, the agent sends the request to the pod's app instead;
+    otherwise it closes the client's connection. No further message about the id follows.
+    """
+
+    TAG: ClassVar[int] = 57
+    request_id: int
+    reason: str
+
+
 SessionToAgent = Union[
     ClientHello,
     Ping,
@@ -162,6 +203,9 @@ SessionToAgent = Union[
     OutgoingWrite,
     OutgoingClose,
     DnsLookup,
+    HttpResponseData,
+    HttpResponseEnd,
+    HttpResponseFailed,
 ]
 
 CODEC: Codec[SessionToAgent] = codec_for(
@@ -178,5 +222,8 @@ CODEC: Codec[SessionToAgent] = codec_for(
         OutgoingWrite,
         OutgoingClose,
         DnsLookup,
+        HttpResponseData,
+        HttpResponseEnd,
+        HttpResponseFailed,
     ],
 )

@@ -13,7 +13,7 @@ import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import layer_to_session as from_layer
@@ -80,8 +80,8 @@ class _UdpInterceptor(asyncio.DatagramProtocol):
         self.task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # asyncio's own datagram transport does not subclass DatagramTransport on every version.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if self.app is None:

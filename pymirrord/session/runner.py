@@ -21,6 +21,7 @@ from pymirrord.kube.progress import terminal_progress
 from pymirrord.protocol.types import Mode
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.errors import SessionError
+from pymirrord.session.http_requests import apply_http_filter
 from pymirrord.session.layer_env import layer_environment, layer_settings
 from pymirrord.session.local_agent import LocalAgent
 from pymirrord.session.session import EventSink, Session, print_events
@@ -68,6 +69,7 @@ async def _run(config: Any, command: list[str], on_event: EventSink) -> int:
         # A local agent hands stolen connections over as sockets: the app then talks to the client directly.
         handover = is_local_target(target) and os.environ.get(HANDOVER_SWITCH, "1") != "0"
         session = Session(link, mode, os.path.join(workdir, "layer.sock"), on_event, handover=handover)
+        apply_http_filter(session.state, config.incoming.http_filter)
         await session.start()
         added, unset = layer_environment(
             layer_settings(config.incoming, tuple(config.skip_processes), config.outgoing, config.dns),

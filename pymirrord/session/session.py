@@ -27,6 +27,8 @@ from pymirrord.protocol.framing import FrameDecoder, frame
 from pymirrord.protocol.types import LogLevel, Mode, SocketAddress
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.handover import HandoverReceiver, send_with_socket
+from pymirrord.session.http_requests import AGENT_MESSAGES as HTTP_FROM_AGENT
+from pymirrord.session.http_requests import HttpRequests
 from pymirrord.session.outgoing import AGENT_MESSAGES as OUTGOING_FROM_AGENT
 from pymirrord.session.outgoing import LAYER_MESSAGES as OUTGOING_FROM_LAYER
 from pymirrord.session.outgoing import OutgoingRelay
@@ -104,6 +106,9 @@ class Session:
         self._socket_path = socket_path
         self._on_event = on_event
         self._outgoing = OutgoingRelay(link.send, lambda text: on_event(SessionEvent("log", text)))
+        self._http = HttpRequests(
+            link.send, self._app_address, lambda text: on_event(SessionEvent("log", text))
+        )
         self._layer_ids = itertools.count(1)
         self._layers: dict[int, asyncio.StreamWriter] = {}
         self._apps: dict[int, _AppConnection] = {}
@@ -138,8 +143,13 @@ class Session:
                 self._on_event(SessionEvent("log", f"stolen connections are relayed: {error}"))
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
 
+    def _app_address(self, port: int) -> SocketAddress | None:
+        listener = self._state.listeners.get(port)
+        return None if listener is None else listener.address
+
     async def close(self) -> None:
         await self._outgoing.close()
+        await self._http.close()
         if self._server is not None:
             self._server.close()
         for writer in list(self._layers.values()):
@@ -194,11 +204,14 @@ class Session:
         for app in list(self._apps.values()):
             self._abort_app(app)
         self._outgoing.agent_lost()
+        await self._http.close()
         self.agent_lost.set()
 
     async def _on_agent_message(self, message: from_agent.AgentToSession) -> None:
         if isinstance(message, OUTGOING_FROM_AGENT):
             await self._outgoing.on_agent_message(message)
+        elif isinstance(message, HTTP_FROM_AGENT):
+            await self._http.on_agent_message(message)
         elif isinstance(message, from_agent.ConnectionRead):
             await self._to_app(message.connection_id, message.data)
         elif isinstance(message, from_agent.NewConnection):

@@ -14,6 +14,7 @@ from enum import Enum
 
 from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol import session_to_layer as to_layer
+from pymirrord.protocol.http_types import HttpFilterSpec
 from pymirrord.protocol.types import Mode, SocketAddress
 
 LayerId = int
@@ -105,6 +106,9 @@ class SessionState:
         self.connections: dict[int, Connection] = {}
         self.counters = Counters()
         self._peers: dict[int, int] = {}  # local source port -> connection id
+        self.http_filter: HttpFilterSpec | None = None
+        """Only the HTTP requests this matches are delivered, on ``http_ports`` only."""
+        self.http_ports: tuple[int, ...] = (80, 8080)
 
     # Layers ---------------------------------------------------------------------------------
 
@@ -117,7 +121,17 @@ class SessionState:
             # The layer asks one request at a time, so a second listener finds the first one answered.
             current.addresses.append(address)
             return [ReplyToLayer(layer, to_layer.ListenResult(port, self.mode, None))]
+        if self.http_filter is not None and port not in self.http_ports:
+            covered = ", ".join(str(p) for p in self.http_ports)
+            error = (
+                f"port {port} is not in http_filter.ports ({covered}): with an HTTP filter only those "
+                f"ports are {'stolen' if self.mode is Mode.STEAL else 'mirrored'}; "
+                f"add {port} to http_filter.ports to filter it as HTTP"
+            )
+            return [ReplyToLayer(layer, to_layer.ListenResult(port, None, error))]
         self.listeners[port] = Listener(layer, port, [address], ListenerState.PENDING)
+        if self.http_filter is not None:
+            return [SendToAgent(to_agent.PortSubscribe(port, self.mode, False, self.http_filter))]
         # The agent's sockets are IPv4: an IPv6 listener gets its connections relayed.
         handover = self.handover and self.mode is Mode.STEAL and ":" not in address.host
         return [SendToAgent(to_agent.PortSubscribe(port, self.mode, handover))]

@@ -28,8 +28,9 @@ def pymirrord_exec(
     steal: bool = False,
     config: dict[str, Any] | None = None,
     handover: bool = True,
+    flags: Sequence[str] = (),
 ) -> WatchedProcess:
-    argv = [sys.executable, "-m", "pymirrord", "exec", "--target", target.target]
+    argv = [sys.executable, "-m", "pymirrord", "exec", "--target", target.target, *flags]
     if steal:
         argv.append("--steal")
     if config is not None:

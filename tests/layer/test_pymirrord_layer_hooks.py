@@ -250,7 +250,7 @@ def test_local_clients_keep_their_real_address(hooks: Hooks, session: RecordingS
 def test_a_failing_peer_query_keeps_the_real_peer(
     hooks: Hooks, session: RecordingSession, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(port: int) -> tuple[Address | None, Address | None]:
+    def broken(port: int) -> tuple[Address | None, Address | None, int | None]:
         raise OSError("session gone")
 
     session.peer = broken  # type: ignore[method-assign]

@@ -132,8 +132,14 @@ def test_bad_config_warns_once_and_the_app_runs() -> None:
         assert session.received == []
 
 
-def test_mode_off_hooks_nothing() -> None:
-    config = json.dumps({"incoming": {"mode": "off"}})
+def test_every_feature_off_hooks_nothing() -> None:
+    config = json.dumps(
+        {
+            "incoming": {"mode": "off"},
+            "outgoing": {"tcp": False, "udp": False},
+            "dns": {"enabled": False},
+        }
+    )
     with FakeSession() as session, App([sys.executable, PROBE, "0"], layer_env(session.path, config)) as app:
         assert probe(app)["hooked"] is False
         app.kill()

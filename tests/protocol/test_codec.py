@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import typing
 from typing import Any
 
@@ -38,6 +39,11 @@ def strategy_for(hint: Any) -> st.SearchStrategy[Any]:
         return addresses
     if hint in (Mode, LogLevel):
         return st.sampled_from(list(hint))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return st.sampled_from(list(hint))
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        return st.builds(hint, **{f.name: strategy_for(hints[f.name]) for f in dataclasses.fields(hint)})
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union:
         return st.none() | strategy_for(args[0])

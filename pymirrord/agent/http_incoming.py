@@ -1,0 +1,518 @@
+"""Connections on HTTP-filtered ports: each request goes to the session whose filter matches it, or the pod.
+
+A connection is first checked for HTTP: if it does not start with an HTTP/1.x request line (or sends nothing
+within ``DETECT_TIMEOUT``) it is tunnelled to the pod's app byte for byte. Otherwise requests are handled one
+after the other (pipelined ones wait in the reader), which keeps responses in the client's order:
+
+- no filter matches: the request's raw bytes go to the pod's app over one bypass connection kept for the
+  client connection, and the response's raw bytes come back;
+- a stealing session's filter matches: the request travels to that session (``HttpRequestStart``, body,
+  end) and its local app's response comes back as ``HttpResponseData``. Until the first response byte the
+  request is kept (up to ``REPLAY_LIMIT``), so a session or app that is gone sends it to the pod instead;
+- a ``101 Switching Protocols`` makes the rest of the connection a tunnel to whoever answered it;
+- bytes that are not HTTP/1.x the reader can frame (a bad request line, an oversized head) end the HTTP
+  reading: the connection's remaining bytes go to the pod's app unchanged, which answers as it would.
+
+HTTP framing lives in ``pymirrord.http1`` and the decision in ``http_routing``; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pymirrord.agent.http_routing import route_request
+from pymirrord.agent.subscriptions import Subscriptions
+from pymirrord.http1 import (
+    NEED_DATA,
+    Body,
+    Detected,
+    End,
+    Event,
+    FramingError,
+    RequestHead,
+    RequestReader,
+    ResponseHead,
+    ResponseReader,
+    detect,
+)
+from pymirrord.protocol import agent_to_session as to_session
+from pymirrord.protocol.types import Mode, SocketAddress
+
+log = logging.getLogger(__name__)
+
+DETECT_TIMEOUT = 1.0
+"""Seconds a new connection on a filtered port may stay silent before it is passed through as not HTTP."""
+REPLAY_LIMIT = 1024 * 1024
+"""Bytes of a stolen request kept until its response starts, to send it to the pod if the session fails."""
+WRITE_HIGH_WATER = 1024 * 1024
+
+Connect = Callable[[SocketAddress], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+class Sink(Protocol):
+    """What this module needs of a session's outbox (``server.Outbox``)."""
+
+    def put(self, frame: bytes) -> None: ...
+
+    def offer(self, frame: bytes) -> bool: ...
+
+    async def wait_writable(self) -> None: ...
+
+
+def _encode(message: to_session.AgentToSession) -> bytes:
+    return to_session.CODEC.encode(message)
+
+
+@dataclass
+class _Stolen:
+    """A request a session serves: the agent's side of its response."""
+
+    session: int
+    request_id: int
+    client: asyncio.StreamWriter
+    method: str
+    responses: ResponseReader = field(default_factory=ResponseReader)
+    written: int = 0
+    head_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Future[str | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def __post_init__(self) -> None:
+        self.responses.expect(self.method)
+
+    def finish(self, failure: str | None) -> None:
+        if not self.done.done():
+            self.done.set_result(failure)
+        self.head_seen.set()
+
+    async def data(self, data: bytes) -> None:
+        if self.done.done() or self.client.is_closing():
+            return
+        self.written += len(data)
+        self.client.write(data)
+        if not self.head_seen.is_set():
+            self.responses.feed(data)
+            try:
+                while (event := self.responses.next_event()) is not NEED_DATA:
+                    if isinstance(event, ResponseHead) and not event.interim:
+                        self.head_seen.set()
+                        break
+            except FramingError as error:
+                log.info("session %d answered request %d with %s", self.session, self.request_id, error)
+                self.head_seen.set()
+        # Waiting here pauses the session's messages while the client reads slowly: memory stays bounded.
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.client.drain()
+
+
+class HttpIncoming:
+    """Serves connections on HTTP-filtered ports; sessions' responses arrive through ``response_*``."""
+
+    def __init__(
+        self, subscriptions: Subscriptions, sinks: dict[int, Sink], connect: Connect, read_chunk: int
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._sinks = sinks
+        self._connect = connect
+        self._read_chunk = read_chunk
+        self._ids = itertools.count(1)
+        self._stolen: dict[int, _Stolen] = {}
+
+    # --- sessions ------------------------------------------------------------------------------------------
+
+    async def response_data(self, session: int, request_id: int, data: bytes) -> None:
+        request = self._stolen.get(request_id)
+        if request is not None and request.session == session:
+            await request.data(data)
+
+    def response_end(self, session: int, request_id: int, failure: str | None = None) -> None:
+        request = self._stolen.get(request_id)
+        if request is not None and request.session == session:
+            request.finish(failure)
+
+    def session_gone(self, session: int) -> None:
+        for request in list(self._stolen.values()):
+            if request.session == session:
+                request.finish("the session left")
+
+    # --- connections ---------------------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: SocketAddress,
+        destination: SocketAddress,
+    ) -> None:
+        _no_delay(writer)
+        prefix, kind = await self._detect(reader)
+        if kind is not Detected.HTTP1:
+            log.debug("connection from %s to %s is %s: passed through", client, destination, kind.value)
+            await _Connection(self, reader, writer, client, destination).tunnel_to_pod(prefix)
+            return
+        connection = _Connection(self, reader, writer, client, destination)
+        connection.requests.feed(prefix)
+        await connection.run()
+
+    async def _detect(self, reader: asyncio.StreamReader) -> tuple[bytes, Detected]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DETECT_TIMEOUT
+        prefix = b""
+        while (kind := detect(prefix)) is Detected.UNDECIDED:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return prefix, Detected.NOT_HTTP
+            try:
+                data = await asyncio.wait_for(reader.read(self._read_chunk), remaining)
+            except asyncio.TimeoutError:
+                return prefix, Detected.NOT_HTTP
+            if not data:
+                return prefix, Detected.NOT_HTTP
+            prefix += data
+        return prefix, kind
+
+
+class _Connection:
+    """One client connection on a filtered port."""
+
+    def __init__(
+        self,
+        owner: HttpIncoming,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: SocketAddress,
+        destination: SocketAddress,
+    ) -> None:
+        self.owner = owner
+        self.reader = reader
+        self.writer = writer
+        self.client = client
+        self.destination = destination
+        self.requests = RequestReader()
+        self.pod: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.pod_responses = ResponseReader()
+
+    # --- the request loop ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    event = await self._request_event()
+                except FramingError as error:
+                    log.info("connection from %s: %s; the rest goes to the pod as it is", self.client, error)
+                    await self.tunnel_to_pod(b"")
+                    return
+                if event is None:
+                    return  # the client closed between requests
+                assert isinstance(event, RequestHead), event
+                if not await self._exchange(event):
+                    return
+        finally:
+            self._close_pod()
+
+    async def _request_event(self) -> Event | None:
+        while True:
+            event = self.requests.next_event()
+            if event is not NEED_DATA:
+                return event
+            if self.requests.at_eof:
+                return None
+            data = await self.reader.read(self.owner._read_chunk)
+            if data:
+                self.requests.feed(data)
+            else:
+                self.requests.feed_eof()
+
+    async def _exchange(self, head: RequestHead) -> bool:
+        """Serve one request; False when the connection is over (closed, upgraded, not keep-alive)."""
+        subscribers = self.owner._subscriptions.route(self.destination.port).http
+        route = route_request(subscribers, head)
+        mirrors = self._start_copies(head, route.mirrors)
+        sink = self.owner._sinks.get(route.stealer) if route.stealer is not None else None
+        if route.stealer is not None and sink is not None:
+            log.debug(
+                "request %s %s from %s matched %s", head.method, head.target, self.client, route.matched
+            )
+            keep = await self._to_session(route.stealer, sink, head, route.matched, mirrors)
+        else:
+            keep = await self._to_pod(head, b"", mirrors)
+        return keep and head.keep_alive
+
+    # --- copies for mirroring sessions ---------------------------------------------------------------------
+
+    def _start_copies(self, head: RequestHead, mirrors: tuple[tuple[int, str], ...]) -> dict[int, int]:
+        """Send the head to each matching mirror; session -> request id of its copy."""
+        copies: dict[int, int] = {}
+        for session, matched in mirrors:
+            sink = self.owner._sinks.get(session)
+            if sink is None:
+                continue
+            request_id = next(self.owner._ids)
+            message = self._start_message(request_id, Mode.MIRROR, head, matched)
+            if sink.offer(_encode(message)):
+                copies[session] = request_id
+        return copies
+
+    def _copy(self, copies: dict[int, int], data: bytes | None) -> None:
+        """A body chunk (None: the end) for every copy; a copy whose session lags is dropped."""
+        for session, request_id in list(copies.items()):
+            sink = self.owner._sinks.get(session)
+            if sink is None:
+                del copies[session]
+                continue
+            message: to_session.AgentToSession = (
+                to_session.HttpRequestEnd(request_id)
+                if data is None
+                else to_session.HttpRequestBody(request_id, data)
+            )
+            if not sink.offer(_encode(message)):
+                log.warning("session %d lags too far behind; dropping its copy of a request", session)
+                sink.put(_encode(to_session.HttpRequestAbort(request_id, "the session fell behind")))
+                del copies[session]
+
+    def _start_message(
+        self, request_id: int, mode: Mode, head: RequestHead, matched: str
+    ) -> to_session.HttpRequestStart:
+        return to_session.HttpRequestStart(
+            request_id,
+            self.destination.port,
+            mode,
+            self.client,
+            self.destination,
+            head.method,
+            head.target,
+            matched,
+            head.raw,
+        )
+
+    # --- the pod's app -------------------------------------------------------------------------------------
+
+    async def _pod(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.pod is not None and (self.pod[0].at_eof() or self.pod[1].is_closing()):
+            self._close_pod()
+        if self.pod is None:
+            self.pod = await self.owner._connect(self.destination)
+            _no_delay(self.pod[1])
+            self.pod_responses = ResponseReader()
+        return self.pod
+
+    def _close_pod(self) -> None:
+        if self.pod is not None:
+            self.pod[1].close()
+            self.pod = None
+
+    async def _to_pod(self, head: RequestHead, replay: bytes, copies: dict[int, int]) -> bool:
+        """Send the request to the pod's app (``replay``: its body so far, read already); relay the answer."""
+        try:
+            pod_reader, pod_writer = await self._pod()
+        except (OSError, asyncio.TimeoutError) as error:
+            log.info("cannot reach the pod's app at %s: %s", self.destination, error)
+            return False
+        self.pod_responses.expect(head.method)
+        pod_writer.write(head.raw + replay)
+
+        async def forward(data: bytes) -> None:
+            pod_writer.write(data)
+            await pod_writer.drain()
+
+        sending = asyncio.ensure_future(self._forward_body(forward, copies, None))
+        try:
+            keep = await self._relay_pod_response(pod_reader, pod_writer)
+            await sending
+        except (ConnectionError, OSError, FramingError) as error:
+            log.info("connection from %s to the pod's app broke: %s", self.client, error)
+            return False
+        finally:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+        return keep
+
+    async def _relay_pod_response(
+        self, pod_reader: asyncio.StreamReader, pod_writer: asyncio.StreamWriter
+    ) -> bool:
+        responses = self.pod_responses
+        while True:
+            event = responses.next_event()
+            if event is NEED_DATA:
+                data = await pod_reader.read(self.owner._read_chunk)
+                if data:
+                    responses.feed(data)
+                else:
+                    responses.feed_eof()
+                    if responses.at_eof and not responses.final:
+                        raise ConnectionError("the pod's app closed the connection without answering")
+                continue
+            assert not isinstance(event, RequestHead)
+            self.writer.write(event.raw)
+            if responses.buffered == 0 or isinstance(event, End) or responses.upgraded:
+                # One drain per read from the pod, not per event: a small response leaves in one segment.
+                await self.writer.drain()
+            if isinstance(event, ResponseHead) and responses.upgraded:
+                await self._tunnel(responses.take_buffered(), pod_reader, pod_writer)
+                return False
+            if isinstance(event, End):
+                reusable = responses.reusable
+                if not reusable:
+                    self._close_pod()
+                return reusable
+
+    # --- a session's local app -----------------------------------------------------------------------------
+
+    async def _to_session(
+        self, session: int, sink: Sink, head: RequestHead, matched: str, copies: dict[int, int]
+    ) -> bool:
+        owner = self.owner
+        request_id = next(owner._ids)
+        request = _Stolen(session, request_id, self.writer, head.method)
+        owner._stolen[request_id] = request
+        replay: bytearray | None = bytearray()
+        sink.put(_encode(self._start_message(request_id, Mode.STEAL, head, matched)))
+
+        async def forward(data: bytes) -> None:
+            nonlocal replay
+            if request.done.done():
+                return
+            if replay is not None and request.written == 0:
+                replay += data
+                if len(replay) > REPLAY_LIMIT:
+                    replay = None
+            else:
+                replay = None
+            sink.put(_encode(to_session.HttpRequestBody(request_id, data)))
+            await sink.wait_writable()
+
+        sending = asyncio.ensure_future(self._forward_body(forward, copies, request))
+        try:
+            failure = await request.done
+            if failure is None:
+                await sending
+                upgraded = request.responses.upgraded
+                if upgraded:
+                    return False  # the tunnel ran inside _forward_body and is over
+                return request.responses.reusable
+            await sending  # the body is still read, so the request can be replayed whole
+            if request.written or replay is None:
+                log.info(
+                    "request %d from %s failed in session %d: %s", request_id, self.client, session, failure
+                )
+                return False
+            log.info("request %d from %s goes to the pod instead: %s", request_id, self.client, failure)
+            return await self._to_pod(head, bytes(replay), {})
+        except (ConnectionError, OSError, FramingError) as error:
+            sink.put(
+                _encode(to_session.HttpRequestAbort(request_id, f"the client's connection failed: {error}"))
+            )
+            return False
+        except asyncio.CancelledError:
+            sink.put(_encode(to_session.HttpRequestAbort(request_id, "the agent is stopping")))
+            raise
+        finally:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            owner._stolen.pop(request_id, None)
+
+    async def _forward_body(
+        self,
+        forward: Callable[[bytes], Awaitable[None]],
+        copies: dict[int, int],
+        stolen: _Stolen | None,
+    ) -> None:
+        """Read the request's body off the client and forward it; for a session, its end too, and after a
+        ``101`` from the local app the rest of the connection."""
+        while True:
+            event = await self._request_event()
+            if event is None:
+                raise ConnectionError("the client closed the connection inside a request")
+            assert isinstance(event, Body | End), event
+            if event.raw:
+                await forward(event.raw)
+                self._copy(copies, event.raw)
+            if isinstance(event, End):
+                break
+        self._copy(copies, None)
+        if stolen is None:
+            return
+        sink = self.owner._sinks.get(stolen.session)
+        if sink is None:
+            return
+        sink.put(_encode(to_session.HttpRequestEnd(stolen.request_id)))
+        await stolen.head_seen.wait()
+        if not stolen.responses.upgraded or stolen.done.done():
+            return
+        # The local app switched protocols: the client's further bytes are its.
+        rest = self.requests.take_buffered()
+        if rest:
+            await forward(rest)
+        while data := await self.reader.read(self.owner._read_chunk):
+            await forward(data)
+        if not stolen.done.done():
+            sink.put(_encode(to_session.HttpRequestEnd(stolen.request_id)))
+        await asyncio.shield(stolen.done)
+
+    # --- tunnels -------------------------------------------------------------------------------------------
+
+    async def tunnel_to_pod(self, prefix: bytes) -> None:
+        """The connection is not HTTP the agent can read: the pod's app gets it as it is."""
+        try:
+            pod_reader, pod_writer = await self._pod()
+        except (OSError, asyncio.TimeoutError) as error:
+            log.info(
+                "cannot pass a connection from %s through to %s: %s", self.client, self.destination, error
+            )
+            return
+        try:
+            await self._tunnel(self.pod_responses.take_buffered(), pod_reader, pod_writer, prefix)
+        finally:
+            self._close_pod()
+
+    async def _tunnel(
+        self,
+        to_client: bytes,
+        pod_reader: asyncio.StreamReader,
+        pod_writer: asyncio.StreamWriter,
+        prefix: bytes = b"",
+    ) -> None:
+        """Pipe both ways until both sides are done; buffered bytes of either side go first."""
+        pending = prefix + self.requests.take_buffered()
+        if pending:
+            pod_writer.write(pending)
+        if to_client:
+            self.writer.write(to_client)
+        up = asyncio.ensure_future(_pipe(self.reader, pod_writer, self.owner._read_chunk))
+        down = asyncio.ensure_future(_pipe(pod_reader, self.writer, self.owner._read_chunk))
+        try:
+            await asyncio.wait((up, down), return_when=asyncio.FIRST_EXCEPTION)
+            if not down.done():
+                await down  # the client half-closed: the pod's app may still answer
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for task in (up, down):
+                task.cancel()
+            await asyncio.gather(up, down, return_exceptions=True)
+
+
+def _no_delay(writer: asyncio.StreamWriter) -> None:
+    """Small HTTP messages must leave at once: with Nagle a response's second segment waits for an ACK the
+    client delays (40 ms). Sockets from ``accept`` or made with proto 0 do not get this from asyncio."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int) -> None:
+    while data := await reader.read(chunk):
+        writer.write(data)
+        await writer.drain()
+    if writer.can_write_eof() and not writer.is_closing():
+        writer.write_eof()

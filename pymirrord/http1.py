@@ -1,0 +1,401 @@
+"""HTTP/1.x message framing, sans-I/O: where each request and response starts and ends in a byte stream.
+
+Used by the agent (client requests, the pod's responses, the local app's responses relayed by a session) and
+by the session (the local app's responses). It never rewrites anything: every byte fed in comes out again,
+unchanged and in order, inside exactly one event (``RequestHead``/``ResponseHead`` carry their raw head,
+``Body`` its raw bytes, chunk-size lines and trailers included). So a request that reaches the pod or the
+local app is the very bytes the client sent, and trailers are kept without being understood.
+
+Readers are pull-based, like h11: ``feed`` bytes (``feed_eof`` at the end), then call ``next_event`` until it
+returns ``NEED_DATA``. Bytes after a message's ``End`` stay buffered until asked for, so pipelined requests
+wait their turn, and after an upgrade ``take_buffered`` hands the rest to a tunnel.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pymirrord.errors import PymirrordError
+
+MAX_HEAD = 64 * 1024
+"""The largest request or response head accepted (request line and headers)."""
+MAX_CHUNK_LINE = 4096
+"""The longest chunk-size line (with extensions) or trailer line accepted."""
+
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class FramingError(PymirrordError):
+    """The bytes are not HTTP/1.x the reader can frame (bad request line, oversized head, bad chunk)."""
+
+
+@dataclass(frozen=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str
+    headers: tuple[tuple[bytes, bytes], ...]
+    raw: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        return _header(self.headers, name)
+
+    @property
+    def keep_alive(self) -> bool:
+        return _keep_alive(self.version, self.headers)
+
+    @property
+    def upgrade(self) -> bool:
+        """Asks to switch protocols (a websocket, h2c): after a 101 the connection is a tunnel."""
+        return self.method == "CONNECT" or (
+            self.header(b"upgrade") is not None and b"upgrade" in _tokens(self.header(b"connection"))
+        )
+
+
+@dataclass(frozen=True)
+class ResponseHead:
+    version: str
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    raw: bytes
+
+    @property
+    def interim(self) -> bool:
+        """A 1xx other than 101: the real response follows (``100 Continue``)."""
+        return 100 <= self.status < 200 and self.status != 101
+
+    @property
+    def keep_alive(self) -> bool:
+        return _keep_alive(self.version, self.headers)
+
+
+@dataclass(frozen=True)
+class Body:
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class End:
+    """The message is complete; ``raw`` holds its last framing bytes (chunked end, trailers), if any."""
+
+    raw: bytes = b""
+
+
+class _Need(enum.Enum):
+    NEED_DATA = "need-data"
+
+
+NEED_DATA = _Need.NEED_DATA
+Event = RequestHead | ResponseHead | Body | End
+
+
+def _header(headers: tuple[tuple[bytes, bytes], ...], name: bytes) -> bytes | None:
+    values = [value for key, value in headers if key.lower() == name]
+    return b", ".join(values) if values else None
+
+
+def _tokens(value: bytes | None) -> set[bytes]:
+    if value is None:
+        return set()
+    return {item.strip().lower() for item in value.split(b",")}
+
+
+def _keep_alive(version: str, headers: tuple[tuple[bytes, bytes], ...]) -> bool:
+    connection = _tokens(_header(headers, b"connection"))
+    if version == "HTTP/1.0":
+        return b"keep-alive" in connection
+    return b"close" not in connection
+
+
+def _parse_headers(lines: list[bytes]) -> tuple[tuple[bytes, bytes], ...]:
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or not all(byte in _TOKEN for byte in name):
+            raise FramingError(f"malformed header line {line[:80]!r}")
+        headers.append((name, value.strip(b" \t")))
+    return tuple(headers)
+
+
+class _BodyKind(enum.Enum):
+    NONE = "none"
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "until-close"
+    TUNNEL = "tunnel"
+
+
+def _framing(headers: tuple[tuple[bytes, bytes], ...], *, request: bool) -> tuple[_BodyKind, int]:
+    encoding = _header(headers, b"transfer-encoding")
+    if encoding is not None:
+        codings = [item.strip().lower() for item in encoding.split(b",")]
+        if codings[-1] == b"chunked":
+            return _BodyKind.CHUNKED, 0
+        if request:
+            raise FramingError("a request's transfer-encoding must end with chunked")
+        return _BodyKind.UNTIL_CLOSE, 0
+    length = _header(headers, b"content-length")
+    if length is not None:
+        values = {item.strip() for item in length.split(b",")}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise FramingError(f"bad content-length {length[:40]!r}")
+        return _BodyKind.LENGTH, int(next(iter(values)))
+    return (_BodyKind.NONE if request else _BodyKind.UNTIL_CLOSE), 0
+
+
+class _Reader:
+    """Body framing shared by requests and responses."""
+
+    def __init__(self, max_head: int = MAX_HEAD) -> None:
+        self._buffer = bytearray()
+        self._eof = False
+        self._max_head = max_head
+        self._in_message = False
+        self._kind = _BodyKind.NONE
+        self._remaining = 0
+        self._chunk_state = "size"  # size | data | data-crlf | trailers
+        self._tunnel = False
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def feed_eof(self) -> None:
+        self._eof = True
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer ended its stream and every byte has been consumed."""
+        return self._eof and not self._buffer
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def take_buffered(self) -> bytes:
+        """The bytes fed but not consumed (after an upgrade, or to hand a connection to a tunnel)."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def _head_lines(self) -> tuple[bytes, list[bytes]] | None:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > self._max_head:
+                raise FramingError(f"the message head is larger than {self._max_head} bytes")
+            if self._eof and self._buffer:
+                raise FramingError("the stream ended inside a message head")
+            return None
+        if end + 4 > self._max_head:
+            raise FramingError(f"the message head is larger than {self._max_head} bytes")
+        raw = self._take(end + 4)
+        lines = raw[:-4].split(b"\r\n")
+        return raw, lines
+
+    def _start_body(self, kind: _BodyKind, length: int) -> None:
+        self._in_message = True
+        self._kind = kind
+        self._remaining = length
+        self._chunk_state = "size"
+
+    def _body_event(self) -> Body | End | _Need:
+        kind = self._kind
+        if kind is _BodyKind.NONE or (kind is _BodyKind.LENGTH and self._remaining == 0):
+            self._in_message = False
+            return End()
+        if kind is _BodyKind.LENGTH:
+            if not self._buffer:
+                if self._eof:
+                    raise FramingError(f"the stream ended {self._remaining} bytes before the body's end")
+                return NEED_DATA
+            data = self._take(min(self._remaining, len(self._buffer)))
+            self._remaining -= len(data)
+            return Body(data)
+        if kind in (_BodyKind.UNTIL_CLOSE, _BodyKind.TUNNEL):
+            if self._buffer:
+                return Body(self._take(len(self._buffer)))
+            if self._eof:
+                self._in_message = False
+                return End()
+            return NEED_DATA
+        return self._chunked_event()
+
+    def _line(self) -> bytes | None:
+        end = self._buffer.find(b"\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_CHUNK_LINE:
+                raise FramingError("a chunk-size or trailer line is too long")
+            if self._eof:
+                raise FramingError("the stream ended inside a chunked body")
+            return None
+        return self._take(end + 2)
+
+    def _chunked_event(self) -> Body | End | _Need:
+        # Consumes as much framing as is available and returns it as one Body, so chunk-size lines and
+        # data travel together; End carries the terminating trailer section.
+        out = bytearray()
+        while True:
+            if self._chunk_state == "size":
+                line = self._line()
+                if line is None:
+                    break
+                size_text = line[:-2].split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise FramingError(f"bad chunk size {size_text[:20]!r}") from None
+                out += line
+                if size == 0:
+                    self._chunk_state = "trailers"
+                else:
+                    self._remaining = size
+                    self._chunk_state = "data"
+            elif self._chunk_state == "data":
+                if not self._buffer:
+                    break
+                data = self._take(min(self._remaining, len(self._buffer)))
+                out += data
+                self._remaining -= len(data)
+                if self._remaining == 0:
+                    self._chunk_state = "data-crlf"
+            elif self._chunk_state == "data-crlf":
+                if len(self._buffer) < 2:
+                    if self._eof:
+                        raise FramingError("the stream ended inside a chunked body")
+                    break
+                if self._buffer[:2] != b"\r\n":
+                    raise FramingError("a chunk's data is not followed by CRLF")
+                out += self._take(2)
+                self._chunk_state = "size"
+            else:  # trailers: header lines up to an empty one
+                line = self._line()
+                if line is None:
+                    break
+                out += line
+                if line == b"\r\n":
+                    self._in_message = False
+                    return End(bytes(out))
+        if out:
+            return Body(bytes(out))
+        if self._eof:
+            raise FramingError("the stream ended inside a chunked body")
+        return NEED_DATA
+
+
+class RequestReader(_Reader):
+    """Frames the requests a client sends on one connection."""
+
+    def next_event(self) -> Event | _Need:
+        if self._in_message:
+            return self._body_event()
+        if self._eof and not self._buffer:
+            return NEED_DATA  # a clean end between requests; ``at_eof`` tells the caller
+        parsed = self._head_lines()
+        if parsed is None:
+            return NEED_DATA
+        raw, lines = parsed
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not parts[0] or not all(byte in _TOKEN for byte in parts[0]):
+            raise FramingError(f"malformed request line {lines[0][:80]!r}")
+        method, target, version = (part.decode("latin-1") for part in parts)
+        if version not in ("HTTP/1.1", "HTTP/1.0") or not target:
+            raise FramingError(f"malformed request line {lines[0][:80]!r}")
+        head = RequestHead(method, target, version, _parse_headers(lines[1:]), raw)
+        kind, length = _framing(head.headers, request=True)
+        self._start_body(kind, length)
+        return head
+
+
+class ResponseReader(_Reader):
+    """Frames the responses to requests sent on one connection; ``expect`` each request's method in order."""
+
+    def __init__(self, max_head: int = MAX_HEAD) -> None:
+        super().__init__(max_head)
+        self._methods: list[str] = []
+        self.final: ResponseHead | None = None
+        """The last final (non-1xx) response head read."""
+        self.close_delimited = False
+        """The last final response's body ends only when the connection closes."""
+        self.upgraded = False
+        """A 101 (or a CONNECT's 2xx) arrived: everything after its head is the new protocol's."""
+
+    def expect(self, method: str) -> None:
+        self._methods.append(method)
+
+    def next_event(self) -> Event | _Need:
+        if self._in_message:
+            return self._body_event()
+        if self.upgraded:
+            self._start_body(_BodyKind.TUNNEL, 0)
+            return self._body_event()
+        if self._eof and not self._buffer:
+            return NEED_DATA
+        parsed = self._head_lines()
+        if parsed is None:
+            return NEED_DATA
+        raw, lines = parsed
+        parts = lines[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise FramingError(f"malformed status line {lines[0][:80]!r}")
+        head = ResponseHead(parts[0].decode("latin-1"), int(parts[1]), _parse_headers(lines[1:]), raw)
+        method = self._methods[0] if self._methods else "GET"
+        if head.interim:
+            self._in_message = False
+            return head
+        if self._methods:
+            self._methods.pop(0)
+        self.final = head
+        self.close_delimited = False
+        if head.status == 101 or (method == "CONNECT" and 200 <= head.status < 300):
+            self.upgraded = True
+            self._in_message = False
+            return head
+        if method == "HEAD" or head.status in (204, 304):
+            self._start_body(_BodyKind.NONE, 0)
+        else:
+            kind, length = _framing(head.headers, request=False)
+            self.close_delimited = kind is _BodyKind.UNTIL_CLOSE
+            self._start_body(kind, length)
+        return head
+
+    @property
+    def reusable(self) -> bool:
+        """After the last response's end, the connection may carry another request."""
+        final = self.final
+        return final is not None and final.keep_alive and not self.close_delimited and not self.upgraded
+
+
+class Detected(enum.Enum):
+    HTTP1 = "http/1"
+    H2_PRIOR_KNOWLEDGE = "h2c"
+    NOT_HTTP = "not-http"
+    UNDECIDED = "undecided"
+
+
+DETECT_LIMIT = 8192
+"""Bytes of a connection's start after which it is judged not HTTP if no request line has ended."""
+
+
+def detect(prefix: bytes) -> Detected:
+    """What a connection that started with ``prefix`` speaks, or UNDECIDED until more bytes arrive."""
+    if prefix.startswith(H2_PREFACE):
+        return Detected.H2_PRIOR_KNOWLEDGE
+    if H2_PREFACE.startswith(prefix):
+        return Detected.UNDECIDED
+    end = prefix.find(b"\n")
+    line = prefix if end < 0 else prefix[:end].rstrip(b"\r")
+    method, space, rest = line.partition(b" ")
+    if not method or not all(byte in _TOKEN for byte in method):
+        return Detected.NOT_HTTP
+    if end < 0:
+        return Detected.UNDECIDED if len(prefix) < DETECT_LIMIT else Detected.NOT_HTTP
+    target, space2, version = rest.partition(b" ")
+    if space and space2 and target and version in (b"HTTP/1.1", b"HTTP/1.0"):
+        return Detected.HTTP1
+    return Detected.NOT_HTTP

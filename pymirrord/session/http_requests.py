@@ -1,0 +1,286 @@
+"""HTTP requests the agent routed to this session by filter: sent to the local app, responses streamed back.
+
+Each request gets an app connection of its own for its duration, taken from a pool of idle keep-alive
+connections per app listener (or newly opened); when the response ends and both sides allow it, the
+connection goes back to the pool. The request's bytes are written exactly as the client sent them, and the
+response's bytes go back exactly as the app sent them; ``pymirrord.http1`` only finds where the response
+ends. A pooled connection the app closed meanwhile is noticed when it answers nothing, and the request is
+sent again on a fresh one (it is kept until its response starts). Mirrored requests are served the same
+way, and their responses discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pymirrord.config.model import HttpFilterConfig
+from pymirrord.http1 import NEED_DATA, End, FramingError, ResponseHead, ResponseReader
+from pymirrord.http_filter import HttpFilterSpec, spec_from_config
+from pymirrord.protocol import agent_to_session as from_agent
+from pymirrord.protocol import session_to_agent as to_agent
+from pymirrord.protocol.types import Mode, SocketAddress
+from pymirrord.session.state import SessionState
+
+AGENT_MESSAGES = (
+    from_agent.HttpRequestStart,
+    from_agent.HttpRequestBody,
+    from_agent.HttpRequestEnd,
+    from_agent.HttpRequestAbort,
+)
+"""The agent's messages this module handles."""
+
+_CHUNK = 1024 * 1024
+_HIGH_WATER = 4 * 1024 * 1024
+RETRY_LIMIT = 1024 * 1024
+"""Bytes of a request kept until its response starts, to send it again if a pooled connection was stale."""
+IDLE_PER_APP = 64
+"""Idle keep-alive connections kept per app listener."""
+
+Send = Callable[[to_agent.SessionToAgent], Awaitable[None]]
+AddressOf = Callable[[int], SocketAddress | None]
+
+
+@dataclass
+class _AppConnection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    reused: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.writer.is_closing() and not self.reader.at_eof()
+
+
+@dataclass
+class _Request:
+    message: from_agent.HttpRequestStart
+    address: SocketAddress
+    connection: _AppConnection | None = None
+    pending: list[bytes] = field(default_factory=list)
+    kept: bytearray | None = field(default_factory=bytearray)  # for a retry, until the response starts
+    ends: int = 0  # HttpRequestEnd messages: the request's end, then (after an upgrade) the client's EOF
+    upgraded: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.kept is not None:
+            self.kept += data
+            if len(self.kept) > RETRY_LIMIT:
+                self.kept = None
+        connection = self.connection
+        if connection is None:
+            self.pending.append(data)
+        elif not connection.writer.is_closing():
+            connection.writer.write(data)
+
+
+class HttpRequests:
+    """The session's side of filtered HTTP traffic; ``on_agent_message`` is fed by the agent pump."""
+
+    def __init__(self, send: Send, address_of: AddressOf, on_log: Callable[[str], None]) -> None:
+        self._send = send
+        self._address_of = address_of
+        self._log = on_log
+        self._requests: dict[int, _Request] = {}
+        self._idle: dict[SocketAddress, list[_AppConnection]] = {}
+
+    @property
+    def active(self) -> int:
+        return len(self._requests)
+
+    async def on_agent_message(self, message: from_agent.AgentToSession) -> None:
+        if isinstance(message, from_agent.HttpRequestStart):
+            address = self._address_of(message.port)
+            if address is None:
+                if message.mode is Mode.STEAL:
+                    reason = f"nothing listens on port {message.port} in this session any more"
+                    await self._send(to_agent.HttpResponseFailed(message.request_id, reason))
+                return
+            started = _Request(message, address)
+            self._requests[message.request_id] = started
+            started.task = asyncio.create_task(self._serve(started))
+            return
+        request: _Request | None
+        if isinstance(message, from_agent.HttpRequestBody):
+            request = self._requests.get(message.request_id)
+            if request is not None:
+                request.write(message.data)
+                connection = request.connection
+                if (
+                    connection is not None
+                    and connection.writer.transport.get_write_buffer_size() > _HIGH_WATER
+                ):
+                    # Pausing the agent pump pushes back through the websocket to the client.
+                    with contextlib.suppress(ConnectionError, OSError):
+                        await connection.writer.drain()
+        elif isinstance(message, from_agent.HttpRequestEnd):
+            request = self._requests.get(message.request_id)
+            if request is not None:
+                request.ends += 1
+                _half_close_tunnel(request)
+        elif isinstance(message, from_agent.HttpRequestAbort):
+            request = self._requests.pop(message.request_id, None)
+            if request is not None and request.task is not None:
+                request.task.cancel()
+
+    async def close(self) -> None:
+        """Drop every request and idle connection (the agent is gone or the session ends)."""
+        tasks = [r.task for r in self._requests.values() if r.task is not None]
+        self._requests.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.writer.close()
+        self._idle.clear()
+
+    # --- serving one request -------------------------------------------------------------------------------
+
+    async def _serve(self, request: _Request) -> None:
+        request_id = request.message.request_id
+        steal = request.message.mode is Mode.STEAL
+        try:
+            failure = await self._exchange(request)
+        except asyncio.CancelledError:
+            failure = None
+            if request.connection is not None:
+                request.connection.writer.transport.abort()
+            raise
+        finally:
+            self._requests.pop(request_id, None)
+        if failure is not None:
+            self._log(f"request {request.message.method} {request.message.target}: {failure}")
+            if steal:
+                with contextlib.suppress(ConnectionError, OSError):
+                    await self._send(to_agent.HttpResponseFailed(request_id, failure))
+
+    async def _exchange(self, request: _Request) -> str | None:
+        """Send the request and relay the response; the reason if the app did not answer it."""
+        for _attempt in range(2):
+            try:
+                connection = await self._connection(request.address)
+            except OSError as error:
+                return f"cannot reach the app at {request.address}: {error}"
+            request.connection = connection
+            connection.writer.write(request.message.head + b"".join(request.pending))
+            request.pending.clear()
+            try:
+                outcome = await self._relay_response(request, connection)
+            except (ConnectionError, OSError, FramingError) as error:
+                connection.writer.transport.abort()
+                return f"the app's connection broke: {error}"
+            if outcome != "stale":
+                return None if outcome == "ok" else outcome
+            # A pooled connection the app had closed: send the request again on a fresh one.
+            connection.writer.close()
+            if request.kept is None:
+                return "the app closed a kept-alive connection as the request arrived"
+            request.pending = [bytes(request.kept)]
+            request.connection = None
+        return "the app closed the connection without answering"
+
+    async def _relay_response(self, request: _Request, connection: _AppConnection) -> str:
+        """``ok``, ``stale`` (the app answered nothing on a reused connection) or why it failed."""
+        steal = request.message.mode is Mode.STEAL
+        request_id = request.message.request_id
+        responses = ResponseReader()
+        responses.expect(request.message.method)
+        started = False
+        while True:
+            data = await connection.reader.read(_CHUNK)
+            if not data:
+                if not started:
+                    return "stale" if connection.reused else "the app closed the connection without answering"
+                responses.feed_eof()
+            else:
+                if not started:
+                    started = True
+                    request.kept = None
+                responses.feed(data)
+            finished = False
+            while (event := responses.next_event()) is not NEED_DATA:
+                if isinstance(event, End) or (isinstance(event, ResponseHead) and responses.upgraded):
+                    finished = isinstance(event, End)
+                    if not finished:
+                        break  # upgraded: the rest is relayed raw below
+            if data and steal:
+                await self._send(to_agent.HttpResponseData(request_id, data))
+            if responses.upgraded:
+                await self._tunnel(request, connection, responses)
+                return "ok"
+            if finished:
+                if steal:
+                    await self._send(to_agent.HttpResponseEnd(request_id))
+                if responses.reusable and request.ends and request_id in self._requests:
+                    self._put_idle(request.address, connection)
+                else:
+                    connection.writer.close()
+                return "ok"
+            if not data:
+                return "the app closed the connection inside its response"
+
+    async def _tunnel(self, request: _Request, connection: _AppConnection, responses: ResponseReader) -> None:
+        """After a ``101`` the app's bytes go to the client until the app closes."""
+        request_id = request.message.request_id
+        responses.take_buffered()
+        request.upgraded = True
+        _half_close_tunnel(request)
+        while data := await connection.reader.read(_CHUNK):
+            await self._send(to_agent.HttpResponseData(request_id, data))
+        await self._send(to_agent.HttpResponseEnd(request_id))
+        connection.writer.close()
+
+    # --- the pool ------------------------------------------------------------------------------------------
+
+    async def _connection(self, address: SocketAddress) -> _AppConnection:
+        idle = self._idle.get(address, [])
+        while idle:
+            connection = idle.pop()
+            if connection.usable:
+                connection.reused = True
+                return connection
+            connection.writer.close()
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.get_running_loop().sock_connect(sock, (address.host, address.port))
+            reader, writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
+        except BaseException:
+            sock.close()
+            raise
+        return _AppConnection(reader, writer)
+
+    def _put_idle(self, address: SocketAddress, connection: _AppConnection) -> None:
+        idle = self._idle.setdefault(address, [])
+        if len(idle) >= IDLE_PER_APP:
+            connection.writer.close()
+            return
+        idle.append(connection)
+
+
+def _half_close_tunnel(request: _Request) -> None:
+    """After an upgrade, the agent's second end is the client's half-close: pass it on to the app."""
+    connection = request.connection
+    if not request.upgraded or request.ends < 2 or connection is None:
+        return
+    writer = connection.writer
+    if writer.can_write_eof() and not writer.is_closing():
+        writer.write_eof()
+
+
+def apply_http_filter(state: SessionState, config: HttpFilterConfig | None) -> None:
+    """Make the session subscribe its ports with ``config``'s filter (nothing to do without one)."""
+    if config is None:
+        return
+    spec = spec_from_config(config)
+    if spec == HttpFilterSpec():
+        return  # only ports were set: there is nothing to filter by
+    state.http_filter = spec
+    state.http_ports = tuple(config.ports)

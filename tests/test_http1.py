@@ -1,0 +1,97 @@
+"""HTTP/1 framing: every byte fed comes out unchanged; message ends are found for every framing."""
+
+from __future__ import annotations
+
+import pytest
+
+from pymirrord.http1 import (
+    NEED_DATA,
+    Body,
+    Detected,
+    End,
+    FramingError,
+    RequestHead,
+    RequestReader,
+    ResponseHead,
+    ResponseReader,
+    detect,
+)
+
+
+def drain(reader: RequestReader | ResponseReader) -> list[object]:
+    events: list[object] = []
+    while (event := reader.next_event()) is not NEED_DATA:
+        events.append(event)
+    return events
+
+
+def raw(events: list[object]) -> bytes:
+    return b"".join(e.raw for e in events if isinstance(e, RequestHead | ResponseHead | Body | End))
+
+
+def test_pipelined_chunked_request_with_trailers_byte_by_byte() -> None:
+    first = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n"
+    second = b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+    reader = RequestReader()
+    events: list[object] = []
+    stream = first + second
+    for index in range(len(stream)):
+        reader.feed(stream[index : index + 1])
+        events += drain(reader)
+        if any(isinstance(e, End) for e in events):
+            break
+    assert raw(events) == first
+    assert isinstance(events[-1], End), "the trailer section ends the message"
+    reader.feed(stream[index + 1 :])
+    head = reader.next_event()
+    assert isinstance(head, RequestHead) and head.target == "/b"
+
+
+def test_response_framings() -> None:
+    reader = ResponseReader()
+    for method in ("HEAD", "GET", "GET"):
+        reader.expect(method)
+    data = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"  # HEAD: no body despite the length
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\n\r\nrest"
+    )
+    reader.feed(data)
+    events = drain(reader)
+    assert [type(e).__name__ for e in events] == [
+        "ResponseHead",
+        "End",
+        "ResponseHead",
+        "ResponseHead",
+        "Body",
+        "End",
+        "ResponseHead",
+        "Body",
+    ]
+    assert reader.upgraded and raw(events) == data
+
+
+def test_malformed_and_oversized() -> None:
+    reader = RequestReader()
+    reader.feed(b"GET /x HTTP/1.1\r\nBad Header\r\n\r\n")
+    with pytest.raises(FramingError):
+        reader.next_event()
+    big = RequestReader(max_head=100)
+    big.feed(b"GET / HTTP/1.1\r\nX: " + b"a" * 200)
+    with pytest.raises(FramingError):
+        big.next_event()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "kind"),
+    [
+        (b"", Detected.UNDECIDED),
+        (b"GE", Detected.UNDECIDED),
+        (b"GET / HTTP/1.1\r\n", Detected.HTTP1),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Detected.H2_PRIOR_KNOWLEDGE),
+        (b"\x16\x03\x01", Detected.NOT_HTTP),
+        (b"HELLO there\r\n", Detected.NOT_HTTP),
+    ],
+)
+def test_detect(prefix: bytes, kind: Detected) -> None:
+    assert detect(prefix) is kind
