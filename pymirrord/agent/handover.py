@@ -16,14 +16,13 @@ import os
 import secrets
 import shutil
 import socket
-import struct
 import tempfile
 
-from pymirrord.protocol import rights
+from pymirrord.protocol import handover_channel, rights
+from pymirrord.protocol.handover_channel import Kind
 
 log = logging.getLogger("pymirrord.agent")
 
-_HEADER = struct.Struct(">Q")
 _KEY_BYTES = 16
 
 
@@ -62,16 +61,18 @@ class HandoverChannels:
     def can_take(self, session: int) -> bool:
         return session in self._channels
 
-    def send(self, session: int, connection_id: int, client: socket.socket) -> bool:
-        """Passes ``client`` to the session; False (the caller relays instead) when that is not possible."""
+    def send(self, session: int, kind: Kind, identifier: int, sock: socket.socket) -> bool:
+        """Passes ``sock`` to the session; False (the caller relays instead) when that is not possible."""
         channel = self._channels.get(session)
         if channel is None:
             return False
         try:
-            channel.sendmsg([_HEADER.pack(connection_id)], rights.carrying(client.fileno()))
+            channel.sendmsg([handover_channel.encode(kind, identifier)], rights.carrying(sock.fileno()))
         except OSError as error:
             # A full or broken channel: this connection is relayed, later ones may still be handed over.
-            log.warning("could not hand connection %d to session %d: %s", connection_id, session, error)
+            log.warning(
+                "could not hand %s %d to session %d: %s", kind.name.lower(), identifier, session, error
+            )
             return False
         return True
 

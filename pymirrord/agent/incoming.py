@@ -30,6 +30,7 @@ from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.http_incoming import HttpIncoming
 from pymirrord.agent.subscriptions import Route, Subscriptions
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
+from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class Incoming:
             return False
         client = _address(sock.getpeername())
         connection_id, effects = self._table.hand_over(destination.port, route.stealer, client, destination)
-        if not self._handover.send(route.stealer, connection_id, sock):
+        if not self._handover.send(route.stealer, Kind.INCOMING, connection_id, sock):
             return False
         self._apply(effects)
         log.debug("connection %d from %s handed to session %d", connection_id, client, route.stealer)

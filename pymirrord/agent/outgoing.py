@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymirrord.agent.dns import Resolver
+from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.incoming import SO_MARK, SessionSink
 from pymirrord.agent.outgoing_table import OutgoingTable, describe_error
 from pymirrord.protocol.agent_to_session import (
@@ -28,6 +29,7 @@ from pymirrord.protocol.agent_to_session import (
     OutgoingConnectResult,
     OutgoingRead,
 )
+from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.outgoing_types import Transport
 from pymirrord.protocol.session_to_agent import DnsLookup, OutgoingConnect
 from pymirrord.protocol.types import SocketAddress
@@ -89,8 +91,16 @@ def _socket_address(raw: object) -> SocketAddress:
 class Outgoing:
     """Serves every session's outgoing connections and lookups; sessions attach their outboxes first."""
 
-    def __init__(self, resolver: Resolver, *, bypass_mark: int | None, read_chunk: int = READ_CHUNK) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        bypass_mark: int | None,
+        read_chunk: int = READ_CHUNK,
+        handover: HandoverChannels | None = None,
+    ) -> None:
         self._resolver = resolver
+        self._handover = handover
         self._bypass_mark = bypass_mark
         self._read_chunk = read_chunk
         self._table = OutgoingTable()
@@ -166,6 +176,8 @@ class Outgoing:
     async def _connect(self, session: int, request: OutgoingConnect) -> None:
         try:
             family, address = _family_and_address(request.remote)
+            if request.handover and await self._hand_over(session, request, family, address):
+                return
             if request.transport is Transport.UDP:
                 connection_id = await self._open_udp(session, request, family, address)
             else:
@@ -177,7 +189,9 @@ class Outgoing:
             log.debug("outgoing %s to %s failed: %s", request.transport.value, request.remote, message)
             self._send(
                 session,
-                OutgoingConnectResult(request.request_id, request.transport, 0, None, name, message),
+                OutgoingConnectResult(
+                    request.request_id, request.transport, 0, None, name, message, handed_over=False
+                ),
             )
             return
         connection = self._table.get(connection_id)
@@ -191,6 +205,35 @@ class Outgoing:
             request.remote,
             session,
         )
+
+    async def _hand_over(
+        self, session: int, request: OutgoingConnect, family: socket.AddressFamily, address: tuple[str, int]
+    ) -> bool:
+        """Connects in the pod and passes the socket itself to a local session; False: relay instead."""
+        if self._handover is None or not self._handover.can_take(session):
+            return False
+        udp = request.transport is Transport.UDP
+        sock = self._new_socket(family, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+        try:
+            if udp:
+                sock.connect(address)  # picks a route and a local port, sends nothing
+            else:
+                timeout = request.timeout_ms / 1000 if request.timeout_ms else CONNECT_TIMEOUT
+                loop = asyncio.get_running_loop()
+                await asyncio.wait_for(loop.sock_connect(sock, address), min(timeout, CONNECT_TIMEOUT))
+            local = _socket_address(sock.getsockname())
+            if not self._handover.send(session, Kind.OUTGOING, request.request_id, sock):
+                return False  # the connection is made again and relayed; rare: a full channel
+            result = OutgoingConnectResult(
+                request.request_id, request.transport, 0, local, "", "", handed_over=True
+            )
+            self._send(session, result)
+            log.debug(
+                "outgoing %s to %s handed to session %d", request.transport.value, request.remote, session
+            )
+            return True
+        finally:
+            sock.close()  # the session holds its own descriptor of it now, or it failed
 
     def _new_socket(self, family: socket.AddressFamily, kind: socket.SocketKind) -> socket.socket:
         sock = socket.socket(family, kind)
@@ -226,7 +269,10 @@ class Outgoing:
         self._streams[connection_id] = stream
         # The answer is queued before the first read can be, so the session always hears of the id first.
         self._send(
-            session, OutgoingConnectResult(request.request_id, Transport.TCP, connection_id, local, "", "")
+            session,
+            OutgoingConnectResult(
+                request.request_id, Transport.TCP, connection_id, local, "", "", handed_over=False
+            ),
         )
         stream.task = self._spawn(self._pump(connection_id, session, reader))
         return connection_id
@@ -253,7 +299,10 @@ class Outgoing:
             raise
         self._datagrams[connection_id] = _Datagram(transport, address)
         self._send(
-            session, OutgoingConnectResult(request.request_id, Transport.UDP, connection_id, local, "", "")
+            session,
+            OutgoingConnectResult(
+                request.request_id, Transport.UDP, connection_id, local, "", "", handed_over=False
+            ),
         )
         return connection_id
 

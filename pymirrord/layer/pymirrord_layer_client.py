@@ -33,6 +33,7 @@ Address = tuple[str, int]
 OUTGOING_TIMEOUT = 40.0
 """The session asks the agent, which connects or looks up (each bounded below this) before answering."""
 
+Carrier = TypeVar("Carrier", to_layer.PeerAnswer, to_layer.ConnectAnswer)
 Answer = TypeVar(
     "Answer",
     to_layer.SessionHello,
@@ -93,27 +94,21 @@ class SessionClient:
         Both are ``None`` for a genuinely local client, and when the session cannot say. The third item
         is a descriptor of the client's own socket when the session hands it over (the caller owns it).
         """
-        with self._lock:
-            sock = self._ensure_connected()
-            try:
-                answer = self._exchange(sock, to_session.PeerQuery(port), to_layer.PeerAnswer, PEER_TIMEOUT)
-            except SessionUnavailable:
-                self._drop()
-                raise
-            handed = self._received.pop(0) if answer.handover and self._received else None
-            self._close_received()
+        answer, handed = self._request_carrying(to_session.PeerQuery(port), to_layer.PeerAnswer, PEER_TIMEOUT)
         return _address(answer.client), _address(answer.local), handed
 
     def connect_out(
         self, transport: Transport, host: str, port: int, ipv6_socket: bool, timeout: float | None
-    ) -> to_layer.ConnectAnswer:
-        """Opens a connection from the pod to ``host``:``port``; the answer names the local interceptor.
+    ) -> tuple[to_layer.ConnectAnswer, int | None]:
+        """Opens a connection from the pod to ``host``:``port``.
 
-        ``timeout`` (seconds, None for the default) bounds the handshake in the pod.
+        The answer names the local interceptor to connect to, or (a local agent) comes with the connected
+        socket itself: then the second item is its descriptor, which the caller owns. ``timeout``
+        (seconds, None for the default) bounds the handshake in the pod.
         """
         timeout_ms = int(timeout * 1000) if timeout else 0
         request = to_session.ConnectRequest(transport, SocketAddress(host, port), ipv6_socket, timeout_ms)
-        return self._request(request, to_layer.ConnectAnswer, OUTGOING_TIMEOUT)
+        return self._request_carrying(request, to_layer.ConnectAnswer, OUTGOING_TIMEOUT)
 
     def connection_done(self, connection_id: int) -> None:
         """Tells the session the app closed the socket of outgoing connection ``connection_id``."""
@@ -168,6 +163,21 @@ class SessionClient:
                 # A late or half-read answer leaves the stream out of step: start afresh next time.
                 self._drop()
                 raise
+
+    def _request_carrying(
+        self, message: to_session.LayerToSession, expect: type[Carrier], timeout: float
+    ) -> tuple[Carrier, int | None]:
+        """A request whose answer may carry a socket (its ``handover`` flag): the descriptor, or None."""
+        with self._lock:
+            sock = self._ensure_connected()
+            try:
+                answer = self._exchange(sock, message, expect, timeout)
+            except SessionUnavailable:
+                self._drop()
+                raise
+            handed = self._received.pop(0) if answer.handover and self._received else None
+            self._close_received()  # anything else that came along is not ours to keep
+        return answer, handed
 
     def _ensure_connected(self) -> socket.socket:
         if self._sock is not None:

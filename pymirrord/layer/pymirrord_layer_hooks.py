@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 if TYPE_CHECKING or __package__:
     from pymirrord.layer.pymirrord_layer_config import IncomingConfig
     from pymirrord.layer.pymirrord_layer_outgoing import Connected, Outgoing, RemotePlan, same_peer
+    from pymirrord.layer.pymirrord_layer_takeover import take_over
     from pymirrord.layer.pymirrord_layer_warn import warn, warn_once
 else:
     from pymirrord_layer_config import IncomingConfig
     from pymirrord_layer_outgoing import Connected, Outgoing, RemotePlan, same_peer
+    from pymirrord_layer_takeover import take_over
     from pymirrord_layer_warn import warn, warn_once
 
 Address = tuple[str, int]
@@ -164,7 +166,7 @@ class Hooks:
                 warn_once("peer", f"cannot learn the original client of a connection: {error}")
                 return conn, address
             if handed is not None:
-                _take_over(conn, handed)
+                take_over(conn, handed)
             if client is None:
                 return conn, address
             peer = _for_family(sock.family, client)
@@ -245,7 +247,8 @@ class Hooks:
                     real_connect(sock, address)
                     return
                 states[sock] = opened[0]
-                real_connect(sock, opened[1])
+                if opened[1] is not None:
+                    real_connect(sock, opened[1])
 
         def connect_ex(sock: socket.socket, address: Any) -> int:
             planned = plan(sock, address)
@@ -263,6 +266,8 @@ class Hooks:
                 result = real_connect_ex(sock, address)
                 return result
             states[sock] = opened[0]
+            if opened[1] is None:
+                return 0  # a handed-over socket is connected already
             result = real_connect_ex(sock, opened[1])
             return result
 
@@ -368,22 +373,6 @@ def _numeric_host(family: int, host: Any) -> str | None:
     if not infos:
         return None
     return str(infos[0][4][0])
-
-
-def _take_over(conn: socket.socket, handed: int) -> None:
-    """Puts the client's own socket (from a local agent) in place of the placeholder ``conn``.
-
-    Same descriptor number, so the app's socket object now talks to the client directly; the
-    placeholder's connection closes with its old descriptor.
-    """
-    try:
-        os.dup2(handed, conn.fileno(), inheritable=False)
-        # The descriptor arrives with the agent's non-blocking flag: restore the app's own mode.
-        conn.settimeout(conn.gettimeout())
-    except OSError as error:
-        warn_once("handover", f"could not take over a connection's socket: {error}")
-    finally:
-        os.close(handed)
 
 
 def _is_loopback(host: Any) -> bool:

@@ -29,10 +29,12 @@ from pymirrord.protocol.outgoing_types import AddressFamily, SocketKind, Transpo
 if TYPE_CHECKING or __package__:
     from pymirrord.layer.pymirrord_layer_debugger import DebuggerPorts
     from pymirrord.layer.pymirrord_layer_policy import REMOTE, Policy, is_loopback, parse_ip
+    from pymirrord.layer.pymirrord_layer_takeover import take_over
     from pymirrord.layer.pymirrord_layer_warn import warn_once
 else:
     from pymirrord_layer_debugger import DebuggerPorts
     from pymirrord_layer_policy import REMOTE, Policy, is_loopback, parse_ip
+    from pymirrord_layer_takeover import take_over
     from pymirrord_layer_warn import warn_once
 
 SockAddr = tuple[Any, ...]
@@ -45,7 +47,7 @@ class OutgoingSession(Protocol):
 
     def connect_out(
         self, transport: Transport, host: str, port: int, ipv6_socket: bool, timeout: float | None
-    ) -> to_layer.ConnectAnswer: ...
+    ) -> tuple[to_layer.ConnectAnswer, int | None]: ...
 
     def connection_done(self, connection_id: int) -> None: ...
 
@@ -203,20 +205,27 @@ class Outgoing:
 
     # Connecting ----------------------------------------------------------------------------------
 
-    def open(self, sock: socket.socket, plan: RemotePlan) -> tuple[Connected, SockAddr] | None:
+    def open(self, sock: socket.socket, plan: RemotePlan) -> tuple[Connected, SockAddr | None] | None:
         """Opens the connection in the pod: the socket's state and the interceptor to connect to.
 
+        The interceptor is None when a local agent handed over the connected socket itself: it is then
+        already in place of ``sock``, really connected from the pod, and nothing is left to connect.
         None when the session cannot be reached (the caller connects locally); ``OSError`` when the pod's
         connection failed (``ConnectionRefusedError``, ...), as the real connect would have raised it.
         """
         timeout = sock.gettimeout()
         try:
-            answer = self.session.connect_out(
+            answer, handed = self.session.connect_out(
                 plan.transport, plan.host, plan.port, sock.family == socket.AF_INET6, timeout or None
             )
         except Exception as error:
             warn_once("outgoing", f"cannot connect through the target ({error}); connecting from here")
             return None
+        udp = plan.transport is Transport.UDP
+        if handed is not None:
+            take_over(sock, handed)
+            # Nothing to tell the session when it closes: the connection is the app's alone.
+            return Connected(0, plan.peer, None, udp=False), None
         interceptor = answer.interceptor
         if interceptor is None:
             raise _os_error(answer.error, answer.message, timeout)
@@ -227,7 +236,6 @@ class Outgoing:
         local = None
         if answer.local is not None:
             local = _for_family(sock.family, answer.local.host, answer.local.port)
-        udp = plan.transport is Transport.UDP
         return Connected(answer.connection_id, plan.peer, local, udp), target
 
     def closed(self, state: Connected) -> None:

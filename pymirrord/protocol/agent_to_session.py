@@ -110,6 +110,7 @@ class OutgoingConnectResult:
     On success ``connection_id`` names it from now on and ``local`` is its address in the pod (what
     ``getsockname`` shows); ``error`` is empty. On failure ``error`` is the errno's name (``ECONNREFUSED``,
     portable between systems whose errno numbers differ) and ``message`` says it for people.
+    ``handed_over``: the connected socket went over the handover channel; no id is in use.
     """
 
     TAG: ClassVar[int] = 30
@@ -119,6 +120,7 @@ class OutgoingConnectResult:
     local: Optional[SocketAddress]
     error: str
     message: str
+    handed_over: bool
 
 
 @dataclass(frozen=True)

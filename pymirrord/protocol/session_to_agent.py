@@ -101,7 +101,8 @@ class OutgoingConnect:
     """Session -> agent: open a connection from the pod to ``remote`` (TCP), or a UDP socket connected to it.
 
     Answered by ``OutgoingConnectResult`` with the same ``request_id``. ``timeout_ms`` bounds the TCP
-    handshake (0: the agent's default).
+    handshake (0: the agent's default). With ``handover`` the session takes the connected socket itself
+    over the agent's handover channel (both run on one machine), and nothing is relayed.
     """
 
     TAG: ClassVar[int] = 30
@@ -109,6 +110,7 @@ class OutgoingConnect:
     transport: Transport
     remote: SocketAddress
     timeout_ms: int
+    handover: bool
 
 
 @dataclass(frozen=True)

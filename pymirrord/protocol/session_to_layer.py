@@ -50,7 +50,9 @@ class ConnectAnswer:
     On success: ``interceptor`` is where the layer connects the app's socket, ``local`` the connection's
     address in the pod (what ``getsockname`` shows), ``connection_id`` names it (for ``ConnectionDone``).
     On failure ``interceptor`` is absent, ``error`` the errno's name (``ECONNREFUSED``) and ``message`` the
-    reason in words.
+    reason in words. With ``handover`` the frame carries the connected socket itself (SCM_RIGHTS), made
+    in the pod by a local agent: the layer puts it in place of the app's socket, and there is no
+    interceptor.
     """
 
     TAG: ClassVar[int] = 30
@@ -59,6 +61,7 @@ class ConnectAnswer:
     local: Optional[SocketAddress]
     error: str
     message: str
+    handover: bool
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import struct
 
-from pymirrord.protocol import rights
+from pymirrord.protocol import handover_channel, rights
+from pymirrord.protocol.errors import ProtocolError
+from pymirrord.protocol.handover_channel import Key
 
-_HEADER = struct.Struct(">Q")
 _WAIT = 10.0
 """How long a connection announced on the websocket may wait for its socket before it is given up."""
 
@@ -24,8 +24,8 @@ class HandoverReceiver:
 
     def __init__(self, channel: socket.socket) -> None:
         self._channel = channel
-        self._sockets: dict[int, socket.socket] = {}
-        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._sockets: dict[Key, socket.socket] = {}
+        self._waiters: dict[Key, asyncio.Future[None]] = {}
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(channel.fileno(), self._readable)
 
@@ -41,43 +41,55 @@ class HandoverReceiver:
         channel.setblocking(False)
         return cls(channel)
 
-    def expect(self, connection_id: int) -> None:
-        if connection_id not in self._sockets:
-            self._waiters.setdefault(connection_id, self._loop.create_future())
+    def expect(self, key: Key) -> None:
+        if key not in self._sockets:
+            self._waiters.setdefault(key, self._loop.create_future())
 
-    async def wait_for(self, connection_id: int) -> None:
-        """Returns once the connection's socket is here; ``TimeoutError`` if it does not come."""
-        waiter = self._waiters.get(connection_id)
+    async def wait_for(self, key: Key) -> None:
+        """Returns once the socket for ``key`` is here; ``TimeoutError`` if it does not come."""
+        waiter = self._waiters.get(key)
         if waiter is None:
             return
         try:
             await asyncio.wait_for(asyncio.shield(waiter), _WAIT)
         except asyncio.TimeoutError:
-            raise TimeoutError(f"the agent did not hand over connection {connection_id}") from None
+            raise TimeoutError(f"the agent did not hand over {key[0].name.lower()} {key[1]}") from None
 
-    def take(self, connection_id: int) -> socket.socket | None:
-        """The connection's socket, now the caller's to pass on and close."""
-        return self._sockets.pop(connection_id, None)
+    async def receive(self, key: Key) -> socket.socket:
+        """The socket for ``key``, waiting for it if it has not arrived yet."""
+        self.expect(key)
+        try:
+            await self.wait_for(key)
+        finally:
+            self._waiters.pop(key, None)
+        sock = self.take(key)
+        if sock is None:
+            raise TimeoutError(f"the agent did not hand over {key[0].name.lower()} {key[1]}")
+        return sock
 
-    def discard(self, connection_id: int) -> None:
-        """Forgets the connection; a socket nobody took is closed (the client sees the connection end)."""
-        waiter = self._waiters.pop(connection_id, None)
+    def take(self, key: Key) -> socket.socket | None:
+        """The socket for ``key``, now the caller's to pass on and close."""
+        return self._sockets.pop(key, None)
+
+    def discard(self, key: Key) -> None:
+        """Forgets ``key``; a socket nobody took is closed (its peer sees the connection end)."""
+        waiter = self._waiters.pop(key, None)
         if waiter is not None:
             waiter.cancel()
-        leftover = self._sockets.pop(connection_id, None)
+        leftover = self._sockets.pop(key, None)
         if leftover is not None:
             leftover.close()
 
     def close(self) -> None:
         self._loop.remove_reader(self._channel.fileno())
         self._channel.close()
-        for connection_id in list(self._sockets) + list(self._waiters):
-            self.discard(connection_id)
+        for key in list(self._sockets) + list(self._waiters):
+            self.discard(key)
 
     def _readable(self) -> None:
         while True:
             try:
-                data, ancillary, _, _ = self._channel.recvmsg(_HEADER.size, rights.SPACE_FOR_ONE)
+                data, ancillary, _, _ = self._channel.recvmsg(handover_channel.SIZE, rights.SPACE_FOR_ONE)
             except BlockingIOError:
                 return
             except OSError:
@@ -89,13 +101,16 @@ class HandoverReceiver:
                     if not waiter.done():
                         waiter.set_exception(ConnectionError("the agent closed the handover channel"))
                 return
-            if len(data) != _HEADER.size or len(descriptors) != 1:
+            try:
+                key = handover_channel.decode(data)
+            except ProtocolError:
+                key = None
+            if key is None or len(descriptors) != 1:
                 for descriptor in descriptors:
                     socket.socket(fileno=descriptor).close()
                 continue
-            (connection_id,) = _HEADER.unpack(data)
-            self._sockets[connection_id] = socket.socket(fileno=descriptors[0])
-            expected = self._waiters.pop(connection_id, None)
+            self._sockets[key] = socket.socket(fileno=descriptors[0])
+            expected = self._waiters.pop(key, None)
             if expected is not None and not expected.done():
                 expected.set_result(None)
 

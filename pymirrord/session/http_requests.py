@@ -65,6 +65,7 @@ class _Request:
     ends: int = 0  # HttpRequestEnd messages: the request's end, then (after an upgrade) the client's EOF
     upgraded: bool = False
     task: asyncio.Task[None] | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # the request's end arrived
 
     def write(self, data: bytes) -> None:
         if self.kept is not None:
@@ -121,6 +122,7 @@ class HttpRequests:
             request = self._requests.get(message.request_id)
             if request is not None:
                 request.ends += 1
+                request.ended.set()
                 _half_close_tunnel(request)
         elif isinstance(message, from_agent.HttpRequestAbort):
             request = self._requests.pop(message.request_id, None)
@@ -216,7 +218,12 @@ class HttpRequests:
             if finished:
                 if steal:
                     await self._send(to_agent.HttpResponseEnd(request_id))
-                if responses.reusable and request.ends and request_id in self._requests:
+                if responses.reusable and request_id in self._requests:
+                    # An app may answer before the request's end has arrived here (it did not need the
+                    # body, or the end is a message behind): the connection is reusable once it has. An
+                    # abort cancels this wait along with the request.
+                    if not request.ended.is_set():
+                        await request.ended.wait()
                     self._put_idle(request.address, connection)
                 else:
                     connection.writer.close()

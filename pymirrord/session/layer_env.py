@@ -1,7 +1,8 @@
 """The environment that injects the layer into a process and points it at its session.
 
-``pymirrord exec`` and the editor helper's ``prepareLaunch`` both build the app's environment here,
-so a debug launch and a terminal run get exactly the same layer.
+``pymirrord exec`` and the editor helper's ``prepareLaunch`` both build the app's environment here, from
+``layer_settings_for`` and ``layer_environment``, so a debug launch and a terminal run get exactly the same
+layer.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymirrord.layer
+
+if TYPE_CHECKING:
+    from pymirrord.config import ResolvedConfig
 
 SOCKET_VARIABLE = "PYMIRRORD_LAYER_SOCKET"
 CONFIG_VARIABLE = "PYMIRRORD_LAYER_CONFIG"
@@ -21,6 +25,14 @@ CONFIG_VARIABLE = "PYMIRRORD_LAYER_CONFIG"
 def layer_path() -> str:
     """The folder that goes on PYTHONPATH: it holds ``sitecustomize`` and uniquely named modules only."""
     return str(Path(pymirrord.layer.__file__).resolve().parent)
+
+
+def layer_settings_for(config: ResolvedConfig) -> dict[str, Any]:
+    """The layer's settings for a resolved config: incoming, outgoing, DNS and the processes to skip.
+
+    The one place that picks the config's sections for the layer; ``exec`` and ``prepareLaunch`` both call it.
+    """
+    return layer_settings(config.incoming, tuple(config.skip_processes), config.outgoing, config.dns)
 
 
 def layer_settings(

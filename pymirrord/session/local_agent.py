@@ -19,6 +19,7 @@ from pymirrord.session.errors import AgentUnavailable, NotPermitted
 # An agent whose session vanished (the exec process was killed) exits by itself after this long.
 IDLE_TIMEOUT = 10.0
 
+
 def require_local_privileges(target: str) -> None:
     missing = missing_here()
     if missing:

@@ -20,10 +20,14 @@ from pymirrord.protocol import layer_to_session as from_layer
 from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol import session_to_layer as to_layer
 from pymirrord.protocol.framing import frame
+from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.outgoing_types import ResolveError, Transport
 from pymirrord.protocol.types import SocketAddress
+from pymirrord.session.handover import HandoverReceiver
 from pymirrord.session.outgoing_state import LayerId, OutgoingState
 
+AnswerWithSocket = Callable[[LayerId, asyncio.StreamWriter, bytes, socket.socket], Awaitable[None]]
+"""Sends a framed answer to a layer with a socket riding on it (the session owns the layer's socket)."""
 SendToAgent = Callable[[to_agent.SessionToAgent], Awaitable[None]]
 
 CHUNK = 1024 * 1024
@@ -119,9 +123,14 @@ class _UdpInterceptor(asyncio.DatagramProtocol):
 class OutgoingRelay:
     """Answers layers' connect and resolve requests through the agent and relays the connections."""
 
-    def __init__(self, send: SendToAgent, on_log: Callable[[str], None]) -> None:
+    def __init__(
+        self, send: SendToAgent, on_log: Callable[[str], None], answer_with_socket: AnswerWithSocket
+    ) -> None:
         self._send = send
         self._log = on_log
+        self._answer_with_socket = answer_with_socket
+        self.handover: HandoverReceiver | None = None
+        """Set when the agent runs on this machine: connections then come as connected sockets."""
         self._state = OutgoingState()
         self._futures: dict[int, asyncio.Future[Any]] = {}
         self._tcp: dict[int, _TcpRelay] = {}
@@ -138,7 +147,7 @@ class OutgoingRelay:
     def on_layer_message(self, layer: LayerId, message: Any, writer: asyncio.StreamWriter) -> None:
         """Handles one of ``LAYER_MESSAGES``; answers go to ``writer`` once ready (the layer waits)."""
         if isinstance(message, from_layer.ConnectRequest):
-            self._spawn(self._answer(writer, self._connect(layer, message)))
+            self._spawn(self._answer_connect(layer, writer, message))
         elif isinstance(message, from_layer.ResolveRequest):
             self._spawn(self._answer(writer, self._resolve(layer, message)))
         elif isinstance(message, from_layer.ConnectionDone):
@@ -159,10 +168,28 @@ class OutgoingRelay:
         if not writer.is_closing():
             writer.write(frame(to_layer.CODEC.encode(message)))
 
-    async def _connect(self, layer: LayerId, request: from_layer.ConnectRequest) -> to_layer.ConnectAnswer:
+    async def _answer_connect(
+        self, layer: LayerId, writer: asyncio.StreamWriter, request: from_layer.ConnectRequest
+    ) -> None:
+        answer, connected = await self._connect(layer, request)
+        payload = frame(to_layer.CODEC.encode(answer))
+        if connected is None:
+            if not writer.is_closing():
+                writer.write(payload)
+            return
+        try:
+            await self._answer_with_socket(layer, writer, payload, connected)
+        finally:
+            connected.close()  # the layer holds its own descriptor of it now
+
+    async def _connect(
+        self, layer: LayerId, request: from_layer.ConnectRequest
+    ) -> tuple[to_layer.ConnectAnswer, socket.socket | None]:
         if self._lost:
-            return _connect_failed("ENETDOWN", "pymirrord lost its agent")
-        request_id, message = self._state.connect(layer, request)
+            return _connect_failed("ENETDOWN", "pymirrord lost its agent"), None
+        # A handed-over socket replaces the app's, so the two must be of one family.
+        handover = self.handover is not None and (":" in request.remote.host) == request.ipv6_socket
+        request_id, message = self._state.connect(layer, request, handover=handover)
         future: asyncio.Future[from_agent.OutgoingConnectResult] = asyncio.get_running_loop().create_future()
         self._futures[request_id] = future
         try:
@@ -170,13 +197,19 @@ class OutgoingRelay:
             result = await asyncio.wait_for(future, ANSWER_TIMEOUT)
         except asyncio.TimeoutError:
             self._state.abandon_connect(request_id)
-            return _connect_failed("ETIMEDOUT", "the agent did not answer in time")
+            return _connect_failed("ETIMEDOUT", "the agent did not answer in time"), None
         except ConnectionError as error:
-            return _connect_failed("ENETDOWN", f"pymirrord lost its agent: {error}")
+            return _connect_failed("ENETDOWN", f"pymirrord lost its agent: {error}"), None
         finally:
             self._futures.pop(request_id, None)
         if result.error:
-            return _connect_failed(result.error, result.message)
+            return _connect_failed(result.error, result.message), None
+        if result.handed_over and self.handover is not None:
+            try:
+                connected = await self.handover.receive((Kind.OUTGOING, request_id))
+            except (TimeoutError, ConnectionError) as error:
+                return _connect_failed("EIO", str(error)), None
+            return to_layer.ConnectAnswer(0, None, result.local, "", "", handover=True), connected
         connection_id = result.connection_id
         try:
             if request.transport is Transport.UDP:
@@ -187,8 +220,8 @@ class OutgoingRelay:
             self._log(f"cannot open a local interceptor for an outgoing connection: {error}")
             self._release(connection_id)
             await self._send_all(self._state.closed_by_app(connection_id))
-            return _connect_failed("EADDRNOTAVAIL", f"no local interceptor: {error}")
-        return to_layer.ConnectAnswer(connection_id, interceptor, result.local, "", "")
+            return _connect_failed("EADDRNOTAVAIL", f"no local interceptor: {error}"), None
+        return to_layer.ConnectAnswer(connection_id, interceptor, result.local, "", "", handover=False), None
 
     async def _resolve(self, layer: LayerId, request: from_layer.ResolveRequest) -> to_layer.ResolveAnswer:
         if self._lost:
@@ -214,6 +247,12 @@ class OutgoingRelay:
         """Handles one of ``AGENT_MESSAGES``."""
         if isinstance(message, from_agent.OutgoingRead):
             await self._from_remote(message.connection_id, message.data)
+        elif isinstance(message, from_agent.OutgoingConnectResult) and message.handed_over:
+            if not self._state.handed_over(message.request_id) and self.handover is not None:
+                self.handover.discard((Kind.OUTGOING, message.request_id))  # nobody waits for it any more
+            future = self._futures.get(message.request_id)
+            if future is not None and not future.done():
+                future.set_result(message)
         elif isinstance(message, from_agent.OutgoingConnectResult):
             pending, messages = self._state.connect_answered(
                 message.request_id, message.connection_id, not message.error
@@ -394,7 +433,7 @@ class OutgoingRelay:
 
 
 def _connect_failed(error: str, message: str) -> to_layer.ConnectAnswer:
-    return to_layer.ConnectAnswer(0, None, None, error, message)
+    return to_layer.ConnectAnswer(0, None, None, error, message, handover=False)
 
 
 def _loopback_socket(kind: socket.SocketKind, ipv6: bool) -> tuple[socket.socket, SocketAddress]:

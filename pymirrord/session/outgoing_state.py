@@ -52,10 +52,15 @@ class OutgoingState:
 
     # Requests -------------------------------------------------------------------------------
 
-    def connect(self, layer: LayerId, request: ConnectRequest) -> tuple[int, to_agent.OutgoingConnect]:
+    def connect(
+        self, layer: LayerId, request: ConnectRequest, *, handover: bool = False
+    ) -> tuple[int, to_agent.OutgoingConnect]:
+        """``handover``: ask for the connected socket itself (a local agent)."""
         request_id = next(self._request_ids)
         self.pending_connects[request_id] = PendingConnect(layer, request)
-        message = to_agent.OutgoingConnect(request_id, request.transport, request.remote, request.timeout_ms)
+        message = to_agent.OutgoingConnect(
+            request_id, request.transport, request.remote, request.timeout_ms, handover
+        )
         return request_id, message
 
     def connect_answered(
@@ -75,6 +80,11 @@ class OutgoingState:
                 connection_id, pending.layer, pending.request.transport
             )
         return pending, []
+
+    def handed_over(self, request_id: int) -> bool:
+        """The agent passed the connected socket itself; True while the layer still waits for it."""
+        pending = self.pending_connects.pop(request_id, None)
+        return pending is not None and not pending.abandoned
 
     def abandon_connect(self, request_id: int) -> None:
         """The layer stopped waiting for ``request_id``; its answer, when it comes, is cleaned up."""

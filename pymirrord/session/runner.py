@@ -13,7 +13,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymirrord.kube.deploy import KubeAgent
@@ -22,7 +22,7 @@ from pymirrord.protocol.types import Mode
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.errors import SessionError
 from pymirrord.session.http_requests import apply_http_filter
-from pymirrord.session.layer_env import layer_environment, layer_settings
+from pymirrord.session.layer_env import layer_environment, layer_settings_for
 from pymirrord.session.local_agent import LocalAgent
 from pymirrord.session.session import EventSink, Session, print_events
 
@@ -41,12 +41,8 @@ def run(config: Any, command: Sequence[str], on_event: EventSink = print_events)
 
 
 async def _run(config: Any, command: list[str], on_event: EventSink) -> int:
-    target = config.target.path
-    if target is None or target == "targetless":
-        raise SessionError(
-            "no target: pymirrord exec needs a target to serve traffic from",
-            'pass --target netns/NAME (or pid/PID), or set "target" in the config file',
-        )
+    # No target means targetless: an agent pod in the cluster for outgoing traffic and DNS only.
+    target = config.target.path or "targetless"
     executable = shutil.which(command[0])
     if executable is None:
         raise SessionError(f"cannot run {command[0]!r}: command not found", "check the command and PATH")
@@ -71,16 +67,17 @@ async def _run(config: Any, command: list[str], on_event: EventSink) -> int:
         session = Session(link, mode, os.path.join(workdir, "layer.sock"), on_event, handover=handover)
         apply_http_filter(session.state, config.incoming.http_filter)
         await session.start()
-        added, unset = layer_environment(
-            layer_settings(config.incoming, tuple(config.skip_processes), config.outgoing, config.dns),
-            session.socket_path,
-            os.environ,
-        )
-        env = {k: v for k, v in os.environ.items() if k not in unset} | added
+        env = child_environment(config, session.socket_path, os.environ)
         return await _run_child(executable, command, env)
     finally:
         # Shielded: a second Ctrl-C during cleanup must not leave the agent or its rules behind.
         await asyncio.shield(_cleanup(session, agent, workdir))
+
+
+def child_environment(config: Any, socket_path: str, base: Mapping[str, str]) -> dict[str, str]:
+    """The command's environment: ``base`` with the layer injected, exactly as ``prepareLaunch`` does it."""
+    added, unset = layer_environment(layer_settings_for(config), socket_path, base)
+    return {k: v for k, v in base.items() if k not in unset} | added
 
 
 async def _run_child(executable: str, command: list[str], env: dict[str, str]) -> int:

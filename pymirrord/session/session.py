@@ -24,6 +24,7 @@ from pymirrord.protocol import layer_to_session as from_layer
 from pymirrord.protocol import session_to_layer as to_layer
 from pymirrord.protocol.errors import ProtocolError
 from pymirrord.protocol.framing import FrameDecoder, frame
+from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import LogLevel, Mode, SocketAddress
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.handover import HandoverReceiver, send_with_socket
@@ -105,7 +106,9 @@ class Session:
         self._handover: HandoverReceiver | None = None
         self._socket_path = socket_path
         self._on_event = on_event
-        self._outgoing = OutgoingRelay(link.send, lambda text: on_event(SessionEvent("log", text)))
+        self._outgoing = OutgoingRelay(
+            link.send, lambda text: on_event(SessionEvent("log", text)), self._answer_with_socket
+        )
         self._http = HttpRequests(
             link.send, self._app_address, lambda text: on_event(SessionEvent("log", text))
         )
@@ -139,6 +142,7 @@ class Session:
             try:
                 self._handover = HandoverReceiver.open(hello.handover_path, hello.handover_key)
                 self._state.handover = True
+                self._outgoing.handover = self._handover
             except OSError as error:
                 self._on_event(SessionEvent("log", f"stolen connections are relayed: {error}"))
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
@@ -306,8 +310,8 @@ class Session:
         placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         placeholder.setblocking(False)
         try:
-            self._handover.expect(connection_id)
-            await self._handover.wait_for(connection_id)
+            self._handover.expect((Kind.INCOMING, connection_id))
+            await self._handover.wait_for((Kind.INCOMING, connection_id))
             placeholder.bind(("127.0.0.1", 0))
             self._state.app_connecting(connection_id, placeholder.getsockname()[1])
             await loop.sock_connect(placeholder, (address.host, address.port))
@@ -319,7 +323,8 @@ class Session:
             self._on_event(SessionEvent("log", message))
         finally:
             placeholder.close()
-            self._handover.discard(connection_id)  # closes the client's socket if the app never took it
+            # Closes the client's socket if the app never took it.
+            self._handover.discard((Kind.INCOMING, connection_id))
             self._state.forget(connection_id)
 
     def _finish_app(self, app: _AppConnection) -> None:
@@ -364,13 +369,16 @@ class Session:
                 with contextlib.suppress(OSError, ConnectionError):
                     await self._apply(self._state.layer_gone(layer))
 
-    def _raw_layer_socket(self, layer: int, writer: asyncio.StreamWriter) -> socket.socket:
-        """The layer connection as a plain socket, for the one call streams lack: ``sendmsg``."""
+    async def _answer_with_socket(
+        self, layer: int, writer: asyncio.StreamWriter, payload: bytes, attached: socket.socket
+    ) -> None:
+        """Sends a framed answer to a layer with ``attached`` riding on it (streams lack ``sendmsg``)."""
+        await writer.drain()  # nothing of ours may be queued ahead of the answer that carries it
         raw = self._layer_sockets.get(layer)
         if raw is None:
             transport_socket = writer.get_extra_info("socket")
             raw = self._layer_sockets[layer] = socket.socket(fileno=os.dup(transport_socket.fileno()))
-        return raw
+        await send_with_socket(raw, payload, attached)
 
     async def _on_layer_message(
         self, layer: int, message: from_layer.LayerToSession, writer: asyncio.StreamWriter
@@ -382,15 +390,13 @@ class Session:
             connection_id = self._state.connection_at(message.port)
             client_socket = None
             if self._handover is not None and connection_id is not None:
-                client_socket = self._handover.take(connection_id)
+                client_socket = self._handover.take((Kind.INCOMING, connection_id))
             if client_socket is None:
                 writer.write(frame(to_layer.CODEC.encode(answer)))
                 return
             try:
-                await writer.drain()  # nothing of ours may be queued ahead of the answer that carries it
-                raw = self._raw_layer_socket(layer, writer)
                 payload = frame(to_layer.CODEC.encode(dataclasses.replace(answer, handover=True)))
-                await send_with_socket(raw, payload, client_socket)
+                await self._answer_with_socket(layer, writer, payload, client_socket)
             finally:
                 client_socket.close()
         elif isinstance(message, from_layer.ListenRequest):

@@ -80,7 +80,8 @@ def probe(world: World, plan: list[list[Any]], **options: Any) -> dict[str, Any]
     return result
 
 
-def test_pod_only_services_answer_the_local_app(world: World) -> None:
+@pytest.mark.parametrize("handover", [True, False], ids=["handover", "relay"])
+def test_pod_only_services_answer_the_local_app(world: World, handover: bool) -> None:
     backend = f"{world.backend_ip}:{world.backend_port}"
     loopback = f"127.0.0.1:{world.port}"
     results = probe(
@@ -98,8 +99,12 @@ def test_pod_only_services_answer_the_local_app(world: World) -> None:
             ["refused", "names", "127.0.0.1", CLOSED_PORT],
             ["udp", "udp", "127.0.0.1", world.udp_port, "ping"],
             ["udp_sendto", "udp_sendto", "127.0.0.1", world.udp_port, "pong"],
+            ["kernel_peer", "kernel_peer", world.backend_ip, world.backend_port],
         ],
+        handover=handover,
     )
+    # Handed over, the app's socket is the pod's own connection; relayed, it reaches a local interceptor.
+    assert results["kernel_peer"] == (world.backend_ip if handover else "127.0.0.1")
     for key in ("requests_loopback", "urllib_loopback", "asyncio_loopback", "aiohttp_loopback"):
         assert results[key] == "pod", key
     for key in ("requests_backend", "asyncio_backend", "aiohttp_backend"):

@@ -11,7 +11,7 @@ REMOTE = SocketAddress("10.0.0.1", 80)
 
 def connect(state: OutgoingState, layer: int, transport: Transport = Transport.TCP) -> int:
     request_id, message = state.connect(layer, ConnectRequest(transport, REMOTE, False, 0))
-    assert message == to_agent.OutgoingConnect(request_id, transport, REMOTE, 0)
+    assert message == to_agent.OutgoingConnect(request_id, transport, REMOTE, 0, False)
     return request_id
 
 

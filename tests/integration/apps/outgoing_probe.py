@@ -5,7 +5,8 @@ PLAN_JSON is a list of ``[key, kind, args...]``; each result is stored under ``k
 ``"error:ExceptionName:errno"``. Kinds: ``requests URL``, ``urllib URL``, ``asyncio HOST PORT`` (a raw HTTP
 GET through asyncio streams), ``aiohttp URL``, ``udp HOST PORT DATA``, ``udp_sendto HOST PORT DATA``,
 ``resolve NAME``, ``gethostbyname NAME``, ``gethostbyname_ex NAME``, ``names HOST PORT`` (getpeername and
-getsockname of a connected socket), ``nonblocking HOST PORT`` (connect_ex on a non-blocking socket).
+getsockname of a connected socket), ``kernel_peer HOST PORT`` (the kernel's own getpeername),
+``nonblocking HOST PORT`` (connect_ex on a non-blocking socket).
 """
 
 from __future__ import annotations
@@ -84,6 +85,14 @@ def names(host: str, port: str) -> dict[str, Any]:
         return {"peer": list(sock.getpeername()), "local": list(sock.getsockname())}
 
 
+def kernel_peer(host: str, port: str) -> str:
+    """The peer the kernel reports (not the layer's view): shows whether the socket is really the pod's."""
+    import _socket
+
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+        return str(_socket.socket.getpeername(sock)[0])
+
+
 def nonblocking(host: str, port: str) -> str:
     with socket.socket() as sock:
         sock.setblocking(False)
@@ -113,6 +122,7 @@ KINDS: dict[str, Callable[..., Any]] = {
     "gethostbyname": socket.gethostbyname,
     "gethostbyname_ex": lambda name: list(socket.gethostbyname_ex(name)),
     "names": names,
+    "kernel_peer": kernel_peer,
     "nonblocking": nonblocking,
 }
 
