@@ -102,6 +102,12 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     where = agent.add_mutually_exclusive_group(required=True)
     where.add_argument("--target", metavar="netns/NAME|pid/PID", help="the local target")
     where.add_argument(
+        "--targetless",
+        action="store_true",
+        help="no target: serve outgoing connections and DNS from this machine's own network only"
+        " (needs no privileges; mirroring and stealing are refused)",
+    )
+    where.add_argument(
         "--container-id",
         metavar="ID",
         help="the target container's id (as in a pod's status, e.g. containerd://...); its first process"

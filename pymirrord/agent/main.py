@@ -14,6 +14,10 @@ The order matters and is the reason this module exists:
 
 Everything else the agent says goes to stderr. SIGTERM and SIGINT close the sessions, remove every rule,
 release the guard and exit 0.
+
+``--targetless`` skips steps 3 to 6: the agent stays in its own namespace (in Kubernetes, an unprivileged
+pod), needs no privileges, and serves outgoing connections and DNS (with its own ``/etc``) only; a port
+subscription is refused with a hint to pick a target.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ BYPASS_MARK = 0x706D64
 """SO_MARK of the agent's own connections to the pod's app ("pmd"). Every agent uses the same mark, so one
 agent's passthrough is not caught by another agent's redirect of the same port."""
 REDIRECT_BACKLOG = 1024
+TARGETLESS = "targetless"
 
 
 class _Terminated(Exception):
@@ -62,7 +67,8 @@ class _Terminated(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``agent`` subcommand: ``args.target``, ``args.listen``, ``args.idle_timeout`` (seconds or None)."""
+    """The ``agent`` subcommand: ``args.target`` (or ``container_id``, or ``targetless``), ``args.listen``,
+    ``args.idle_timeout`` (seconds or None)."""
     _configure_logging(verbose=getattr(args, "verbose", False))
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
@@ -74,21 +80,41 @@ def run(args: argparse.Namespace) -> int:
     if idle_timeout is not None and not idle_timeout > 0:
         raise AgentError(f"--idle-timeout must be a positive number of seconds, got {idle_timeout:g}")
     listen = parse_listen(args.listen)
-    require_privileges()
-    if getattr(args, "container_id", None):
-        target = parse_target(f"pid/{find_container_pid(args.container_id)}")
-    else:
-        target = parse_target(args.target)
+    target: LocalTarget | None = None
+    if not getattr(args, "targetless", False):
+        require_privileges()
+        if getattr(args, "container_id", None):
+            target = parse_target(f"pid/{find_container_pid(args.container_id)}")
+        else:
+            target = parse_target(args.target)
 
     previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         with _listen_socket(listen) as ws_sock:
+            if target is None:
+                return _run_targetless(ws_sock, token, idle_timeout)
             return _run_in_target(target, ws_sock, token, idle_timeout)
     except _Terminated:
         log.info("terminated during start-up; cleaned up")
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+
+
+def _run_targetless(ws_sock: socket.socket, token: str, idle_timeout: float | None) -> int:
+    """Serve outgoing traffic and DNS from this process's own network: nothing to enter, redirect or guard."""
+    agent_id = new_agent_id()
+    log.info("agent %s serving targetless: outgoing connections and DNS only", agent_id)
+    serving = _serve(
+        ws_sock=ws_sock,
+        redirect=None,
+        token=token,
+        target=TARGETLESS,
+        etc_dir=lambda: Path("/etc"),
+        agent_id=agent_id,
+        idle_timeout=idle_timeout,
+    )
+    return asyncio.run(serving)
 
 
 def _run_in_target(
@@ -113,11 +139,10 @@ def _run_in_target(
                 )
                 serving = _serve(
                     ws_sock=ws_sock,
-                    redirect_sock=redirect_sock,
+                    redirect=(redirect_sock, rules),
                     token=token,
                     target=str(target),
                     etc_dir=lambda: target.etc_dir,
-                    rules=rules,
                     agent_id=agent_id,
                     idle_timeout=idle_timeout,
                 )
@@ -136,14 +161,15 @@ def _run_in_target(
 async def _serve(
     *,
     ws_sock: socket.socket,
-    redirect_sock: socket.socket,
+    redirect: tuple[socket.socket, RedirectRules] | None,
     token: str,
     target: str,
     etc_dir: Callable[[], Path],
-    rules: RedirectRules,
     agent_id: str,
     idle_timeout: float | None,
 ) -> int:
+    """Serve sessions until a stop signal or ``idle_timeout``; ``redirect`` (the redirect listener and this
+    agent's rules) is None for a targetless agent, which takes no incoming traffic and hands nothing over."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     stop_reason: list[str] = []
@@ -156,22 +182,29 @@ async def _serve(
         loop.add_signal_handler(signum, request_stop, signal.Signals(signum).name)
 
     subscriptions = Subscriptions()
-    handover = HandoverChannels()
+    handover = HandoverChannels() if redirect is not None else None
     try:
-        handover.start()
+        if handover is not None:
+            handover.start()
         incoming = Incoming(subscriptions, bypass_mark=BYPASS_MARK, handover=handover)
-        # The target's resolv.conf and hosts are read afresh for every lookup.
-        outgoing = Outgoing(Resolver(etc_dir), bypass_mark=BYPASS_MARK)
+        # The target's resolv.conf and hosts are read afresh for every lookup. Without redirect rules there
+        # is nothing to bypass (and an unprivileged agent may not set SO_MARK).
+        outgoing = Outgoing(
+            Resolver(etc_dir),
+            bypass_mark=BYPASS_MARK if redirect is not None else None,
+            handover=handover,
+        )
         server = AgentServer(
             token=token,
             target=target,
-            rules=rules,
+            rules=redirect[1] if redirect is not None else None,
             subscriptions=subscriptions,
             incoming=incoming,
             handover=handover,
             outgoing=outgoing,
         )
-        await incoming.start(redirect_sock)
+        if redirect is not None:
+            await incoming.start(redirect[0])
         await server.start(ws_sock)
         host, port = ws_sock.getsockname()[:2]
         ready = {"event": "ready", "address": str(SocketAddress(host, port)), "agent_id": agent_id}
@@ -194,7 +227,8 @@ async def _serve(
         await incoming.close()
         await outgoing.close_all()
     finally:
-        await handover.close()
+        if handover is not None:
+            await handover.close()
     return 0
 
 

@@ -56,6 +56,11 @@ WEBSOCKET_WRITE_LIMIT = 1024 * 1024
 CLOSE_TIMEOUT = 3.0
 """Seconds to wait for a session to acknowledge a close; a stuck session must not hold up the shutdown."""
 CLOSE_PROTOCOL_ERROR = 1002
+TARGETLESS_REFUSAL = (
+    "this agent is targetless: it serves outgoing connections and DNS only, and cannot mirror or steal "
+    'port {port}; pick a target (--target deployment/NAME, pod/NAME, ... or "target" in the config) '
+    "to receive its incoming traffic"
+)
 
 
 class PortRules(Protocol):
@@ -178,14 +183,18 @@ def _peer(connection: ServerConnection) -> str:
 
 
 class AgentServer:
-    """Serves sessions on a websocket; one instance per agent."""
+    """Serves sessions on a websocket; one instance per agent.
+
+    Without ``rules`` the agent is targetless: nothing can be redirected to it, so port subscriptions are
+    refused (outgoing connections and lookups are served as usual).
+    """
 
     def __init__(
         self,
         *,
         token: str,
         target: str,
-        rules: PortRules,
+        rules: PortRules | None,
         subscriptions: Subscriptions,
         incoming: Incoming,
         handover: HandoverChannels | None = None,
@@ -411,6 +420,7 @@ class AgentServer:
                         None,
                         "EOPNOTSUPP",
                         "this agent makes no outgoing connections",
+                        handed_over=False,
                     )
                 )
             elif isinstance(message, from_session.DnsLookup):
@@ -435,6 +445,11 @@ class AgentServer:
         handover: bool,
         http_filter: HttpFilterSpec | None = None,
     ) -> None:
+        if self._rules is None:
+            refusal = TARGETLESS_REFUSAL.format(port=port)
+            session.send(to_session.PortSubscribeResult(port, mode, refusal))
+            log.info("%s: port %d refused: the agent is targetless", session, port)
+            return
         async with self._rules_lock:
             outcome = self._subscriptions.subscribe(session.id, port, mode, handover, http_filter)
             error = outcome.error
@@ -451,6 +466,8 @@ class AgentServer:
             log.warning("%s: port %d not subscribed: %s", session, port, error)
 
     async def _apply_rules(self, actions: tuple[RuleAction, ...]) -> None:
+        if self._rules is None:
+            return  # targetless: no subscription was ever accepted, so there is no rule to change
         for action in actions:
             if isinstance(action, AddRedirect):
                 await asyncio.to_thread(self._rules.add_port, action.port)

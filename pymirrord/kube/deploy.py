@@ -39,7 +39,6 @@ from pymirrord.kube.progress import NullProgress, Progress
 from pymirrord.kube.targets import (
     PodTarget,
     ResolvedTarget,
-    Targetless,
     parse_kube_target,
     resolve_target,
 )
@@ -238,17 +237,18 @@ class KubeAgent:
         progress.begin("Starting the pymirrord agent")
         ok = False
         try:
+            # Said before the cluster is even reached: nothing about it could make this work.
+            if target.kind == "targetless" and getattr(config.incoming, "mode", "mirror") == "steal":
+                raise StealNotPossible(
+                    "steal needs a target: a targetless run has no pod whose traffic could be stolen",
+                    "choose a target (--target deployment/NAME, pod/NAME, ...) or leave out --steal",
+                )
             if api is None:
                 progress.report("reading the kubeconfig")
                 api = await _blocking(connect, KubeSettings.from_config(config))
             namespace = config.target.namespace or api.namespace
             progress.report(f"resolving {target} in namespace {namespace}")
             resolved = await _blocking(resolve_target, api, target, namespace)
-            if isinstance(resolved, Targetless) and getattr(config.incoming, "mode", "mirror") == "steal":
-                raise StealNotPossible(
-                    "steal needs a target: a targetless run has no pod whose traffic could be stolen",
-                    "choose a target (--target deployment/NAME, pod/NAME, ...) or leave out --steal",
-                )
             starter = _Starter(
                 api=api,
                 spec=agent_spec(config, resolved, idle_timeout),

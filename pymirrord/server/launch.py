@@ -24,7 +24,7 @@ from pymirrord.server.errors import (
     TARGET_UNSUPPORTED,
     HelperError,
 )
-from pymirrord.session.layer_env import layer_environment, layer_settings
+from pymirrord.session.layer_env import layer_environment, layer_settings_for
 
 # Launch types whose debuggee is a Python process (VS Code's ``debugpy`` and older ``python``; PyCharm and
 # other editors send ``python`` too).
@@ -159,9 +159,4 @@ def launch_environment(
 ) -> tuple[dict[str, str], list[str]]:
     """What the editor merges into the launch's env, and the names it removes, exactly as ``exec`` does."""
     base = {**base_env, **request.env}
-    added, unset = layer_environment(
-        layer_settings(config.incoming, tuple(config.skip_processes), config.outgoing, config.dns),
-        socket_path,
-        base,
-    )
-    return added, unset
+    return layer_environment(layer_settings_for(config), socket_path, base)

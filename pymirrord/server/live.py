@@ -22,8 +22,6 @@ from typing import Any
 
 from pymirrord.config import ResolvedConfig
 from pymirrord.errors import PymirrordError
-from pymirrord.protocol import agent_to_session as from_agent
-from pymirrord.protocol import layer_to_session as from_layer
 from pymirrord.protocol.types import Mode
 from pymirrord.server.errors import NOT_PERMITTED, SESSION_FAILED, UNKNOWN_SESSION, HelperError
 from pymirrord.server.http_filter import HttpRequestHead, match_request
@@ -32,7 +30,13 @@ from pymirrord.server.session_record import SessionRecord
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.errors import NotPermitted
 from pymirrord.session.local_agent import LocalAgent
-from pymirrord.session.session import Session, SessionEvent
+from pymirrord.session.session import (
+    ConnectionEvent,
+    RequestEvent,
+    Session,
+    SessionEvent,
+    SessionObserver,
+)
 
 # After the last process of a run disconnects, how long a new one (an exec'd child, a reloader) may take.
 GRACE = 1.5
@@ -43,54 +47,18 @@ Notify = Callable[[dict[str, Any]], None]
 Progress = Callable[[str, int], None]
 
 
-class ObservedSession(Session):
-    """The session relay, reporting its processes and connections to a ``LiveSession``.
+class LiveSession(SessionObserver):
+    """One session of the helper: its record, its agent and relay, and the task that decides when it ends.
 
-    It hooks the relay's per-layer and per-agent-message steps; a public observer interface on ``Session``
-    would make this subclass unnecessary.
+    It observes its relay (``SessionObserver``) to learn the processes, connections and requests it reports.
     """
-
-    def __init__(self, link: AgentLink, mode: Mode, socket_path: str, live: LiveSession) -> None:
-        super().__init__(link, mode, socket_path, live.on_session_event)
-        self._live = live
-        self._pids: dict[asyncio.Task[Any] | None, int] = {}
-
-    async def _serve_layer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._live.layer_opened()
-        try:
-            await super()._serve_layer(reader, writer)
-        finally:
-            self._live.layer_closed(self._pids.pop(asyncio.current_task(), None))
-
-    async def _on_layer_message(
-        self, layer: int, message: from_layer.LayerToSession, writer: asyncio.StreamWriter
-    ) -> None:
-        if isinstance(message, from_layer.LayerHello):
-            self._pids[asyncio.current_task()] = message.pid
-            self._live.layer_hello(message.pid, message.parent_pid)
-        await super()._on_layer_message(layer, message, writer)
-
-    async def _on_agent_message(self, message: from_agent.AgentToSession) -> None:
-        if isinstance(message, from_agent.NewConnection):
-            self._live.connection(
-                message.connection_id, message.port, message.mode.value, str(message.client)
-            )
-        elif isinstance(message, from_agent.ConnectionRead):
-            self._live.client_data(message.connection_id, message.data)
-        elif isinstance(message, from_agent.ConnectionClosed):
-            self._live.connection_closed(message.connection_id)
-        await super()._on_agent_message(message)
-
-
-class LiveSession:
-    """One session of the helper: its record, its agent and relay, and the task that decides when it ends."""
 
     def __init__(self, record: SessionRecord, config: ResolvedConfig, notify: Notify) -> None:
         self.record = record
         self.config = config
         self._notify = notify
         self.agent: LocalAgent | None = None
-        self.session: ObservedSession | None = None
+        self.session: Session | None = None
         self.workdir = tempfile.mkdtemp(prefix="pymirrord-lsp-")  # 0700: only this user reaches the socket
         self.socket_path = os.path.join(self.workdir, "layer.sock")
         self._open_layers = 0
@@ -116,7 +84,7 @@ class LiveSession:
                 self.agent.url, self.agent.token, f"editor {self.record.session_id}", timeout
             )
             mode = Mode.STEAL if self.config.incoming.mode == "steal" else Mode.MIRROR
-            self.session = ObservedSession(link, mode, self.socket_path, self)
+            self.session = Session(link, mode, self.socket_path, self.on_session_event, observer=self)
             await self.session.start()
             progress("session ready", 100)
         except BaseException as error:
@@ -149,24 +117,36 @@ class LiveSession:
         else:
             self._emit({"sessionId": self.record.session_id, "kind": "log", "message": event.message})
 
-    def layer_opened(self) -> None:
+    def layer_connected(self, pid: int, parent_pid: int) -> None:
         self._open_layers += 1
         self._seen_layer = True
+        self._emit(self.record.note_layer(pid, parent_pid))
         self._layers_changed.set()
 
-    def layer_hello(self, pid: int, parent_pid: int) -> None:
-        self._emit(self.record.note_layer(pid, parent_pid))
-
-    def layer_closed(self, pid: int | None) -> None:
+    def layer_gone(self, pid: int) -> None:
         self._open_layers -= 1
         self._emit(self.record.note_layer_gone(pid))
         self._layers_changed.set()
 
-    def connection(self, connection_id: int, port: int, mode: str, client: str) -> None:
-        self._connections[connection_id] = (port, mode, RequestSniffer())
-        self._emit(self.record.note_connection(connection_id, port, mode, client))
+    def connection(self, event: ConnectionEvent) -> None:
+        if event.kind == "opened":
+            assert event.port is not None and event.mode is not None
+            mode = event.mode.value
+            self._connections[event.connection_id] = (event.port, mode, RequestSniffer())
+            self._emit(self.record.note_connection(event.connection_id, event.port, mode, str(event.client)))
+        elif event.kind == "data":
+            self._sniff(event.connection_id, event.data)
+        elif event.kind == "closed":
+            self._connections.pop(event.connection_id, None)
 
-    def client_data(self, connection_id: int, data: bytes) -> None:
+    def request(self, event: RequestEvent) -> None:
+        # Routed by the agent's filter: it matched, and the agent says which part did.
+        note = self.record.note_request(
+            event.request_id, event.port, event.mode.value, method=event.method, path=event.path, matched=True
+        )
+        self._emit(note)
+
+    def _sniff(self, connection_id: int, data: bytes) -> None:
         known = self._connections.get(connection_id)
         if known is None:
             return
@@ -182,9 +162,6 @@ class LiveSession:
                     connection_id, port, mode, method=request.method, path=request.target, matched=matched
                 )
             )
-
-    def connection_closed(self, connection_id: int) -> None:
-        self._connections.pop(connection_id, None)
 
     # Lifetime -------------------------------------------------------------------------------------------
 

@@ -61,6 +61,53 @@ class SessionEvent:
 EventSink = Callable[[SessionEvent], None]
 
 
+@dataclass(frozen=True)
+class ConnectionEvent:
+    """News of an incoming connection relayed to the app: ``kind`` is ``opened`` (with ``port``, ``mode`` and
+    ``client``), ``data`` (bytes the client sent, ``data``) or ``closed``."""
+
+    kind: str
+    connection_id: int
+    port: int | None = None
+    mode: Mode | None = None
+    client: SocketAddress | None = None
+    data: bytes = b""
+
+
+@dataclass(frozen=True)
+class RequestEvent:
+    """An HTTP request the agent routed to this session by its filter; ``matched`` names the matching part."""
+
+    request_id: int
+    port: int
+    mode: Mode
+    client: SocketAddress
+    method: str
+    path: str
+    matched: str
+
+
+class SessionObserver:
+    """What a user of the session that shows its activity (the editor helper) is told; each hook does nothing
+    unless overridden. Hooks run on the session's event loop and must not block.
+
+    ``layer_connected`` comes when a process's layer has said hello, ``layer_gone`` when that layer has
+    disconnected (once per connected layer).
+    """
+
+    def layer_connected(self, pid: int, parent_pid: int) -> None:
+        pass
+
+    def layer_gone(self, pid: int) -> None:
+        pass
+
+    def connection(self, event: ConnectionEvent) -> None:
+        pass
+
+    def request(self, event: RequestEvent) -> None:
+        pass
+
+
 def print_events(event: SessionEvent) -> None:
     """The terminal's event sink: one ``pymirrord: ...`` line on stderr per event."""
     say(event.message)
@@ -97,9 +144,19 @@ class _AppConnection:
 
 class Session:
     def __init__(
-        self, link: AgentLink, mode: Mode, socket_path: str, on_event: EventSink, handover: bool = False
+        self,
+        link: AgentLink,
+        mode: Mode,
+        socket_path: str,
+        on_event: EventSink,
+        handover: bool = False,
+        *,
+        observer: SessionObserver | None = None,
     ) -> None:
-        """``handover``: the agent runs on this machine, so stolen connections may come as sockets."""
+        """``handover``: the agent runs on this machine, so stolen connections may come as sockets.
+        ``observer`` hears of processes, connections and requests as they come and go."""
+        self._observer = observer or SessionObserver()
+        self._layer_pids: dict[int, int] = {}  # layer -> pid, for layers that said hello
         self._link = link
         self._state = SessionState(mode)
         self._handover_wanted = handover and link.hello.handover_path is not None
@@ -212,6 +269,7 @@ class Session:
         self.agent_lost.set()
 
     async def _on_agent_message(self, message: from_agent.AgentToSession) -> None:
+        self._observe_agent_message(message)
         if isinstance(message, OUTGOING_FROM_AGENT):
             await self._outgoing.on_agent_message(message)
         elif isinstance(message, HTTP_FROM_AGENT):
@@ -247,6 +305,29 @@ class Session:
         elif isinstance(message, from_agent.ErrorReport):
             text = f"agent error: {message.message}" + (f" ({message.hint})" if message.hint else "")
             self._on_event(SessionEvent("log", text))
+
+    def _observe_agent_message(self, message: from_agent.AgentToSession) -> None:
+        observer = self._observer
+        if isinstance(message, from_agent.NewConnection):
+            opened = ConnectionEvent(
+                "opened", message.connection_id, message.port, message.mode, message.client
+            )
+            observer.connection(opened)
+        elif isinstance(message, from_agent.ConnectionRead):
+            observer.connection(ConnectionEvent("data", message.connection_id, data=message.data))
+        elif isinstance(message, from_agent.ConnectionClosed):
+            observer.connection(ConnectionEvent("closed", message.connection_id))
+        elif isinstance(message, from_agent.HttpRequestStart):
+            request = RequestEvent(
+                message.request_id,
+                message.port,
+                message.mode,
+                message.client,
+                message.method,
+                message.target,
+                message.matched,
+            )
+            observer.request(request)
 
     async def _to_app(self, connection_id: int, data: bytes) -> None:
         if not self._state.from_client(connection_id, len(data)):
@@ -360,6 +441,9 @@ class Session:
             pass
         finally:
             del self._layers[layer]
+            pid = self._layer_pids.pop(layer, None)
+            if pid is not None:
+                self._observer.layer_gone(pid)
             self._outgoing.layer_gone(layer)
             raw = self._layer_sockets.pop(layer, None)
             if raw is not None:
@@ -410,3 +494,6 @@ class Session:
                     f" the session {PROTOCOL_VERSION}"
                 )
             writer.write(frame(to_layer.CODEC.encode(to_layer.SessionHello(PROTOCOL_VERSION))))
+            if layer not in self._layer_pids:
+                self._layer_pids[layer] = message.pid
+                self._observer.layer_connected(message.pid, message.parent_pid)

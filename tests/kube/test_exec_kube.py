@@ -7,15 +7,20 @@ to the "pod", and the clean-up. Skipped (with the reason) while ``pymirrord exec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 
 from pymirrord.lab import WatchedProcess
 
 from .conftest import UserServiceWorld
+from .emulator import Emulator
 
 HTTP_GET = """
 import sys, urllib.request
@@ -60,3 +65,71 @@ def test_exec_steal_through_the_cluster(user_service: UserServiceWorld) -> None:
     assert kinds == ["Job", "Secret"]
     # The pod serves again, with its own data.
     assert json.loads(topo.client.python(HTTP_GET, users).stdout) == [{"Last": "Owner", "Name": "Pod"}]
+
+
+ECHO_CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15) as s:
+    s.sendall(b"ping through the cluster")
+    s.shutdown(socket.SHUT_WR)
+    answer = b""
+    while chunk := s.recv(65536):
+        answer += chunk
+print("echo:", answer.decode())
+print("localhost is", socket.getaddrinfo("localhost", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+"""
+
+
+def test_exec_targetless_connects_out_through_an_unprivileged_agent(
+    emulator: Emulator, kubeconfig: Path, tmp_path: Path
+) -> None:
+    from netns_helpers import child_env
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def echo() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+    server = threading.Thread(target=echo, daemon=True)
+    server.start()
+    # Without a target in the file or on the command line, exec goes targetless; debug makes the agent log
+    # each outgoing connection, which shows that the app's connection really left from the agent.
+    config = tmp_path / "mirrord.json"
+    config.write_text(json.dumps({"agent": {"log_level": "debug"}}))
+    app = [sys.executable, "-c", ECHO_CLIENT, "127.0.0.1", str(port)]
+    argv = [sys.executable, "-m", "pymirrord", "exec", "-f", str(config), "--", *app]
+    try:
+        with WatchedProcess(argv, env=child_env({"KUBECONFIG": str(kubeconfig)})) as run:
+            assert run.wait_for("echo:", timeout=60).endswith("echo: ping through the cluster")
+            assert run.wait_for("localhost is").endswith("127.0.0.1")
+            assert run.wait(30) == 0
+    finally:
+        listener.close()
+        server.join(15)
+    agent_log = [line for lines in emulator.logs.values() for line in lines]
+    assert any(f"to 127.0.0.1:{port}" in line and "outgoing tcp" in line for line in agent_log), agent_log
+    assert emulator.wait_until(emulator.nothing_left)
+    assert [kind for kind, _ in emulator.created_bodies] == ["Job", "Secret"]
+    pod_spec = emulator.created_bodies[0][1]["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    assert container["args"][0] == "--targetless"
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert not pod_spec.get("hostPID")
+
+
+def test_exec_steal_without_a_target_is_refused_before_the_cluster_is_asked(
+    emulator: Emulator, kubeconfig: Path
+) -> None:
+    from netns_helpers import child_env
+
+    argv = [sys.executable, "-m", "pymirrord", "exec", "--steal", "--", sys.executable, "-c", "pass"]
+    with WatchedProcess(argv, env=child_env({"KUBECONFIG": str(kubeconfig)})) as run:
+        line = run.wait_for("error:", timeout=30)
+        assert "steal needs a target" in line
+        assert run.wait(30) == 1
+    assert emulator.created_bodies == []
