@@ -38,3 +38,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+
+# The VS Code extension's type check uses its npm dev dependencies; its tests need none.
+if [ -n "$extras" ] && command -v npm >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null || echo "setup: npm ci failed; the extension's type check will be skipped" >&2
+fi

@@ -29,7 +29,7 @@ const ACTIONS = Object.freeze({
 });
 
 const HELPER_DOWN = 'pymirrord: the helper (pymirrord lsp) is not running. The pymirrord output says why it ' +
-  'stopped; check the pymirrord.path setting, then run "Developer: Reload Window".';
+  'stopped; check the pymirrord.path setting (the helper restarts when it changes).';
 
 /**
  * @typedef {{message: string, actions: string[], detail?: string}} UserError
@@ -44,7 +44,9 @@ function describeError(error) {
   const text = typeof message === 'string' && message ? message : String(error);
   if (code === CODES.CANCELLED || (error instanceof Error && error.name === 'Canceled')) return null;
   if (code === CODES.CONNECTION_INACTIVE || code === CODES.PENDING_RESPONSE_REJECTED) {
-    return { message: HELPER_DOWN, actions: [ACTIONS.SHOW_OUTPUT, ACTIONS.OPEN_SETTINGS] };
+    // The extension's own reason (why the helper did not start) already reads as a sentence for the user.
+    const reason = text.startsWith('pymirrord: ') ? text : HELPER_DOWN;
+    return { message: reason, actions: [ACTIONS.SHOW_OUTPUT, ACTIONS.OPEN_SETTINGS] };
   }
   /** @type {UserError} */
   const result = { message: `pymirrord: ${text}`, actions: [] };

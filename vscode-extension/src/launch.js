@@ -13,8 +13,8 @@ const PYTHON_TYPES = Object.freeze(['debugpy', 'python']);
 
 /**
  * @typedef {{[key: string]: any, type?: string, request?: string, name?: string, pymirrord?: unknown,
- *   python?: string | string[], program?: string, module?: string, args?: string | string[], cwd?: string,
- *   env?: {[name: string]: string | null | undefined}}} LaunchConfig
+ *   python?: string | string[], program?: string, module?: string, args?: string | (string | number)[],
+ *   cwd?: string, env?: {[name: string]: string | number | boolean | null | undefined}}} LaunchConfig
  * @typedef {{target?: string, configFile?: string}} PymirrordOptions
  * @typedef {{sessionId: string, env: {[name: string]: string}, envToUnset: string[], target: string,
  *   mode: string, warnings: string[]}} PrepareLaunchResult

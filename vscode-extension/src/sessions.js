@@ -46,7 +46,8 @@ class SessionsModel {
    * @param {{sessions: Session[]}} result
    */
   reset(result) {
-    this.sessions = new Map((result.sessions || []).map((s) => [s.sessionId, { ...emptySession(s.sessionId), ...s }]));
+    // A copy: events update the model in place, never the caller's result.
+    this.sessions = new Map((result.sessions || []).map((s) => [s.sessionId, { ...emptySession(s.sessionId), ...structuredClone(s) }]));
   }
 
   /**

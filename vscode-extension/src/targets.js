@@ -34,7 +34,7 @@ function groupOf(kind) {
 function describe(target) {
   const label = target.label || target.path;
   const rest = label.startsWith(target.path) ? label.slice(target.path.length).trim() : label;
-  const parts = [rest.replace(/^[—-]\s*/, '')];
+  const parts = [rest.replace(/^[—-]\s*/, '').replace(/^\(([^()]*)\)$/, '$1')];
   if (target.namespace) parts.push(`namespace ${target.namespace}`);
   return parts.filter(Boolean).join(' · ');
 }
