@@ -113,6 +113,16 @@ class _Stolen:
             await self.client.drain()
 
 
+class StolenResponse(Protocol):
+    """What a session's answer to a stolen request reaches: an HTTP/1 exchange here, or an h2c stream."""
+
+    session: int
+
+    async def data(self, data: bytes) -> None: ...
+
+    def finish(self, failure: str | None) -> None: ...
+
+
 class HttpIncoming:
     """Serves connections on HTTP-filtered ports; sessions' responses arrive through ``response_*``."""
 
@@ -124,7 +134,7 @@ class HttpIncoming:
         self._connect = connect
         self._read_chunk = read_chunk
         self._ids = itertools.count(1)
-        self._stolen: dict[int, _Stolen] = {}
+        self._stolen: dict[int, StolenResponse] = {}
 
     # --- sessions ------------------------------------------------------------------------------------------
 
@@ -154,6 +164,11 @@ class HttpIncoming:
     ) -> None:
         _no_delay(writer)
         prefix, kind = await self._detect(reader)
+        if kind is Detected.H2_PRIOR_KNOWLEDGE:
+            from pymirrord.agent.h2_incoming import serve_h2
+
+            await serve_h2(self, reader, writer, client, destination, prefix)
+            return
         if kind is not Detected.HTTP1:
             log.debug("connection from %s to %s is %s: passed through", client, destination, kind.value)
             await _Connection(self, reader, writer, client, destination).tunnel_to_pod(prefix)
@@ -231,6 +246,20 @@ class _Connection:
                 self.requests.feed(data)
             else:
                 self.requests.feed_eof()
+
+    def _buffered_body(self) -> tuple[list[bytes], bool]:
+        """The request body's bytes already read (without waiting), and whether its end is among them.
+
+        Most requests arrive whole in one read: they then travel on in one write, with no task to pump a
+        body."""
+        chunks: list[bytes] = []
+        while (event := self.requests.next_event()) is not NEED_DATA:
+            assert isinstance(event, Body | End), event
+            if event.raw:
+                chunks.append(event.raw)
+            if isinstance(event, End):
+                return chunks, True
+        return chunks, False
 
     async def _exchange(self, head: RequestHead) -> bool:
         """Serve one request; False when the connection is over (closed, upgraded, not keep-alive)."""
@@ -310,15 +339,28 @@ class _Connection:
             self.pod[1].close()
             self.pod = None
 
-    async def _to_pod(self, head: RequestHead, replay: bytes, copies: dict[int, int]) -> bool:
-        """Send the request to the pod's app (``replay``: its body so far, read already); relay the answer."""
+    async def _to_pod(
+        self, head: RequestHead, replay: bytes, copies: dict[int, int], *, body_read: bool = False
+    ) -> bool:
+        """Send the request to the pod's app (``replay``: its body so far, read already, and all of it with
+        ``body_read``); relay the answer."""
         try:
             pod_reader, pod_writer = await self._pod()
         except (OSError, asyncio.TimeoutError) as error:
             log.info("cannot reach the pod's app at %s: %s", self.destination, error)
             return False
         self.pod_responses.expect(head.method)
-        pod_writer.write(head.raw + replay)
+        chunks, complete = ([], True) if body_read else self._buffered_body()
+        pod_writer.write(b"".join((head.raw, replay, *chunks)))
+        for chunk in chunks:
+            self._copy(copies, chunk)
+        if complete:
+            self._copy(copies, None)
+            try:
+                return await self._relay_pod_response(pod_reader, pod_writer)
+            except (ConnectionError, OSError, FramingError) as error:
+                log.info("connection from %s to the pod's app broke: %s", self.client, error)
+                return False
 
         async def forward(data: bytes) -> None:
             pod_writer.write(data)
@@ -340,9 +382,16 @@ class _Connection:
         self, pod_reader: asyncio.StreamReader, pod_writer: asyncio.StreamWriter
     ) -> bool:
         responses = self.pod_responses
+        writer = self.writer
+        # The events of one read leave in one write (one segment for a small response, one syscall).
+        out: list[bytes] = []
         while True:
             event = responses.next_event()
             if event is NEED_DATA:
+                if out:
+                    writer.write(b"".join(out))
+                    out.clear()
+                    await writer.drain()
                 data = await pod_reader.read(self.owner._read_chunk)
                 if data:
                     responses.feed(data)
@@ -352,14 +401,14 @@ class _Connection:
                         raise ConnectionError("the pod's app closed the connection without answering")
                 continue
             assert not isinstance(event, RequestHead)
-            self.writer.write(event.raw)
-            if responses.buffered == 0 or isinstance(event, End) or responses.upgraded:
-                # One drain per read from the pod, not per event: a small response leaves in one segment.
-                await self.writer.drain()
+            out.append(event.raw)
             if isinstance(event, ResponseHead) and responses.upgraded:
+                writer.write(b"".join(out))
                 await self._tunnel(responses.take_buffered(), pod_reader, pod_writer)
                 return False
             if isinstance(event, End):
+                writer.write(b"".join(out))
+                await writer.drain()
                 reusable = responses.reusable
                 if not reusable:
                     self._close_pod()
@@ -376,6 +425,19 @@ class _Connection:
         owner._stolen[request_id] = request
         replay: bytearray | None = bytearray()
         sink.put(_encode(self._start_message(request_id, Mode.STEAL, head, matched)))
+        complete = False
+        if not head.upgrade:  # an upgrade's end waits for the local app's answer in _forward_body
+            chunks, complete = self._buffered_body()
+            for chunk in chunks:
+                if replay is not None:
+                    replay += chunk
+                    if len(replay) > REPLAY_LIMIT:
+                        replay = None
+                sink.put(_encode(to_session.HttpRequestBody(request_id, chunk)))
+                self._copy(copies, chunk)
+            if complete:
+                self._copy(copies, None)
+                sink.put(_encode(to_session.HttpRequestEnd(request_id)))
 
         async def forward(data: bytes) -> None:
             nonlocal replay
@@ -390,23 +452,25 @@ class _Connection:
             sink.put(_encode(to_session.HttpRequestBody(request_id, data)))
             await sink.wait_writable()
 
-        sending = asyncio.ensure_future(self._forward_body(forward, copies, request))
+        # A request that arrived whole needs no task reading its body alongside the response.
+        sending = None if complete else asyncio.ensure_future(self._forward_body(forward, copies, request))
         try:
             failure = await request.done
             if failure is None:
-                await sending
-                upgraded = request.responses.upgraded
-                if upgraded:
+                if sending is not None:
+                    await sending
+                if request.responses.upgraded:
                     return False  # the tunnel ran inside _forward_body and is over
                 return request.responses.reusable
-            await sending  # the body is still read, so the request can be replayed whole
+            if sending is not None:
+                await sending  # the body is still read, so the request can be replayed whole
             if request.written or replay is None:
                 log.info(
                     "request %d from %s failed in session %d: %s", request_id, self.client, session, failure
                 )
                 return False
             log.info("request %d from %s goes to the pod instead: %s", request_id, self.client, failure)
-            return await self._to_pod(head, bytes(replay), {})
+            return await self._to_pod(head, bytes(replay), {}, body_read=True)
         except (ConnectionError, OSError, FramingError) as error:
             sink.put(
                 _encode(to_session.HttpRequestAbort(request_id, f"the client's connection failed: {error}"))
@@ -416,8 +480,9 @@ class _Connection:
             sink.put(_encode(to_session.HttpRequestAbort(request_id, "the agent is stopping")))
             raise
         finally:
-            sending.cancel()
-            await asyncio.gather(sending, return_exceptions=True)
+            if sending is not None:
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
             owner._stolen.pop(request_id, None)
 
     async def _forward_body(

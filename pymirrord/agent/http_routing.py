@@ -31,7 +31,11 @@ def filter_view(head: RequestHead) -> FilterRequest:
 
 
 def route_request(subscribers: Iterable[HttpSubscriber], head: RequestHead) -> RequestRoute:
-    request = filter_view(head)
+    return route_view(subscribers, filter_view(head))
+
+
+def route_view(subscribers: Iterable[HttpSubscriber], request: FilterRequest) -> RequestRoute:
+    """``route_request`` for what a filter sees of a request (an HTTP/2 stream's, for one)."""
     stealer: int | None = None
     matched = ""
     mirrors: list[tuple[int, str]] = []

@@ -21,7 +21,6 @@ from pymirrord.server.errors import (
     CONFIG_INVALID,
     LAUNCH_INVALID,
     NO_TARGET,
-    TARGET_UNSUPPORTED,
     HelperError,
 )
 from pymirrord.session.layer_env import layer_environment, layer_settings_for
@@ -29,7 +28,6 @@ from pymirrord.session.layer_env import layer_environment, layer_settings_for
 # Launch types whose debuggee is a Python process (VS Code's ``debugpy`` and older ``python``; PyCharm and
 # other editors send ``python`` too).
 PYTHON_LAUNCH_TYPES = ("debugpy", "python")
-LOCAL_PREFIXES = ("netns/", "pid/")
 
 
 @dataclass(frozen=True)
@@ -138,18 +136,14 @@ def resolve_launch_config(
             code=CONFIG_INVALID,
             errors=[d.headline() for d in errors],
         ) from None
-    target = config.target.path
-    if target is None or target == "targetless":
+    if config.target.path is None:
+        # Unlike exec, an editor can ask: a launch without a target is more often a forgotten pick than
+        # a wish for outgoing traffic only (that is spelled "targetless").
         raise HelperError(
             "no target: pymirrord needs a target to take traffic from",
-            'pick a target (pymirrord/listTargets) and pass it as "target", or set "target" in the config',
+            'pick a target (pymirrord/listTargets) and pass it as "target" (or "targetless" for outgoing'
+            ' traffic and DNS only), or set "target" in the config',
             code=NO_TARGET,
-        )
-    if not target.startswith(LOCAL_PREFIXES):
-        raise HelperError(
-            f"target {target} is a Kubernetes target, which the helper cannot start sessions for yet",
-            "use a local target (netns/NAME or pid/PID), or run the app with pymirrord exec",
-            code=TARGET_UNSUPPORTED,
         )
     return config, [d.headline() for d in diagnostics]
 

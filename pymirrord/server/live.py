@@ -22,18 +22,17 @@ from typing import Any
 
 from pymirrord.config import ResolvedConfig
 from pymirrord.errors import PymirrordError
-from pymirrord.protocol.types import Mode
+from pymirrord.kube.progress import CallbackProgress
 from pymirrord.server.errors import NOT_PERMITTED, SESSION_FAILED, UNKNOWN_SESSION, HelperError
 from pymirrord.server.http_filter import HttpRequestHead, match_request
 from pymirrord.server.http_sniffer import RequestSniffer
 from pymirrord.server.session_record import SessionRecord
-from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.errors import NotPermitted
 from pymirrord.session.local_agent import LocalAgent
+from pymirrord.session.opening import OpenSession, open_session
 from pymirrord.session.session import (
     ConnectionEvent,
     RequestEvent,
-    Session,
     SessionEvent,
     SessionObserver,
 )
@@ -57,8 +56,7 @@ class LiveSession(SessionObserver):
         self.record = record
         self.config = config
         self._notify = notify
-        self.agent: LocalAgent | None = None
-        self.session: Session | None = None
+        self.opened: OpenSession | None = None
         self.workdir = tempfile.mkdtemp(prefix="pymirrord-lsp-")  # 0700: only this user reaches the socket
         self.socket_path = os.path.join(self.workdir, "layer.sock")
         self._open_layers = 0
@@ -75,17 +73,20 @@ class LiveSession(SessionObserver):
     async def start(self, progress: Progress) -> None:
         """Start agent and relay; on any failure or cancellation, everything started is stopped again."""
         target = self.record.target
-        timeout = float(self.config.agent.startup_timeout)
         try:
             progress(f"starting the agent for {target}", 10)
-            self.agent = await _start_agent(target, timeout)
-            progress("connecting to the agent", 60)
-            link = await AgentLink.open(
-                self.agent.url, self.agent.token, f"editor {self.record.session_id}", timeout
+            # A Kubernetes agent reports its own steps (Job created, scheduled, pulling, port-forward).
+            steps = CallbackProgress(lambda event: progress(event.message or event.title or "", 40))
+            self.opened = await open_session(
+                self.config,
+                socket_path=self.socket_path,
+                name=f"editor {self.record.session_id}",
+                on_event=self.on_session_event,
+                progress=steps,
+                observer=self,
+                # The editor shows each request and byte of a session, so they must pass through it.
+                handover=False,
             )
-            mode = Mode.STEAL if self.config.incoming.mode == "steal" else Mode.MIRROR
-            self.session = Session(link, mode, self.socket_path, self.on_session_event, observer=self)
-            await self.session.start()
             progress("session ready", 100)
         except BaseException as error:
             await asyncio.shield(self._release())
@@ -170,8 +171,8 @@ class LiveSession(SessionObserver):
         await self.close(reason)
 
     async def _wait_for_end(self) -> str:
-        assert self.session is not None
-        lost = self.session.agent_lost
+        assert self.opened is not None
+        lost = self.opened.session.agent_lost
         while True:
             if lost.is_set():
                 return "lost the agent"
@@ -203,38 +204,26 @@ class LiveSession(SessionObserver):
             self.on_end(self)
 
     async def _release(self) -> None:
-        if self.session is not None:
-            counters = self.session.state.counters
+        if self.opened is not None:
+            counters = self.opened.session.state.counters
             self.record.bytes_in, self.record.bytes_out = counters.bytes_in, counters.bytes_out
             with contextlib.suppress(Exception):
-                await self.session.close()
-        if self.agent is not None:
-            await self.agent.stop()
+                await self.opened.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def release_now(self) -> None:
         """Synchronous last-resort cleanup when the helper exits without its event loop."""
-        if self.agent is not None and self.agent.process.returncode is None:
-            _stop_pid(self.agent.process.pid)
+        agent = self.opened.agent if self.opened is not None else None
+        if isinstance(agent, LocalAgent) and agent.process.returncode is None:
+            _stop_pid(agent.process.pid)
+        # A Kubernetes agent notices its session is gone and exits; its Job's TTL removes the Job.
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def summary(self) -> dict[str, Any]:
-        if self.session is not None and self.record.state != "ended":
-            counters = self.session.state.counters
+        if self.opened is not None and self.record.state != "ended":
+            counters = self.opened.session.state.counters
             self.record.bytes_in, self.record.bytes_out = counters.bytes_in, counters.bytes_out
         return self.record.to_json()
-
-
-async def _start_agent(target: str, timeout: float) -> LocalAgent:
-    """``LocalAgent.start``, safe to cancel: a cancelled start is let finish, then its agent is stopped."""
-    starting = asyncio.ensure_future(LocalAgent.start(target, timeout))
-    try:
-        return await asyncio.shield(starting)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            agent = await starting
-            await agent.stop()
-        raise
 
 
 def _stop_pid(pid: int, grace: float = 5.0) -> None:

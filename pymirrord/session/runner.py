@@ -16,23 +16,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymirrord.kube.deploy import KubeAgent
 from pymirrord.kube.progress import terminal_progress
-from pymirrord.protocol.types import Mode
-from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.errors import SessionError
-from pymirrord.session.http_requests import apply_http_filter
 from pymirrord.session.layer_env import layer_environment, layer_settings_for
-from pymirrord.session.local_agent import LocalAgent
-from pymirrord.session.session import EventSink, Session, print_events
-
-LOCAL_TARGET_PREFIXES = ("netns/", "pid/")
-HANDOVER_SWITCH = "PYMIRRORD_HANDOVER"
-"""Set to 0 to relay stolen connections of a local target through the session like remote ones."""
-
-
-def is_local_target(target: str) -> bool:
-    return target.startswith(LOCAL_TARGET_PREFIXES)
+from pymirrord.session.opening import OpenSession, open_session
+from pymirrord.session.session import EventSink, print_events
 
 
 def run(config: Any, command: Sequence[str], on_event: EventSink = print_events) -> int:
@@ -41,37 +29,24 @@ def run(config: Any, command: Sequence[str], on_event: EventSink = print_events)
 
 
 async def _run(config: Any, command: list[str], on_event: EventSink) -> int:
-    # No target means targetless: an agent pod in the cluster for outgoing traffic and DNS only.
-    target = config.target.path or "targetless"
     executable = shutil.which(command[0])
     if executable is None:
         raise SessionError(f"cannot run {command[0]!r}: command not found", "check the command and PATH")
-
-    mode = Mode.STEAL if config.incoming.mode == "steal" else Mode.MIRROR
     workdir = tempfile.mkdtemp(prefix="pymirrord-")  # mode 0700: only this user reaches the socket
-    agent: LocalAgent | KubeAgent | None = None
-    session: Session | None = None
+    opened: OpenSession | None = None
     try:
-        if is_local_target(target):
-            agent = await LocalAgent.start(target, float(config.agent.startup_timeout))
-        else:
-            agent = await KubeAgent.start(config, progress=terminal_progress())
-        link = await AgentLink.open(
-            agent.url,
-            agent.token,
-            f"exec {os.path.basename(command[0])}",
-            float(config.agent.startup_timeout),
+        opened = await open_session(
+            config,
+            socket_path=os.path.join(workdir, "layer.sock"),
+            name=f"exec {os.path.basename(command[0])}",
+            on_event=on_event,
+            progress=terminal_progress(),
         )
-        # A local agent hands stolen connections over as sockets: the app then talks to the client directly.
-        handover = is_local_target(target) and os.environ.get(HANDOVER_SWITCH, "1") != "0"
-        session = Session(link, mode, os.path.join(workdir, "layer.sock"), on_event, handover=handover)
-        apply_http_filter(session.state, config.incoming.http_filter)
-        await session.start()
-        env = child_environment(config, session.socket_path, os.environ)
+        env = child_environment(config, opened.session.socket_path, os.environ)
         return await _run_child(executable, command, env)
     finally:
         # Shielded: a second Ctrl-C during cleanup must not leave the agent or its rules behind.
-        await asyncio.shield(_cleanup(session, agent, workdir))
+        await asyncio.shield(_cleanup(opened, workdir))
 
 
 def child_environment(config: Any, socket_path: str, base: Mapping[str, str]) -> dict[str, str]:
@@ -116,9 +91,9 @@ def _terminal_sent_it_to_the_child() -> bool:
         return False
 
 
-async def _cleanup(session: Session | None, agent: LocalAgent | KubeAgent | None, workdir: str) -> None:
-    if session is not None:
-        await session.close()
-    if agent is not None:
-        await agent.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+async def _cleanup(opened: OpenSession | None, workdir: str) -> None:
+    try:
+        if opened is not None:
+            await opened.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -155,8 +155,9 @@ def test_prepare_launch_errors_say_what_to_do(helper: HelperClient, tmp_path: Pa
     error = _prepare_error(helper, {"launch": launch})
     assert error.code == -32002 and "no target" in error.message and "listTargets" in error.message
 
+    # A Kubernetes target is prepared like a local one; here no cluster is configured, and the error says so.
     error = _prepare_error(helper, {"launch": launch, "target": "deployment/api"})
-    assert error.code == -32003 and "Kubernetes" in error.message
+    assert error.code == -32005 and "deployment/api" in error.message, error.message
 
     error = _prepare_error(
         helper, {"launch": {**launch, "program": str(tmp_path / "nope.py")}, "target": "netns/x"}

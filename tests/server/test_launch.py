@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pymirrord.server.errors import CONFIG_INVALID, LAUNCH_INVALID, NO_TARGET, TARGET_UNSUPPORTED, HelperError
+from pymirrord.server.errors import CONFIG_INVALID, LAUNCH_INVALID, NO_TARGET, HelperError
 from pymirrord.server.launch import check_files, launch_environment, parse_launch, resolve_launch_config
 from pymirrord.session.layer_env import CONFIG_VARIABLE, SOCKET_VARIABLE, layer_path
 
@@ -22,7 +22,9 @@ def test_launch_params_are_checked() -> None:
     assert _error({}).code == LAUNCH_INVALID
     assert _error({"launch": {"type": "debugpy", "env": {"A": 1}}}).code == LAUNCH_INVALID
     assert _error({"launch": {"type": "debugpy"}}).code == NO_TARGET
-    assert _error({"launch": {"type": "debugpy"}, "target": "pod/x"}).code == TARGET_UNSUPPORTED
+    for target in ("pod/x", "deployment/api", "targetless"):
+        config, _ = resolve_launch_config(parse_launch({"launch": {"type": "debugpy"}, "target": target}), {})
+        assert config.target.path == target, "Kubernetes and targetless launches are prepared like local ones"
 
 
 def test_missing_files_are_named(tmp_path: Path) -> None:

@@ -1,0 +1,50 @@
+"""h2c with prior knowledge on a filtered port: each stream of one connection is routed on its own.
+
+The pod's app and the local app (``apps/h2c_named.py``) speak both h2c and HTTP/1.1 and say who served a
+request and over which protocol: the pod's app gets its streams over h2c; the local app gets the matching
+streams as HTTP/1.1 requests (the agent translates), and the client gets every answer on the right stream.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from exec_helpers import APPS, pymirrord_exec
+from netns_helpers import Topology
+
+SERVER = str(APPS / "h2c_named.py")
+CLIENT = str(APPS / "h2c_client.py")
+
+
+def streams(topology: Topology, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result = topology.client.run(sys.executable, CLIENT, topology.pod_ip, "80", json.dumps(specs), timeout=60)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_interleaved_streams_go_to_the_side_their_headers_choose(topology: Topology) -> None:
+    topology.pod.start(sys.executable, SERVER, "80", "pod")
+    config = {
+        "feature": {
+            "network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^x-user: me$"}}}
+        }
+    }
+    specs: list[dict[str, Any]] = [
+        {"method": "GET", "path": f"/get/{index}", "user": "me" if index % 2 == 0 else "other"}
+        for index in range(6)
+    ] + [
+        {"method": "POST", "path": "/post/mine", "user": "me", "size": 200_000},
+        {"method": "POST", "path": "/post/theirs", "user": "other", "size": 200_000},
+        {"method": "GET", "path": "/path/only", "user": ""},
+    ]
+    with pymirrord_exec(topology.pod, [sys.executable, SERVER, "80", "local"], config=config) as run:
+        run.wait_for("pymirrord: port 80 stolen")
+        answers = streams(topology, specs)
+    assert [a["status"] for a in answers] == ["200"] * len(specs), answers
+    assert [a["path"] for a in answers] == [spec["path"] for spec in specs]
+    assert [a["server"] for a in answers] == ["local", "pod"] * 3 + ["local", "pod", "pod"]
+    assert {a["protocol"] for a in answers if a["server"] == "pod"} == {"h2c"}
+    assert {a["protocol"] for a in answers if a["server"] == "local"} == {"http/1.1"}
+    assert [a["length"] for a in answers[6:8]] == [200_000, 200_000]
+    assert [a["method"] for a in answers[6:8]] == ["POST", "POST"]
