@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 if TYPE_CHECKING or __package__:
     from pymirrord.layer.pymirrord_layer_config import IncomingConfig
     from pymirrord.layer.pymirrord_layer_outgoing import Connected, Outgoing, RemotePlan, same_peer
+    from pymirrord.layer.pymirrord_layer_policy import numeric_host
     from pymirrord.layer.pymirrord_layer_takeover import take_over
     from pymirrord.layer.pymirrord_layer_warn import warn, warn_once
 else:
     from pymirrord_layer_config import IncomingConfig
     from pymirrord_layer_outgoing import Connected, Outgoing, RemotePlan, same_peer
+    from pymirrord_layer_policy import numeric_host
     from pymirrord_layer_takeover import take_over
     from pymirrord_layer_warn import warn, warn_once
 
@@ -319,7 +321,10 @@ class Hooks:
         pod_port = self.incoming.pod_port(port)
         if pod_port is None:
             return None
-        numeric = _numeric_host(family, host)
+        try:
+            numeric = numeric_host(family, host)
+        except (OSError, UnicodeError):
+            return None  # the real bind fails with its own error
         if numeric is None:
             return None
         if self.incoming.ignore_localhost and _is_loopback(numeric):
@@ -347,32 +352,6 @@ def _note_listener(
         return
     requested = state.requested[1] if isinstance(state, _Listener) else real[1]
     outgoing.listening[sock] = (sock.family, requested, real)
-
-
-def _numeric_host(family: int, host: Any) -> str | None:
-    """The numeric address the kernel would report for ``host``, as the real bind resolves it."""
-    if isinstance(host, (bytes, bytearray)):
-        try:
-            host = bytes(host).decode("ascii")
-        except UnicodeDecodeError:
-            return None
-    if not isinstance(host, str):
-        return None
-    if host == "":
-        return "0.0.0.0" if family == socket.AF_INET else "::"
-    if host == "<broadcast>" and family == socket.AF_INET:
-        return "255.255.255.255"
-    try:
-        return socket.inet_ntop(family, socket.inet_pton(family, host))
-    except (OSError, ValueError):
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return None
-    if not infos:
-        return None
-    return str(infos[0][4][0])
 
 
 def _is_loopback(host: Any) -> bool:

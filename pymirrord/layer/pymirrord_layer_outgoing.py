@@ -28,12 +28,12 @@ from pymirrord.protocol.outgoing_types import AddressFamily, SocketKind, Transpo
 
 if TYPE_CHECKING or __package__:
     from pymirrord.layer.pymirrord_layer_debugger import DebuggerPorts
-    from pymirrord.layer.pymirrord_layer_policy import REMOTE, Policy, is_loopback, parse_ip
+    from pymirrord.layer.pymirrord_layer_policy import REMOTE, Policy, is_loopback, numeric_host, parse_ip
     from pymirrord.layer.pymirrord_layer_takeover import take_over
     from pymirrord.layer.pymirrord_layer_warn import warn_once
 else:
     from pymirrord_layer_debugger import DebuggerPorts
-    from pymirrord_layer_policy import REMOTE, Policy, is_loopback, parse_ip
+    from pymirrord_layer_policy import REMOTE, Policy, is_loopback, numeric_host, parse_ip
     from pymirrord_layer_takeover import take_over
     from pymirrord_layer_warn import warn_once
 
@@ -126,7 +126,7 @@ class Outgoing:
         host, port = address[0], address[1]
         if isinstance(port, bool) or not isinstance(port, int):
             return None
-        numeric = _numeric(host, port, family, kind)
+        numeric = numeric_host(family, host, port, kind)
         if numeric is None:
             return None
         loopback = is_loopback(numeric)
@@ -260,28 +260,6 @@ def same_peer(state: Connected, address: Any) -> bool:
 def _normal(host: str) -> str:
     address = parse_ip(host)
     return host if address is None else str(address)
-
-
-def _numeric(host: Any, port: int, family: int, kind: int) -> str | None:
-    """The numeric address a connect to ``host`` reaches; names resolve as the app's lookups do."""
-    if isinstance(host, (bytes, bytearray)):
-        try:
-            host = bytes(host).decode("ascii")
-        except UnicodeDecodeError:
-            return None
-    if not isinstance(host, str):
-        return None
-    if host == "":
-        return "0.0.0.0" if family == socket.AF_INET else "::"
-    if host == "<broadcast>" and family == socket.AF_INET:
-        return "255.255.255.255"
-    try:
-        return socket.inet_ntop(family, socket.inet_pton(family, host.split("%", 1)[0]))
-    except (OSError, ValueError):
-        pass
-    # socket.getaddrinfo, looked up now: the layer's own when names resolve in the target.
-    infos = socket.getaddrinfo(host, port, family, kind)
-    return str(infos[0][4][0]) if infos else None
 
 
 def _for_family(family: int, host: str, port: int) -> SockAddr:

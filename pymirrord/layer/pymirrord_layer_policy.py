@@ -14,7 +14,8 @@ names stand for) and act on the answer.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Callable, Union
+import socket
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 if TYPE_CHECKING or __package__:
     from pymirrord.layer.pymirrord_layer_config import DnsConfig, FilterRule, OutgoingConfig
@@ -38,6 +39,34 @@ def parse_ip(host: str) -> IPAddress | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def numeric_host(
+    family: int, host: Any, port: int | None = None, kind: int = socket.SOCK_STREAM
+) -> str | None:
+    """The numeric address that ``host`` in a socket address stands for, as the kernel would take it.
+
+    Numbers and the special names ``""`` and ``"<broadcast>"`` are read here; other names are looked up
+    with ``socket.getaddrinfo`` (the layer's own, when names resolve in the target), whose
+    ``socket.gaierror`` the caller gets. None for what is no host at all.
+    """
+    if isinstance(host, (bytes, bytearray)):
+        try:
+            host = bytes(host).decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(host, str):
+        return None
+    if host == "":
+        return "0.0.0.0" if family == socket.AF_INET else "::"
+    if host == "<broadcast>" and family == socket.AF_INET:
+        return "255.255.255.255"
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, host.split("%", 1)[0]))
+    except (OSError, ValueError):
+        pass
+    infos = socket.getaddrinfo(host, port, family, kind)
+    return str(infos[0][4][0]) if infos else None
 
 
 def is_loopback(host: str) -> bool:

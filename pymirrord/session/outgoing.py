@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from pymirrord.protocol import agent_to_session as from_agent
@@ -24,6 +23,7 @@ from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.outgoing_types import ResolveError, Transport
 from pymirrord.protocol.types import SocketAddress
 from pymirrord.session.handover import HandoverReceiver
+from pymirrord.session.held_stream import HeldStream
 from pymirrord.session.outgoing_state import LayerId, OutgoingState
 
 AnswerWithSocket = Callable[[LayerId, asyncio.StreamWriter, bytes, socket.socket], Awaitable[None]]
@@ -49,26 +49,14 @@ AGENT_MESSAGES = (
 LAYER_MESSAGES = (from_layer.ConnectRequest, from_layer.ConnectionDone, from_layer.ResolveRequest)
 
 
-@dataclass
-class _TcpRelay:
+class _TcpRelay(HeldStream):
     """The session's end of one outgoing TCP connection, towards the app's socket."""
 
-    connection_id: int
-    listener: socket.socket | None = None
-    writer: asyncio.StreamWriter | None = None
-    pending: list[bytes] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-
-    def write(self, data: bytes) -> None:
-        writer = self.writer
-        if writer is None:
-            self.pending.append(data)
-        elif writer.is_closing():
-            return
-        elif data:
-            writer.write(data)
-        elif writer.can_write_eof():
-            writer.write_eof()
+    def __init__(self, connection_id: int, listener: socket.socket | None = None) -> None:
+        super().__init__()
+        self.connection_id = connection_id
+        self.listener = listener
+        self.task: asyncio.Task[None] | None = None
 
 
 class _UdpInterceptor(asyncio.DatagramProtocol):
@@ -353,10 +341,7 @@ class OutgoingRelay:
             await self._send_all(self._state.closed_by_app(connection_id))
             return
         reader, writer = await asyncio.open_connection(sock=sock, limit=CHUNK)
-        relay.writer = writer
-        for chunk in relay.pending:
-            relay.write(chunk)
-        relay.pending.clear()
+        relay.connected(writer)
         if connection_id not in self._state.connections:
             writer.close()  # the agent ended it before the app connected
             self._tcp.pop(connection_id, None)

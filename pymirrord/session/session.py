@@ -28,6 +28,7 @@ from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import LogLevel, Mode, SocketAddress
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.handover import HandoverReceiver, send_with_socket
+from pymirrord.session.held_stream import HeldStream
 from pymirrord.session.http_requests import AGENT_MESSAGES as HTTP_FROM_AGENT
 from pymirrord.session.http_requests import HttpRequests
 from pymirrord.session.outgoing import AGENT_MESSAGES as OUTGOING_FROM_AGENT
@@ -113,7 +114,7 @@ def print_events(event: SessionEvent) -> None:
     say(event.message)
 
 
-class _AppConnection:
+class _AppConnection(HeldStream):
     """The relay's end of one connection towards the local app.
 
     It ends when both sides are done: the agent said the connection is closed, and the app finished
@@ -122,24 +123,11 @@ class _AppConnection:
     """
 
     def __init__(self, connection_id: int) -> None:
+        super().__init__()
         self.connection_id = connection_id
-        self.writer: asyncio.StreamWriter | None = None
-        self.pending: list[bytes] = []  # client bytes that arrived before the app connection was up
         self.task: asyncio.Task[None] | None = None
         self.agent_closed = False
         self.app_done = False
-
-    def write(self, data: bytes) -> None:
-        """Client bytes towards the app; an empty chunk is the client's EOF."""
-        writer = self.writer
-        if writer is None:
-            self.pending.append(data)
-        elif writer.is_closing():
-            return
-        elif data:
-            writer.write(data)
-        elif writer.can_write_eof():
-            writer.write_eof()
 
 
 class Session:
@@ -362,10 +350,7 @@ class Session:
             self._on_event(SessionEvent("log", f"cannot reach the app at {address}: {error}"))
             await self._apply(self._state.app_unreachable(connection_id))
             return
-        app.writer = writer
-        for chunk in app.pending:
-            app.write(chunk)
-        app.pending.clear()
+        app.connected(writer)
         try:
             while True:
                 chunk = await reader.read(_CHUNK)
