@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import regex
-
 from pymirrord import http_filter
 from pymirrord.config.diagnostics import Severity
 from pymirrord.config.filters import FilterSyntaxError, parse_filter_rule
@@ -33,8 +31,6 @@ from pymirrord.config.settings import (
     has_http_filter,
     value_of,
 )
-
-REGEX_FLAGS = http_filter.REGEX_FLAGS
 
 
 @dataclass(frozen=True)
@@ -60,17 +56,6 @@ def _below(origin: Origin, suffix: str) -> Origin:
 
 def _name(origin: Origin) -> str:
     return origin.env or origin.flag or dotted(origin.pointer)
-
-
-def compile_pattern(pattern: str) -> regex.Pattern[str]:
-    """Compile a header or path filter the way the agent will (``pymirrord.http_filter`` decides how)."""
-    return http_filter.compile_pattern(pattern)
-
-
-def _blame(pattern: str, error: regex.error) -> tuple[int, str]:
-    """The character to underline and what to say (kept for callers that hold a ``regex.error``)."""
-    problem = http_filter.blame(pattern, error)
-    return problem.position, problem.reason
 
 
 def _regex_finding(pattern: str, origin: Origin) -> Finding | None:

@@ -17,34 +17,23 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import regex
-
-from pymirrord.config.checks import _blame as blame_regex_error
-from pymirrord.config.checks import compile_pattern
 from pymirrord.config.model import HttpFilterConfig, InnerFilter
 from pymirrord.config.schema import load_schema
 from pymirrord.config.schema import validate as validate_config
+from pymirrord.http_filter import (
+    CompiledFilter,
+    FilterMatch,
+    RequestHead,
+    compile_filter,
+    pattern_problem,
+    spec_from_config,
+)
+from pymirrord.protocol.http_types import HttpFilterSpec
 
-
-@dataclass(frozen=True)
-class HttpRequestHead:
-    """What a filter looks at: the method, the request target as sent (path and query) and the headers."""
-
-    method: str
-    target: str
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def path(self) -> str:
-        return self.target.split("?", 1)[0]
-
-
-@dataclass(frozen=True)
-class MatchedPart:
-    """One part of the filter that matched: where it is in the filter, and the text it matched."""
-
-    part: str
-    text: str
+HttpRequestHead = RequestHead
+"""What a filter looks at (the shared matcher's type): method, request target, header lines."""
+MatchedPart = FilterMatch
+"""One part of the filter that matched, and the text it matched."""
 
 
 @dataclass(frozen=True)
@@ -53,71 +42,22 @@ class FilterVerdict:
     matched: tuple[MatchedPart, ...] = ()
 
 
-@lru_cache(maxsize=512)
-def _compiled(pattern: str) -> regex.Pattern[str]:
-    return compile_pattern(pattern)
+@lru_cache(maxsize=128)
+def _compiled(spec: HttpFilterSpec) -> CompiledFilter:
+    return compile_filter(spec)
 
 
-def _header(pattern: str, request: HttpRequestHead) -> str | None:
-    compiled = _compiled(pattern)
-    for name, value in request.headers:
-        line = f"{name}: {value}"
-        if compiled.search(line):
-            return line
-    return None
+def match_request(http_filter: HttpFilterConfig, request: RequestHead) -> FilterVerdict:
+    """Whether ``request`` matches ``http_filter``, and which parts matched: the agent's own decision.
 
-
-def _path(pattern: str, request: HttpRequestHead) -> str | None:
-    compiled = _compiled(pattern)
-    if compiled.search(request.path):
-        return request.path
-    if request.target != request.path and compiled.search(request.target):
-        return request.target
-    return None
-
-
-def _method(method: str, request: HttpRequestHead) -> str | None:
-    return request.method if request.method.upper() == method.upper() else None
-
-
-def _inner(item: InnerFilter, request: HttpRequestHead) -> str | None:
-    if item.kind == "header":
-        return _header(item.value, request)
-    if item.kind == "path":
-        return _path(item.value, request)
-    return _method(item.value, request)
-
-
-def match_request(http_filter: HttpFilterConfig, request: HttpRequestHead) -> FilterVerdict:
-    """Whether ``request`` matches ``http_filter``, and which parts of the filter matched it."""
-    if http_filter.header_filter is not None:
-        line = _header(http_filter.header_filter, request)
-        return FilterVerdict(line is not None, (MatchedPart("header_filter", line),) if line else ())
-    if http_filter.path_filter is not None:
-        text = _path(http_filter.path_filter, request)
-        return FilterVerdict(text is not None, (MatchedPart("path_filter", text),) if text else ())
-    if http_filter.method_filter is not None:
-        text = _method(http_filter.method_filter, request)
-        return FilterVerdict(text is not None, (MatchedPart("method_filter", text),) if text else ())
-    for group, items, need_all in (
-        ("all_of", http_filter.all_of, True),
-        ("any_of", http_filter.any_of, False),
-    ):
-        if items is None:
-            continue
-        matched = []
-        for index, item in enumerate(items):
-            text = _inner(item, request)
-            if text is not None:
-                matched.append(MatchedPart(f"{group}[{index}].{item.kind}", text))
-                if not need_all:
-                    break
-            elif need_all:
-                return FilterVerdict(False, tuple(matched))
-        stolen = bool(matched) if not need_all else len(matched) == len(items)
-        return FilterVerdict(stolen, tuple(matched))
-    # No filter: a steal takes every request.
-    return FilterVerdict(True)
+    The matcher is ``pymirrord.http_filter``, the one the agent runs, so what a user tests in the
+    editor is what the agent does.
+    """
+    spec = spec_from_config(http_filter)
+    if spec == HttpFilterSpec():
+        return FilterVerdict(True)  # no filter: a steal takes every request
+    found = _compiled(spec).explain(request)
+    return FilterVerdict(found is not None, found or ())
 
 
 # From the editor's JSON ---------------------------------------------------------------------------------
@@ -158,16 +98,14 @@ def filter_from_json(data: Any) -> tuple[HttpFilterConfig | None, list[FilterPro
             )
         )
     for pointer, pattern in _patterns(data):
-        try:
-            _compiled(pattern)
-        except regex.error as error:
-            # The same blame as the config checker: an unclosed ( is underlined where it opens.
-            position, reason = blame_regex_error(pattern, error)
+        # The same verdict and blame as the config checker and the agent.
+        problem = pattern_problem(pattern)
+        if problem is not None:
             problems.append(
                 FilterProblem(
                     pointer,
-                    f"not a valid regular expression: {reason} (at character {position + 1})",
-                    position,
+                    f"not a valid regular expression: {problem.reason} (at character {problem.position + 1})",
+                    problem.position,
                 )
             )
     if problems:
