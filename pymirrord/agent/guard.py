@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def spawn_guard(
     target: str | None = None,
     stderr: int | IO[bytes] | None = None,
     ready_timeout: float = READY_TIMEOUT_SECONDS,
+    remove_dirs: Sequence[str] = (),
 ) -> Guard:
     """Start the guard for ``agent_id`` and wait until it is ready (it then ignores SIGINT).
 
@@ -108,6 +110,8 @@ def spawn_guard(
         argv.append("--ipv6")
     if target is not None:
         argv += ["--target", target]
+    for directory in remove_dirs:
+        argv += ["--remove-dir", directory]
     # The guard runs from / so it pins no directory; make sure it imports this same pymirrord.
     package_root = str(Path(pymirrord.__file__).resolve().parent.parent)
     env = dict(os.environ)
@@ -182,6 +186,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agent-id", required=True, help="the agent whose chains to remove")
     parser.add_argument("--ipv6", action="store_true", help="also remove the agent's ip6tables chains")
     parser.add_argument("--target", help="enter this netns/NAME or pid/PID first")
+    parser.add_argument(
+        "--remove-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also remove this directory of the agent's",
+    )
     return parser.parse_args(argv)
 
 
@@ -227,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if released:
         return 0
+    for directory in args.remove_dir:
+        shutil.rmtree(directory, ignore_errors=True)
     removal = remove_agent_rules(args.agent_id, ipv6=args.ipv6)
     for agent in removal.found:
         log.info("agent %s is gone; removed its leftover rules: %s", args.agent_id, agent.describe())

@@ -26,12 +26,18 @@ log = logging.getLogger("pymirrord.agent")
 _KEY_BYTES = 16
 
 
+def private_directory() -> str:
+    """A new directory only this user (root, for a local agent) can enter, for the handover socket."""
+    return tempfile.mkdtemp(prefix="pymirrord-agent-")
+
+
 class HandoverChannels:
     """The agent's handover socket and, per session, the channel that session opened on it."""
 
-    def __init__(self) -> None:
-        # A private directory: only this user (root, for a local agent) can reach the socket.
-        self._directory = tempfile.mkdtemp(prefix="pymirrord-agent-")
+    def __init__(self, directory: str) -> None:
+        """``directory``: private (0700, see ``private_directory``); the channel's socket lives in it, and
+        ``close`` removes it (the agent's guard does, if the agent is killed)."""
+        self._directory = directory
         self.path = os.path.join(self._directory, "handover.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._listener.bind(self.path)

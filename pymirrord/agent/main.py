@@ -29,6 +29,7 @@ import ipaddress
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -40,7 +41,7 @@ from pymirrord.agent.container import find_container_pid
 from pymirrord.agent.dns import Resolver
 from pymirrord.agent.errors import AgentError
 from pymirrord.agent.guard import Guard, spawn_guard
-from pymirrord.agent.handover import HandoverChannels
+from pymirrord.agent.handover import HandoverChannels, private_directory
 from pymirrord.agent.incoming import Incoming
 from pymirrord.agent.iptables import RedirectRules, new_agent_id, remove_stale
 from pymirrord.agent.outgoing import Outgoing
@@ -123,7 +124,8 @@ def _run_in_target(
     enter_network_namespace(target)
     _remove_stale_rules()
     agent_id = new_agent_id()
-    guard = spawn_guard(agent_id)
+    handover_dir = private_directory()
+    guard = spawn_guard(agent_id, remove_dirs=[handover_dir])
     rules_removed = False
     try:
         with socket.create_server(("0.0.0.0", 0), backlog=REDIRECT_BACKLOG) as redirect_sock:
@@ -139,7 +141,7 @@ def _run_in_target(
                 )
                 serving = _serve(
                     ws_sock=ws_sock,
-                    redirect=(redirect_sock, rules),
+                    redirect=(redirect_sock, rules, handover_dir),
                     token=token,
                     target=str(target),
                     etc_dir=lambda: target.etc_dir,
@@ -155,21 +157,23 @@ def _run_in_target(
                     log.warning("some rules of agent %s may be left; the guard tries again", agent_id)
     finally:
         _ignore_stop_signals()
+        shutil.rmtree(handover_dir, ignore_errors=True)
         _finish_guard(guard, rules_removed)
 
 
 async def _serve(
     *,
     ws_sock: socket.socket,
-    redirect: tuple[socket.socket, RedirectRules] | None,
+    redirect: tuple[socket.socket, RedirectRules, str] | None,
     token: str,
     target: str,
     etc_dir: Callable[[], Path],
     agent_id: str,
     idle_timeout: float | None,
 ) -> int:
-    """Serve sessions until a stop signal or ``idle_timeout``; ``redirect`` (the redirect listener and this
-    agent's rules) is None for a targetless agent, which takes no incoming traffic and hands nothing over."""
+    """Serve sessions until a stop signal or ``idle_timeout``; ``redirect`` (the redirect listener, this
+    agent's rules and the handover channel's directory) is None for a targetless agent, which takes no
+    incoming traffic and hands nothing over."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     stop_reason: list[str] = []
@@ -182,7 +186,7 @@ async def _serve(
         loop.add_signal_handler(signum, request_stop, signal.Signals(signum).name)
 
     subscriptions = Subscriptions()
-    handover = HandoverChannels() if redirect is not None else None
+    handover = HandoverChannels(redirect[2]) if redirect is not None else None
     try:
         if handover is not None:
             handover.start()

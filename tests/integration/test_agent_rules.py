@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -289,3 +290,19 @@ def test_ipv6_rules_are_installed_and_removed_with_ipv4(pod_netns: Netns) -> Non
     finally:
         guard.process.kill()
         guard.process.wait()
+
+
+def test_a_guard_removes_the_dead_agents_directories_too(pod_netns: Netns) -> None:
+    directory = tempfile.mkdtemp(prefix="pmd-test-handover-")
+    kept = tempfile.mkdtemp(prefix="pmd-test-kept-")
+    try:
+        guard = spawn_guard("ab12", target=pod_netns.target, remove_dirs=[directory])
+        assert guard.close() == 0, "the agent 'died': the guard cleaned up and exited"
+        assert not os.path.exists(directory)
+        released = spawn_guard("ab13", target=pod_netns.target, remove_dirs=[kept])
+        assert released.release() == 0
+        assert os.path.isdir(kept), "an agent that released its guard removes its own directories"
+    finally:
+        for path in (directory, kept):
+            if os.path.isdir(path):
+                os.rmdir(path)
