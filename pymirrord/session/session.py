@@ -205,6 +205,12 @@ class Session:
             writer.close()
         for app in list(self._apps.values()):
             self._abort_app(app)
+        for task in list(self._handing):
+            task.cancel()
+        await asyncio.gather(*self._handing, return_exceptions=True)
+        for raw in self._layer_sockets.values():
+            raw.close()  # an editor's helper lives long: its sessions must not leak descriptors
+        self._layer_sockets.clear()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
