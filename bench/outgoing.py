@@ -27,6 +27,8 @@ from typing import Any
 from pymirrord.lab import Lab, WatchedProcess, in_namespace
 
 APPS = Path(__file__).resolve().parent / "apps"
+# The test suite's DNS server: one implementation of "a DNS server in the pod" for tests and benchmarks.
+DNS_SERVER = Path(__file__).resolve().parents[1] / "tests" / "integration" / "apps" / "dns_server.py"
 PYTHON = sys.executable
 NAME = "db.bench.test"
 NAME_ADDRESS = "10.77.0.7"
@@ -106,7 +108,7 @@ def pod_services(lab: Lab) -> Iterator[int]:
         responder = WatchedProcess(
             in_namespace(
                 lab.pod,
-                [PYTHON, str(APPS / "dns_responder.py"), "127.0.0.1", "53", f"{NAME}={NAME_ADDRESS}"],
+                [PYTHON, str(DNS_SERVER), "127.0.0.1", "53", f"{NAME}={NAME_ADDRESS}"],
             )
         )
         processes.append(responder)

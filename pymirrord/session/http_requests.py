@@ -23,6 +23,7 @@ from pymirrord.http_filter import HttpFilterSpec, spec_from_config
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol.types import Mode, SocketAddress
+from pymirrord.session.held_stream import relieve
 from pymirrord.session.state import SessionState
 
 AGENT_MESSAGES = (
@@ -34,7 +35,6 @@ AGENT_MESSAGES = (
 """The agent's messages this module handles."""
 
 _CHUNK = 1024 * 1024
-_HIGH_WATER = 4 * 1024 * 1024
 RETRY_LIMIT = 1024 * 1024
 """Bytes of a request kept until its response starts, to send it again if a pooled connection was stale."""
 IDLE_PER_APP = 64
@@ -111,13 +111,9 @@ class HttpRequests:
             if request is not None:
                 request.write(message.data)
                 connection = request.connection
-                if (
-                    connection is not None
-                    and connection.writer.transport.get_write_buffer_size() > _HIGH_WATER
-                ):
-                    # Pausing the agent pump pushes back through the websocket to the client.
+                if connection is not None:
                     with contextlib.suppress(ConnectionError, OSError):
-                        await connection.writer.drain()
+                        await relieve(connection.writer)
         elif isinstance(message, from_agent.HttpRequestEnd):
             request = self._requests.get(message.request_id)
             if request is not None:

@@ -31,8 +31,6 @@ AnswerWithSocket = Callable[[LayerId, asyncio.StreamWriter, bytes, socket.socket
 SendToAgent = Callable[[to_agent.SessionToAgent], Awaitable[None]]
 
 CHUNK = 1024 * 1024
-HIGH_WATER = 4 * 1024 * 1024
-"""Bytes unwritten towards the app beyond which the agent pump waits for the app to read."""
 ANSWER_TIMEOUT = 30.0
 """How long a layer's request may wait for the agent; the layer itself waits a little longer."""
 ACCEPT_TIMEOUT = 30.0
@@ -290,14 +288,11 @@ class OutgoingRelay:
         relay = self._tcp.get(connection_id)
         if relay is None:
             return
-        relay.write(data)
-        writer = relay.writer
-        if writer is not None and writer.transport.get_write_buffer_size() > HIGH_WATER:
-            try:
-                await writer.drain()
-            except ConnectionError:
-                self._release(connection_id, abort=True)
-                await self._send_all(self._state.closed_by_app(connection_id))
+        try:
+            await relay.send(data)
+        except ConnectionError:
+            self._release(connection_id, abort=True)
+            await self._send_all(self._state.closed_by_app(connection_id))
 
     def _closed_by_agent(self, connection_id: int, error: str) -> None:
         connection = self._state.closed_by_agent(connection_id)

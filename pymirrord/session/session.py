@@ -44,9 +44,6 @@ from pymirrord.session.state import (
 )
 
 _CHUNK = 1024 * 1024
-# Past this much unwritten data towards one app connection, the agent pump waits for the app to read,
-# which pushes back through the websocket to the agent and on to the client.
-_HIGH_WATER = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -329,14 +326,11 @@ class Session:
         app = self._apps.get(connection_id)
         if app is None:
             return
-        app.write(data)
-        writer = app.writer
-        if writer is not None and writer.transport.get_write_buffer_size() > _HIGH_WATER:
-            try:
-                await writer.drain()
-            except ConnectionError:
-                await self._apply(self._state.app_closed(connection_id))
-                self._abort_app(app)
+        try:
+            await app.send(data)
+        except ConnectionError:
+            await self._apply(self._state.app_closed(connection_id))
+            self._abort_app(app)
 
     # Session <-> app ---------------------------------------------------------------------------
 
