@@ -173,6 +173,17 @@ class _Reader:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def message_buffered(self) -> bool:
+        """The current message's body (after its head was returned) is all fed already: none at all, or a
+        content-length one whose bytes are here. Chunked bodies do not count (finding their end would mean
+        reading them)."""
+        if not self._in_message:
+            return False
+        if self._kind is _BodyKind.NONE:
+            return True
+        return self._kind is _BodyKind.LENGTH and self._remaining <= len(self._buffer)
+
     def take_buffered(self) -> bytes:
         """The bytes fed but not consumed (after an upgrade, or to hand a connection to a tunnel)."""
         data = bytes(self._buffer)

@@ -95,3 +95,21 @@ def test_malformed_and_oversized() -> None:
 )
 def test_detect(prefix: bytes, kind: Detected) -> None:
     assert detect(prefix) is kind
+
+
+@pytest.mark.parametrize(
+    ("stream", "whole"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", True),
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab", False),
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /next HTTP/1.1\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False),
+    ],
+)
+def test_message_buffered_tells_a_whole_request_after_its_head(stream: bytes, whole: bool) -> None:
+    reader = RequestReader()
+    assert not reader.message_buffered, "no message has started"
+    reader.feed(stream)
+    assert isinstance(reader.next_event(), RequestHead)
+    assert reader.message_buffered is whole

@@ -5,6 +5,9 @@ sends the key it got in ``AgentHello``. From then on each connection it steals a
 client's socket itself (SCM_RIGHTS, one message per connection carrying its id), so its bytes never
 cross the websocket and the app ends up talking to the client directly. Sessions elsewhere (through a
 Kubernetes port-forward) cannot open the socket and keep the websocket relay.
+
+The channel also carries sockets the other way: connections to a session's local app, which the agent asked
+for (``HttpConnectionWanted``) to send that session's matching HTTP requests on. They go to ``on_app``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import secrets
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 
 from pymirrord.protocol import handover_channel, rights
+from pymirrord.protocol.errors import ProtocolError
 from pymirrord.protocol.handover_channel import Kind
 
 log = logging.getLogger("pymirrord.agent")
@@ -47,6 +52,8 @@ class HandoverChannels:
         self._channels: dict[int, socket.socket] = {}
         self._task: asyncio.Task[None] | None = None
         self._registering: set[asyncio.Task[None]] = set()
+        self.on_app: Callable[[int, int, socket.socket], None] | None = None
+        """Takes (session, port, socket) for each app connection a session hands over; it owns the socket."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._accept_loop())
@@ -62,6 +69,7 @@ class HandoverChannels:
             del self._keys[key]
         channel = self._channels.pop(session, None)
         if channel is not None:
+            self._stop_reading(channel)
             channel.close()
 
     def can_take(self, session: int) -> bool:
@@ -88,6 +96,7 @@ class HandoverChannels:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for channel in self._channels.values():
+            self._stop_reading(channel)
             channel.close()
         self._channels.clear()
         self._listener.close()
@@ -115,4 +124,41 @@ class HandoverChannels:
             return
         channel.setblocking(False)
         self._channels[session] = channel
+        loop.add_reader(channel.fileno(), self._readable, session, channel)
         log.info("session %d takes stolen connections as sockets", session)
+
+    def _stop_reading(self, channel: socket.socket) -> None:
+        with contextlib.suppress(ValueError, RuntimeError):  # closed already, or the loop is gone
+            asyncio.get_running_loop().remove_reader(channel.fileno())
+
+    def _readable(self, session: int, channel: socket.socket) -> None:
+        while True:
+            try:
+                data, ancillary, _, _ = channel.recvmsg(handover_channel.SIZE, rights.SPACE_FOR_ONE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data, ancillary = b"", []
+            received = [socket.socket(fileno=descriptor) for descriptor in rights.descriptors(ancillary)]
+            if not data:
+                self._stop_reading(channel)  # the session closed its end; forget() closes ours
+                for sock in received:
+                    sock.close()
+                return
+            key: handover_channel.Key | None = None
+            try:
+                key = handover_channel.decode(data)
+            except ProtocolError as error:
+                log.warning("session %d sent a bad handover message: %s", session, error)
+            on_app = self.on_app
+            if (
+                key is None
+                or key[0] is not Kind.APP
+                or len(received) != 1
+                or received[0].type != socket.SOCK_STREAM
+                or on_app is None
+            ):
+                for sock in received:
+                    sock.close()
+                continue
+            on_app(session, key[1], received[0])

@@ -9,6 +9,10 @@ after the other (pipelined ones wait in the reader), which keeps responses in th
 - a stealing session's filter matches: the request travels to that session (``HttpRequestStart``, body,
   end) and its local app's response comes back as ``HttpResponseData``. Until the first response byte the
   request is kept (up to ``REPLAY_LIMIT``), so a session or app that is gone sends it to the pod instead;
+- the same, for a session on this machine that handed the agent connections to its local app
+  (``app_connections``): a request that arrived whole is written to such a connection and its response
+  relayed like the pod's, so neither crosses the websocket. A connection the app closed meanwhile sends the
+  request the websocket way instead;
 - a ``101 Switching Protocols`` makes the rest of the connection a tunnel to whoever answered it;
 - bytes that are not HTTP/1.x the reader can frame (a bad request line, an oversized head) end the HTTP
   reading: the connection's remaining bytes go to the pod's app unchanged, which answers as it would.
@@ -27,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pymirrord.agent.app_connections import AppConnections
 from pymirrord.agent.http_routing import route_request
 from pymirrord.agent.subscriptions import Subscriptions
 from pymirrord.http1 import (
@@ -113,6 +118,18 @@ class _Stolen:
             await self.client.drain()
 
 
+@dataclass
+class _AppStream:
+    """A connection to a session's local app, handed over by the session."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    responses: ResponseReader = field(default_factory=ResponseReader)
+
+    def usable(self) -> bool:
+        return not self.writer.is_closing() and not self.reader.at_eof() and not self.responses.buffered
+
+
 class StolenResponse(Protocol):
     """What a session's answer to a stolen request reaches: an HTTP/1 exchange here, or an h2c stream."""
 
@@ -135,6 +152,10 @@ class HttpIncoming:
         self._read_chunk = read_chunk
         self._ids = itertools.count(1)
         self._stolen: dict[int, StolenResponse] = {}
+        self._apps: AppConnections[_AppStream] = AppConnections()
+        self._adopting: set[asyncio.Task[None]] = set()
+        self.can_hand_over: Callable[[int], bool] = lambda session: False
+        """Whether a session has a handover channel (so it may be asked for app connections)."""
 
     # --- sessions ------------------------------------------------------------------------------------------
 
@@ -152,6 +173,49 @@ class HttpIncoming:
         for request in list(self._stolen.values()):
             if request.session == session:
                 request.finish("the session left")
+        for app in self._apps.forget_session(session):
+            app.writer.close()
+
+    def port_gone(self, session: int, port: int) -> None:
+        """The session unsubscribed ``port``: its app connections for it are closed."""
+        for app in self._apps.forget_port(session, port):
+            app.writer.close()
+
+    # --- connections to sessions' local apps ----------------------------------------------------------------
+
+    def app_socket(self, session: int, port: int, sock: socket.socket) -> None:
+        """A session handed over a connection to its app behind ``port`` (this takes ``sock``)."""
+        task = asyncio.get_running_loop().create_task(self._adopt(session, port, sock))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+
+    async def _adopt(self, session: int, port: int, sock: socket.socket) -> None:
+        try:
+            sock.setblocking(False)
+            reader, writer = await asyncio.open_connection(sock=sock, limit=self._read_chunk)
+        except OSError as error:
+            log.info("a connection to session %d's app could not be used: %s", session, error)
+            sock.close()
+            return
+        _no_delay(writer)
+        if not self._apps.arrived((session, port), _AppStream(reader, writer)):
+            writer.close()
+
+    def _take_app(self, session: int, port: int, sink: Sink) -> _AppStream | None:
+        """An idle connection to the session's app, if it has one here; else the session is asked for one."""
+        if not self.can_hand_over(session):
+            return None
+        now = asyncio.get_running_loop().time()
+        app, stale, ask = self._apps.take((session, port), now, _AppStream.usable)
+        for connection in stale:
+            connection.writer.close()
+        if ask:
+            sink.put(_encode(to_session.HttpConnectionWanted(port)))
+        return app
+
+    def _put_app(self, session: int, port: int, app: _AppStream) -> None:
+        if not self._apps.put((session, port), app):
+            app.writer.close()
 
     # --- connections ---------------------------------------------------------------------------------------
 
@@ -214,6 +278,7 @@ class _Connection:
         self.requests = RequestReader()
         self.pod: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.pod_responses = ResponseReader()
+        self.pod_requests = 0  # requests sent on the current pod connection
 
     # --- the request loop ----------------------------------------------------------------------------------
 
@@ -271,7 +336,15 @@ class _Connection:
             log.debug(
                 "request %s %s from %s matched %s", head.method, head.target, self.client, route.matched
             )
-            keep = await self._to_session(route.stealer, sink, head, route.matched, mirrors)
+            app = None
+            if not head.upgrade and self.requests.message_buffered:
+                app = self.owner._take_app(route.stealer, self.destination.port, sink)
+            if app is not None:
+                keep = await self._to_app(
+                    route.stealer, sink, app, head, matched=route.matched, copies=mirrors
+                )
+            else:
+                keep = await self._to_session(route.stealer, sink, head, route.matched, mirrors)
         else:
             keep = await self._to_pod(head, b"", mirrors)
         return keep and head.keep_alive
@@ -332,6 +405,7 @@ class _Connection:
             self.pod = await self.owner._connect(self.destination)
             _no_delay(self.pod[1])
             self.pod_responses = ResponseReader()
+            self.pod_requests = 0
         return self.pod
 
     def _close_pod(self) -> None:
@@ -349,18 +423,34 @@ class _Connection:
         except (OSError, asyncio.TimeoutError) as error:
             log.info("cannot reach the pod's app at %s: %s", self.destination, error)
             return False
+        self.pod_requests += 1
+        reused = self.pod_requests > 1
         self.pod_responses.expect(head.method)
         chunks, complete = ([], True) if body_read else self._buffered_body()
-        pod_writer.write(b"".join((head.raw, replay, *chunks)))
+        request = b"".join((head.raw, replay, *chunks))
+        pod_writer.write(request)
         for chunk in chunks:
             self._copy(copies, chunk)
         if complete:
             self._copy(copies, None)
             try:
-                return await self._relay_pod_response(pod_reader, pod_writer)
-            except (ConnectionError, OSError, FramingError) as error:
+                keep = await self._relay_response(pod_reader, pod_writer, self.pod_responses)
+                if keep is None and reused:
+                    # The pod's app closed this kept-alive connection as the request went out: once more,
+                    # on a new connection (the whole request is at hand).
+                    self._close_pod()
+                    pod_reader, pod_writer = await self._pod()
+                    self.pod_responses.expect(head.method)
+                    pod_writer.write(request)
+                    keep = await self._relay_response(pod_reader, pod_writer, self.pod_responses)
+                if keep is None:
+                    raise ConnectionError("the pod's app closed the connection without answering")
+            except (ConnectionError, OSError, FramingError, asyncio.TimeoutError) as error:
                 log.info("connection from %s to the pod's app broke: %s", self.client, error)
                 return False
+            if not self.pod_responses.reusable:
+                self._close_pod()
+            return keep
 
         async def forward(data: bytes) -> None:
             pod_writer.write(data)
@@ -368,7 +458,9 @@ class _Connection:
 
         sending = asyncio.ensure_future(self._forward_body(forward, copies, None))
         try:
-            keep = await self._relay_pod_response(pod_reader, pod_writer)
+            keep = await self._relay_response(pod_reader, pod_writer, self.pod_responses)
+            if keep is None:
+                raise ConnectionError("the pod's app closed the connection without answering")
             await sending
         except (ConnectionError, OSError, FramingError) as error:
             log.info("connection from %s to the pod's app broke: %s", self.client, error)
@@ -376,49 +468,101 @@ class _Connection:
         finally:
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
+        if not self.pod_responses.reusable:
+            self._close_pod()
         return keep
 
-    async def _relay_pod_response(
-        self, pod_reader: asyncio.StreamReader, pod_writer: asyncio.StreamWriter
-    ) -> bool:
-        responses = self.pod_responses
+    async def _relay_response(
+        self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter, responses: ResponseReader
+    ) -> bool | None:
+        """Relay one response (after a ``101``: the rest of the connection, both ways) to the client.
+
+        Returns whether the client's connection goes on, or None when the upstream closed before sending a
+        byte of it (so nothing reached the client and the request may be sent elsewhere)."""
         writer = self.writer
+        started = False
+        ended = False
         # The events of one read leave in one write (one segment for a small response, one syscall).
         out: list[bytes] = []
         while True:
             event = responses.next_event()
             if event is NEED_DATA:
+                if ended:
+                    raise ConnectionError("the app closed the connection inside its response")
                 if out:
                     writer.write(b"".join(out))
                     out.clear()
                     await writer.drain()
-                data = await pod_reader.read(self.owner._read_chunk)
+                data = await reader.read(self.owner._read_chunk)
                 if data:
+                    started = True
                     responses.feed(data)
+                elif not started:
+                    return None
                 else:
                     responses.feed_eof()
-                    if responses.at_eof and not responses.final:
-                        raise ConnectionError("the pod's app closed the connection without answering")
+                    ended = True
                 continue
             assert not isinstance(event, RequestHead)
             out.append(event.raw)
             if isinstance(event, ResponseHead) and responses.upgraded:
                 writer.write(b"".join(out))
-                await self._tunnel(responses.take_buffered(), pod_reader, pod_writer)
+                await self._tunnel(responses.take_buffered(), reader, upstream)
                 return False
             if isinstance(event, End):
                 writer.write(b"".join(out))
                 await writer.drain()
-                reusable = responses.reusable
-                if not reusable:
-                    self._close_pod()
-                return reusable
+                return responses.reusable
 
     # --- a session's local app -----------------------------------------------------------------------------
 
-    async def _to_session(
-        self, session: int, sink: Sink, head: RequestHead, matched: str, copies: dict[int, int]
+    async def _to_app(
+        self,
+        session: int,
+        sink: Sink,
+        app: _AppStream,
+        head: RequestHead,
+        *,
+        matched: str,
+        copies: dict[int, int],
     ) -> bool:
+        """Serve a request that arrived whole on a connection to the session's app; the answer comes back
+        the way the pod's does."""
+        chunks, complete = self._buffered_body()
+        assert complete, "only a request whose body is all here comes this way"
+        for chunk in chunks:
+            self._copy(copies, chunk)
+        self._copy(copies, None)
+        app.responses.expect(head.method)
+        app.writer.write(b"".join((head.raw, *chunks)))
+        try:
+            keep = await self._relay_response(app.reader, app.writer, app.responses)
+        except (ConnectionError, OSError, FramingError) as error:
+            app.writer.close()
+            log.info("request from %s failed in session %d's app: %s", self.client, session, error)
+            return False
+        if keep is None:
+            # The app closed this idle connection meanwhile: the session opens a fresh one (and if the app
+            # is gone, the pod answers).
+            app.writer.close()
+            return await self._to_session(session, sink, head, matched, {}, body=chunks)
+        if app.responses.reusable:
+            self.owner._put_app(session, self.destination.port, app)
+        else:
+            app.writer.close()
+        return keep
+
+    async def _to_session(
+        self,
+        session: int,
+        sink: Sink,
+        head: RequestHead,
+        matched: str,
+        copies: dict[int, int],
+        *,
+        body: list[bytes] | None = None,
+    ) -> bool:
+        """Serve a request through the session (``body``: the whole body, if it was read already)."""
         owner = self.owner
         request_id = next(owner._ids)
         request = _Stolen(session, request_id, self.writer, head.method)
@@ -427,7 +571,7 @@ class _Connection:
         sink.put(_encode(self._start_message(request_id, Mode.STEAL, head, matched)))
         complete = False
         if not head.upgrade:  # an upgrade's end waits for the local app's answer in _forward_body
-            chunks, complete = self._buffered_body()
+            chunks, complete = (body, True) if body is not None else self._buffered_body()
             for chunk in chunks:
                 if replay is not None:
                     replay += chunk

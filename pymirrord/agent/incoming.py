@@ -137,6 +137,9 @@ class Incoming:
         self._accepting: asyncio.Task[None] | None = None
         self.http = HttpIncoming(subscriptions, self._sinks, self._connect_bypassing, read_chunk)
         """Connections of HTTP-filtered ports; sessions' HTTP responses go there."""
+        if handover is not None:
+            self.http.can_hand_over = handover.can_take
+            handover.on_app = self.http.app_socket
 
     # --- sessions ------------------------------------------------------------------------------------------
 

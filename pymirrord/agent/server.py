@@ -402,6 +402,7 @@ class AgentServer:
         elif isinstance(message, from_session.PortUnsubscribe):
             async with self._rules_lock:
                 await self._apply_rules(self._subscriptions.unsubscribe(session.id, message.port))
+            self._incoming.http.port_gone(session.id, message.port)
             log.info("%s: port %d unsubscribed", session, message.port)
         elif isinstance(message, from_session.ClientHello):
             session.send(

@@ -216,6 +216,19 @@ class HttpRequestAbort:
     reason: str
 
 
+@dataclass(frozen=True)
+class HttpConnectionWanted:
+    """Agent -> session, only to a session with a handover channel: the agent would like a connection to the
+    local app behind ``port``, to send the requests matching this session's filter there itself.
+
+    The session answers by handing such a connection over on the channel (kind ``APP``, id ``port``), or
+    not at all; until one arrives, matching requests keep coming as ``HttpRequestStart``.
+    """
+
+    TAG: ClassVar[int] = 54
+    port: int
+
+
 AgentToSession = Union[
     AgentHello,
     Pong,
@@ -233,6 +246,7 @@ AgentToSession = Union[
     HttpRequestBody,
     HttpRequestEnd,
     HttpRequestAbort,
+    HttpConnectionWanted,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -254,5 +268,6 @@ CODEC: Codec[AgentToSession] = codec_for(
         HttpRequestBody,
         HttpRequestEnd,
         HttpRequestAbort,
+        HttpConnectionWanted,
     ],
 )

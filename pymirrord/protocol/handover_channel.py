@@ -1,9 +1,9 @@
 """The handover channel's one message: which connection the attached socket is.
 
-A local agent passes sockets to its session over a unix SOCK_SEQPACKET socket; each message is this
+A local agent and its session pass sockets over a unix SOCK_SEQPACKET socket; each message is this
 header with the socket attached (SCM_RIGHTS, see ``rights``). The kind keeps the id spaces apart: an
 incoming connection is named by its ``NewConnection`` id, an outgoing one by its ``OutgoingConnect``
-request id.
+request id, and a connection to the session's app (the one kind sent by the session) by its port.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ class Kind(IntEnum):
     """A stolen client connection; the id is its ``NewConnection.connection_id``."""
     OUTGOING = 2
     """A connection the app asked for; the id is its ``OutgoingConnect.request_id``."""
+    APP = 3
+    """Session -> agent: a connection to the session's local app, answering ``HttpConnectionWanted``; the
+    id is the subscribed port whose matching HTTP requests the agent may send on it."""
 
 
 Key = tuple[Kind, int]

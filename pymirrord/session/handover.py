@@ -13,7 +13,7 @@ import socket
 
 from pymirrord.protocol import handover_channel, rights
 from pymirrord.protocol.errors import ProtocolError
-from pymirrord.protocol.handover_channel import Key
+from pymirrord.protocol.handover_channel import Key, Kind
 
 _WAIT = 10.0
 """How long a connection announced on the websocket may wait for its socket before it is given up."""
@@ -79,6 +79,15 @@ class HandoverReceiver:
         leftover = self._sockets.pop(key, None)
         if leftover is not None:
             leftover.close()
+
+    def give(self, kind: Kind, identifier: int, sock: socket.socket) -> bool:
+        """Sends ``sock`` to the agent (the agent gets its own duplicate); False if the channel cannot
+        take it now."""
+        try:
+            self._channel.sendmsg([handover_channel.encode(kind, identifier)], rights.carrying(sock.fileno()))
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         self._loop.remove_reader(self._channel.fileno())

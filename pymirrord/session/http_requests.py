@@ -7,6 +7,10 @@ response's bytes go back exactly as the app sent them; ``pymirrord.http1`` only 
 ends. A pooled connection the app closed meanwhile is noticed when it answers nothing, and the request is
 sent again on a fresh one (it is kept until its response starts). Mirrored requests are served the same
 way, and their responses discarded.
+
+A local agent may instead ask for connections to the app (``HttpConnectionWanted``), to send the matching
+requests that arrive whole straight to the app: each ask gets one new connection, handed over on the
+handover channel when the session has one (``hand_over``), and then belongs to the agent.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ AGENT_MESSAGES = (
     from_agent.HttpRequestBody,
     from_agent.HttpRequestEnd,
     from_agent.HttpRequestAbort,
+    from_agent.HttpConnectionWanted,
 )
 """The agent's messages this module handles."""
 
@@ -42,6 +47,7 @@ IDLE_PER_APP = 64
 
 Send = Callable[[to_agent.SessionToAgent], Awaitable[None]]
 AddressOf = Callable[[int], SocketAddress | None]
+HandOver = Callable[[int, socket.socket], bool]
 
 
 @dataclass
@@ -88,12 +94,22 @@ class HttpRequests:
         self._log = on_log
         self._requests: dict[int, _Request] = {}
         self._idle: dict[SocketAddress, list[_AppConnection]] = {}
+        self._handing: set[asyncio.Task[None]] = set()
+        self.hand_over: HandOver | None = None
+        """Passes (port, connection to the app) to the agent; True once sent. Set with a handover channel."""
 
     @property
     def active(self) -> int:
         return len(self._requests)
 
     async def on_agent_message(self, message: from_agent.AgentToSession) -> None:
+        if isinstance(message, from_agent.HttpConnectionWanted):
+            address = self._address_of(message.port)
+            if address is not None and self.hand_over is not None:
+                task = asyncio.create_task(self._give(message.port, address, self.hand_over))
+                self._handing.add(task)
+                task.add_done_callback(self._handing.discard)
+            return
         if isinstance(message, from_agent.HttpRequestStart):
             address = self._address_of(message.port)
             if address is None:
@@ -127,7 +143,7 @@ class HttpRequests:
 
     async def close(self) -> None:
         """Drop every request and idle connection (the agent is gone or the session ends)."""
-        tasks = [r.task for r in self._requests.values() if r.task is not None]
+        tasks = [r.task for r in self._requests.values() if r.task is not None] + list(self._handing)
         self._requests.clear()
         for task in tasks:
             task.cancel()
@@ -240,6 +256,15 @@ class HttpRequests:
 
     # --- the pool ------------------------------------------------------------------------------------------
 
+    async def _give(self, port: int, address: SocketAddress, hand_over: HandOver) -> None:
+        try:
+            sock = await _connect(address)
+        except OSError as error:
+            self._log(f"could not open a connection to the app at {address} for the agent: {error}")
+            return
+        with sock:  # the agent holds its own duplicate once it is sent
+            hand_over(port, sock)
+
     async def _connection(self, address: SocketAddress) -> _AppConnection:
         idle = self._idle.get(address, [])
         while idle:
@@ -248,12 +273,8 @@ class HttpRequests:
                 connection.reused = True
                 return connection
             connection.writer.close()
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = await _connect(address)
         try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await asyncio.get_running_loop().sock_connect(sock, (address.host, address.port))
             reader, writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
         except BaseException:
             sock.close()
@@ -266,6 +287,20 @@ class HttpRequests:
             connection.writer.close()
             return
         idle.append(connection)
+
+
+async def _connect(address: SocketAddress) -> socket.socket:
+    """A new non-blocking connection to the app listening at ``address``."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.get_running_loop().sock_connect(sock, (address.host, address.port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _half_close_tunnel(request: _Request) -> None:

@@ -185,6 +185,8 @@ class Session:
                 self._handover = HandoverReceiver.open(hello.handover_path, hello.handover_key)
                 self._state.handover = True
                 self._outgoing.handover = self._handover
+                receiver = self._handover
+                self._http.hand_over = lambda port, sock: receiver.give(Kind.APP, port, sock)
             except OSError as error:
                 self._on_event(SessionEvent("log", f"stolen connections are relayed: {error}"))
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")

@@ -168,7 +168,9 @@ class Session:
         self.pending: collections.deque[to_session.AgentToSession] = collections.deque()
         self._nonce = 0
         self.send(from_session.ClientHello(PROTOCOL_VERSION, "test", "integration"))
-        assert isinstance(self.next(), to_session.AgentHello)
+        hello = self.next()
+        assert isinstance(hello, to_session.AgentHello)
+        self.hello = hello
 
     def send(self, message: from_session.SessionToAgent) -> None:
         self.ws.send(from_session.CODEC.encode(message))
