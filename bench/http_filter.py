@@ -1,6 +1,6 @@
 """HTTP filter benchmark: one run, one table (run as root).
 
-    .venv/bin/python bench/http_filter.py [--requests 10000] [--connections 50]
+    .venv/bin/python bench/http_filter.py [--requests 10000] [--connections 50] [--rate 5000]
 
 N requests over C keep-alive connections from the client namespace, every other one carrying the header
 the filter matches (``X-Bench: mine``). Once straight to the pod's app, once with the same app running
@@ -8,11 +8,16 @@ locally under ``pymirrord exec`` with ``header_filter: ^x-bench: mine$`` (steal)
 served it: a matching request answered by the pod (or the reverse) is misrouted, one without an answer lost.
 Goals from the issue: 0 misrouted, 0 lost, added p50 <= 1 ms for non-matching requests.
 
-With C connections in flight the client keeps every process busy (they share the machine's cores), so the
-latencies of that run mostly show queueing: by Little's law their mean is C / throughput. A second run sends
-``--sequential`` requests one at a time over one connection, to show the latency pymirrord adds to a request
-when nothing waits. The CPU time pymirrord's processes (session, agent, its guard) spent per request in the
-loaded run is what bounds throughput, and varies far less than wall-clock figures on a shared machine.
+Each side gets the same phases, after a warm-up of ``--warmup`` requests:
+
+- paced: the N requests are sent at ``--rate`` requests/s in all (each connection on its own fixed
+  schedule), and a request's latency counts from when it was due, so a late answer also charges the
+  requests it delayed. This is the latency pymirrord adds at a steady load both sides can carry, and the
+  row the goal applies to;
+- flat out: the N requests as fast as the client can send them. Every process then competes for the
+  machine's cores, so these latencies are mostly queueing (by Little's law their mean is C / throughput);
+  the run shows throughput, and the CPU pymirrord's processes spent per request in it;
+- one at a time: ``--sequential`` requests over one connection, the latency added when nothing waits.
 """
 
 from __future__ import annotations
@@ -35,14 +40,23 @@ APPS = Path(__file__).resolve().parent / "apps"
 CLIENT = r"""
 import asyncio, json, sys, time
 host, port, total, connections = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rate = float(sys.argv[5])  # requests/s in all; 0: as fast as answers come
 results = []
 
-async def worker(index):
-    reader, writer = await asyncio.open_connection(host, port)
-    for n in range(index, total, connections):
+async def worker(index, reader, writer, start_at):
+    for k, n in enumerate(range(index, total, connections)):
         mine = n % 2 == 0
         extra = b"X-Bench: mine\r\n" if mine else b"X-Bench: other\r\n"
-        start = time.perf_counter()
+        if rate:
+            due = start_at + k * connections / rate
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+                start = time.perf_counter()  # the timer's own lateness is not the server's
+            else:
+                start = due  # the previous answer came late: this request waited for it
+        else:
+            start = time.perf_counter()
         writer.write(b"GET /r/%d HTTP/1.1\r\nHost: b\r\n" % n + extra + b"\r\n")
         try:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -55,17 +69,23 @@ async def worker(index):
     writer.close()
 
 async def main():
+    streams = [await asyncio.open_connection(host, port) for _ in range(connections)]
     start = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(connections)))
+    # Paced connections start spread over one interval, so the load is even rather than in bursts.
+    await asyncio.gather(*(
+        worker(i, reader, writer, start + (i / rate if rate else 0))
+        for i, (reader, writer) in enumerate(streams)
+    ))
     print(json.dumps({"seconds": time.perf_counter() - start, "results": results}))
 
 asyncio.run(main())
 """
 
 
-def run_client(lab: Lab, port: int, total: int, connections: int) -> dict[str, Any]:
+def run_client(lab: Lab, port: int, total: int, connections: int, rate: float = 0) -> dict[str, Any]:
     argv = in_namespace(
-        lab.client, [PYTHON, "-c", CLIENT, lab.pod_ip, str(port), str(total), str(connections)]
+        lab.client,
+        [PYTHON, "-c", CLIENT, lab.pod_ip, str(port), str(total), str(connections), str(rate)],
     )
     result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True)
     data: dict[str, Any] = json.loads(result.stdout)
@@ -113,10 +133,21 @@ def _app_pid(exec_pid: int) -> int:
     return -1
 
 
+def run_phases(lab: Lab, args: argparse.Namespace, on_flat_out: Any = None) -> dict[str, dict[str, Any]]:
+    """The warm-up, paced, flat-out and one-at-a-time runs against port 80."""
+    runs = {"warmup": run_client(lab, 80, args.warmup, args.connections)}
+    runs["paced"] = run_client(lab, 80, args.requests, args.connections, args.rate)
+    runs["flat"] = run_client(lab, 80, args.requests, args.connections)
+    runs["one"] = run_client(lab, 80, args.sequential, 1)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=5000, help="requests/s of the paced run")
+    parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--sequential", type=int, default=2000)
     args = parser.parse_args()
     config = {
@@ -130,52 +161,75 @@ def main() -> None:
         pod = WatchedProcess(in_namespace(lab.pod, [PYTHON, str(APPS / "http_named_fast.py"), "80", "pod"]))
         with pod:
             pod.wait_for("ready")
-            direct = run_client(lab, 80, args.requests, args.connections)
-            direct_one = run_client(lab, 80, args.sequential, 1)
+            direct = run_phases(lab, args)
             argv = [PYTHON, "-m", "pymirrord", "exec", "-f", config_path, "--target", lab.target, "--"]
             local = WatchedProcess([*argv, PYTHON, str(APPS / "http_named_fast.py"), "80", "local"])
             with local:
                 local.wait_for("pymirrord: port 80 stolen")
+                through = {"warmup": run_client(lab, 80, args.warmup, args.connections)}
+                through["paced"] = run_client(lab, 80, args.requests, args.connections, args.rate)
                 # The local app itself is not pymirrord: its time is left out.
                 agent = [pid for pid in _descendants(local.pid)[1:] if pid != _app_pid(local.pid)]
                 session_before, agent_before = cpu_seconds([local.pid]), cpu_seconds(agent)
-                filtered = run_client(lab, 80, args.requests, args.connections)
+                through["flat"] = run_client(lab, 80, args.requests, args.connections)
                 session_cpu = cpu_seconds([local.pid]) - session_before
                 agent_cpu = cpu_seconds(agent) - agent_before
-                filtered_one = run_client(lab, 80, args.sequential, 1)
+                through["one"] = run_client(lab, 80, args.sequential, 1)
                 local.interrupt()
             pod.signal(15)
 
-    results = filtered["results"]
-    lost = sum(1 for _, who, _ in results if who is None) + (args.requests - len(results))
-    misrouted = sum(1 for mine, who, _ in results if who is not None and who != ("local" if mine else "pod"))
+    sent = {"warmup": args.warmup, "paced": args.requests, "flat": args.requests, "one": args.sequential}
+    lost = misrouted = 0
+    for phase, run in through.items():
+        results = run["results"]
+        lost += sum(1 for _, who, _ in results if who is None) + (sent[phase] - len(results))
+        misrouted += sum(
+            1 for mine, who, _ in results if who is not None and who != ("local" if mine else "pod")
+        )
     rows = [
         ("requests / keep-alive connections", f"{args.requests} / {args.connections}", ""),
-        ("misrouted", str(misrouted), "goal 0"),
-        ("lost", str(lost), "goal 0"),
+        ("misrouted (all runs)", str(misrouted), "goal 0"),
+        ("lost (all runs)", str(lost), "goal 0"),
     ]
-    for title, through_run, direct_run in (
-        (f"{args.connections} connections", filtered, direct),
-        ("1 connection, one request at a time", filtered_one, direct_one),
+    for phase, title in (
+        ("paced", f"paced at {args.rate:.0f} req/s"),
+        ("flat", "flat out"),
+        ("one", "1 connection, one at a time"),
     ):
-        base = latencies(direct_run, False) + latencies(direct_run, True)
-        for mine, label in ((True, "matching (local app)"), (False, "non-matching (pod)")):
-            through = latencies(through_run, mine)
+        base = latencies(direct[phase], False) + latencies(direct[phase], True)
+        for mine, label in ((False, "non-matching (pod)"), (True, "matching (local app)")):
+            samples = latencies(through[phase], mine)
             for name, fraction in (("p50", 0.5), ("p99", 0.99)):
-                added = percentile(through, fraction) - percentile(base, fraction)
-                goal = "goal <= 1 ms" if (not mine and name == "p50" and through_run is filtered) else ""
-                pair = f"{percentile(through, fraction):.2f} vs {percentile(base, fraction):.2f}"
-                rows.append((f"added {name}, {label}, {title}", f"{added:+.2f} ms ({pair})", goal))
-    rows.append(("requests/s through the filter", f"{len(results) / filtered['seconds']:.0f}", ""))
-    rows.append(("requests/s direct to the pod", f"{len(direct['results']) / direct['seconds']:.0f}", ""))
+                added = percentile(samples, fraction) - percentile(base, fraction)
+                goal = "goal <= 1 ms" if (not mine and name == "p50" and phase == "paced") else ""
+                pair = f"{percentile(samples, fraction):.2f} vs {percentile(base, fraction):.2f}"
+                rows.append((f"{title}: added {name}, {label}", f"{added:+.2f} ms ({pair})", goal))
 
-    def per_request(seconds: float) -> str:
-        return f"{seconds / max(len(results), 1) * 1e6:.0f} us"
+    def rate_of(run: dict[str, Any]) -> float:
+        return len(run["results"]) / float(run["seconds"])
 
     rows.append(
         (
-            "pymirrord CPU per request: agent, session",
-            f"{per_request(agent_cpu)}, {per_request(session_cpu)}",
+            "paced: requests/s achieved, through / direct",
+            f"{rate_of(through['paced']):.0f} / {rate_of(direct['paced']):.0f}",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "flat out: requests/s, through / direct",
+            f"{rate_of(through['flat']):.0f} / {rate_of(direct['flat']):.0f}",
+            "",
+        )
+    )
+
+    def per_request(seconds: float) -> str:
+        return f"{seconds / max(len(through['flat']['results']), 1) * 1e6:.0f} us"
+
+    rows.append(
+        (
+            "flat out: pymirrord CPU per request, agent / session",
+            f"{per_request(agent_cpu)} / {per_request(session_cpu)}",
             "",
         )
     )

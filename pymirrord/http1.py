@@ -14,6 +14,7 @@ wait their turn, and after an upgrade ``take_buffered`` hands the rest to a tunn
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from pymirrord.errors import PymirrordError
@@ -24,6 +25,9 @@ MAX_CHUNK_LINE = 4096
 """The longest chunk-size line (with extensions) or trailer line accepted."""
 
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TOKEN_MATCH = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_FRAMING_HEADERS = frozenset((b"transfer-encoding", b"content-length", b"connection", b"upgrade"))
+"""The headers the readers act on; the parse collects them on the way (names lowered, values joined)."""
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
@@ -31,52 +35,42 @@ class FramingError(PymirrordError):
     """The bytes are not HTTP/1.x the reader can frame (bad request line, oversized head, bad chunk)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RequestHead:
     method: str
     target: str
     version: str
     headers: tuple[tuple[bytes, bytes], ...]
     raw: bytes
+    keep_alive: bool = True
+    """The connection may carry another request after this one."""
+    upgrade: bool = False
+    """Asks to switch protocols (a websocket, h2c) or CONNECTs: after a 101 the connection is a tunnel."""
 
     def header(self, name: bytes) -> bytes | None:
         return _header(self.headers, name)
 
-    @property
-    def keep_alive(self) -> bool:
-        return _keep_alive(self.version, self.headers)
 
-    @property
-    def upgrade(self) -> bool:
-        """Asks to switch protocols (a websocket, h2c): after a 101 the connection is a tunnel."""
-        return self.method == "CONNECT" or (
-            self.header(b"upgrade") is not None and b"upgrade" in _tokens(self.header(b"connection"))
-        )
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResponseHead:
     version: str
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     raw: bytes
+    keep_alive: bool = True
 
     @property
     def interim(self) -> bool:
         """A 1xx other than 101: the real response follows (``100 Continue``)."""
         return 100 <= self.status < 200 and self.status != 101
 
-    @property
-    def keep_alive(self) -> bool:
-        return _keep_alive(self.version, self.headers)
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Body:
     raw: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class End:
     """The message is complete; ``raw`` holds its last framing bytes (chunked end, trailers), if any."""
 
@@ -102,21 +96,30 @@ def _tokens(value: bytes | None) -> set[bytes]:
     return {item.strip().lower() for item in value.split(b",")}
 
 
-def _keep_alive(version: str, headers: tuple[tuple[bytes, bytes], ...]) -> bool:
-    connection = _tokens(_header(headers, b"connection"))
+def _keep_alive(version: str, connection: bytes | None) -> bool:
+    tokens = _tokens(connection)
     if version == "HTTP/1.0":
-        return b"keep-alive" in connection
-    return b"close" not in connection
+        return b"keep-alive" in tokens
+    return b"close" not in tokens
 
 
-def _parse_headers(lines: list[bytes]) -> tuple[tuple[bytes, bytes], ...]:
+Known = dict[bytes, bytes]
+
+
+def _parse_headers(lines: list[bytes]) -> tuple[tuple[tuple[bytes, bytes], ...], Known]:
+    """The header lines as (name, value) pairs, and the framing headers among them by lowered name."""
     headers: list[tuple[bytes, bytes]] = []
+    known: Known = {}
     for line in lines:
         name, colon, value = line.partition(b":")
-        if not colon or not name or not all(byte in _TOKEN for byte in name):
+        if not colon or _TOKEN_MATCH(name) is None:
             raise FramingError(f"malformed header line {line[:80]!r}")
-        headers.append((name, value.strip(b" \t")))
-    return tuple(headers)
+        value = value.strip(b" \t")
+        headers.append((name, value))
+        lowered = name.lower()
+        if lowered in _FRAMING_HEADERS:
+            known[lowered] = known[lowered] + b", " + value if lowered in known else value
+    return tuple(headers), known
 
 
 class _BodyKind(enum.Enum):
@@ -127,8 +130,8 @@ class _BodyKind(enum.Enum):
     TUNNEL = "tunnel"
 
 
-def _framing(headers: tuple[tuple[bytes, bytes], ...], *, request: bool) -> tuple[_BodyKind, int]:
-    encoding = _header(headers, b"transfer-encoding")
+def _framing(known: Known, *, request: bool) -> tuple[_BodyKind, int]:
+    encoding = known.get(b"transfer-encoding")
     if encoding is not None:
         codings = [item.strip().lower() for item in encoding.split(b",")]
         if codings[-1] == b"chunked":
@@ -136,8 +139,10 @@ def _framing(headers: tuple[tuple[bytes, bytes], ...], *, request: bool) -> tupl
         if request:
             raise FramingError("a request's transfer-encoding must end with chunked")
         return _BodyKind.UNTIL_CLOSE, 0
-    length = _header(headers, b"content-length")
+    length = known.get(b"content-length")
     if length is not None:
+        if length.isdigit():  # the usual case: one plain value
+            return _BodyKind.LENGTH, int(length)
         values = {item.strip() for item in length.split(b",")}
         if len(values) != 1 or not next(iter(values)).isdigit():
             raise FramingError(f"bad content-length {length[:40]!r}")
@@ -317,8 +322,13 @@ class RequestReader(_Reader):
         method, target, version = (part.decode("latin-1") for part in parts)
         if version not in ("HTTP/1.1", "HTTP/1.0") or not target:
             raise FramingError(f"malformed request line {lines[0][:80]!r}")
-        head = RequestHead(method, target, version, _parse_headers(lines[1:]), raw)
-        kind, length = _framing(head.headers, request=True)
+        headers, known = _parse_headers(lines[1:])
+        upgrade = method == "CONNECT" or (
+            b"upgrade" in known and b"upgrade" in _tokens(known.get(b"connection"))
+        )
+        keep_alive = _keep_alive(version, known.get(b"connection"))
+        head = RequestHead(method, target, version, headers, raw, keep_alive, upgrade)
+        kind, length = _framing(known, request=True)
         self._start_body(kind, length)
         return head
 
@@ -354,7 +364,11 @@ class ResponseReader(_Reader):
         parts = lines[0].split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
             raise FramingError(f"malformed status line {lines[0][:80]!r}")
-        head = ResponseHead(parts[0].decode("latin-1"), int(parts[1]), _parse_headers(lines[1:]), raw)
+        version = parts[0].decode("latin-1")
+        headers, known = _parse_headers(lines[1:])
+        head = ResponseHead(
+            version, int(parts[1]), headers, raw, _keep_alive(version, known.get(b"connection"))
+        )
         method = self._methods[0] if self._methods else "GET"
         if head.interim:
             self._in_message = False
@@ -370,7 +384,7 @@ class ResponseReader(_Reader):
         if method == "HEAD" or head.status in (204, 304):
             self._start_body(_BodyKind.NONE, 0)
         else:
-            kind, length = _framing(head.headers, request=False)
+            kind, length = _framing(known, request=False)
             self.close_delimited = kind is _BodyKind.UNTIL_CLOSE
             self._start_body(kind, length)
         return head
