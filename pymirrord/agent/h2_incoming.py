@@ -2,7 +2,9 @@
 
 It opens one h2c connection to the pod's app per client connection, pumps bytes between the two sockets and
 the router, and carries stolen streams to their sessions as HTTP/1.1 requests (the same messages as HTTP/1
-traffic, so the session and its local app need nothing new). Decisions and framing live in the router.
+traffic, so the session and its local app need nothing new). Copies of streams for mirroring sessions travel
+the same way, offered rather than queued: a session that lags behind loses its copy (``HttpRequestAbort``)
+instead of slowing the client. Decisions and framing live in the router.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymirrord.agent.h2_router import (
     H2Router,
+    MirrorAbort,
+    MirrorEnd,
+    MirrorEvent,
+    MirrorStart,
     StolenAbort,
     StolenBody,
     StolenEnd,
     StolenStart,
+    StreamRoute,
 )
 from pymirrord.agent.http_incoming import HttpIncoming, Sink, _encode, _no_delay
 from pymirrord.agent.http_routing import route_view
@@ -65,6 +72,17 @@ class _Taken:
         shell.write_out()
 
 
+@dataclass
+class _Copies:
+    """A stream's copies: the mirroring sessions whose filter matched it, and the request id of each copy
+    that started (a session missing here gets no more of it)."""
+
+    method: str
+    target: str
+    wanted: tuple[tuple[int, str], ...]
+    sent: dict[int, int] = field(default_factory=dict)  # session -> request id
+
+
 class _H2Connection:
     def __init__(
         self,
@@ -82,19 +100,24 @@ class _H2Connection:
         self.router = H2Router(self._decide)
         self.pod: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.taken: dict[int, _Taken] = {}  # stream -> its session's request
+        self.copies: dict[int, _Copies] = {}  # stream -> its copies for mirroring sessions
         self.window = asyncio.Event()
         """Set while the client's flow control holds back little enough of the stolen responses."""
         self.window.set()
 
-    def _decide(self, stream: int, request: FilterRequest) -> bool:
-        """Called by the router for each stream's headers; a session that takes it is noted by stream."""
+    def _decide(self, stream: int, request: FilterRequest) -> StreamRoute:
+        """Called by the router for each stream's headers; a session that takes it, and the sessions that
+        get a copy, are noted by stream."""
         subscribers = self.owner._subscriptions.route(self.destination.port).http
         route = route_view(subscribers, request)
+        mirrors = tuple(mirror for mirror in route.mirrors if mirror[0] in self.owner._sinks)
+        if mirrors:
+            self.copies[stream] = _Copies(request.method, request.target, mirrors)
         if route.stealer is None:
-            return False
+            return StreamRoute(mirror=bool(mirrors))
         sink = self.owner._sinks.get(route.stealer)
         if sink is None:
-            return False
+            return StreamRoute(mirror=bool(mirrors))
         taken = _Taken(
             self,
             route.stealer,
@@ -107,7 +130,7 @@ class _H2Connection:
         )
         self.taken[stream] = taken
         self.owner._stolen[taken.request_id] = taken
-        return True
+        return StreamRoute(steal=True, mirror=bool(mirrors))
 
     # --- pumping --------------------------------------------------------------------------------------------
 
@@ -115,6 +138,9 @@ class _H2Connection:
         """Hand the router's output to the sockets and its session events to the sessions."""
         router = self.router
         for event in router.events:
+            if isinstance(event, MirrorEvent):
+                self._copy(event)
+                continue
             found = self.taken.get(event.stream_id)
             if found is None:
                 continue
@@ -155,6 +181,60 @@ class _H2Connection:
         to_pod = router.pod_bytes()
         if to_pod and self.pod is not None and not self.pod[1].is_closing():
             self.pod[1].write(to_pod)
+
+    def _copy(self, event: MirrorEvent) -> None:
+        """Offer one step of a stream's copy to each of its sessions; a session that lags loses its copy."""
+        stream = event.stream_id
+        copies = self.copies.get(stream)
+        if copies is None:
+            return
+        sinks = self.owner._sinks
+        if isinstance(event, MirrorStart):
+            for session, matched in copies.wanted:
+                sink = sinks.get(session)
+                if sink is None:
+                    continue
+                request_id = next(self.owner._ids)
+                start = to_session.HttpRequestStart(
+                    request_id,
+                    self.destination.port,
+                    Mode.MIRROR,
+                    self.client,
+                    self.destination,
+                    copies.method,
+                    copies.target,
+                    matched,
+                    event.head,
+                )
+                if sink.offer(_encode(start)):
+                    copies.sent[session] = request_id
+        elif isinstance(event, MirrorAbort):
+            for session, request_id in copies.sent.items():
+                sink = sinks.get(session)
+                if sink is not None:
+                    sink.put(_encode(to_session.HttpRequestAbort(request_id, "the request did not complete")))
+            copies.sent.clear()
+        else:
+            for session, request_id in list(copies.sent.items()):
+                sink = sinks.get(session)
+                if sink is None:
+                    del copies.sent[session]
+                    continue
+                message: to_session.AgentToSession = (
+                    to_session.HttpRequestEnd(request_id)
+                    if isinstance(event, MirrorEnd)
+                    else to_session.HttpRequestBody(request_id, event.data)
+                )
+                if not sink.offer(_encode(message)):
+                    log.warning("session %d lags too far behind; dropping its copy of an h2 stream", session)
+                    sink.put(_encode(to_session.HttpRequestAbort(request_id, "the session fell behind")))
+                    del copies.sent[session]
+        if isinstance(event, MirrorEnd | MirrorAbort):
+            del self.copies[stream]
+        elif not copies.sent:
+            # Nobody takes this copy any more: the router need not frame the rest of it.
+            del self.copies[stream]
+            self.router.drop_copy(stream)
 
     def forget(self, stream: int) -> None:
         taken = self.taken.pop(stream, None)

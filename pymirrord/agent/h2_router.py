@@ -12,8 +12,13 @@ no ``host``) are matched on their own, as soon as they arrive:
   HTTP/1.1; the session's side is the one used for HTTP/1 traffic, unchanged), written and read with ``h11``.
   The response's status, headers, body and trailers go back on the client's stream.
 
+Independently of who serves it, a stream that mirroring sessions asked for is also copied to them: the same
+HTTP/1.1 request, as ``Mirror*`` events, its body as it arrives from the client. A copy takes nothing from
+either side's flow control and is never waited for, so it cannot slow or change what the client or the pod
+sees; a request that will not complete (a reset, a lost connection) ends its copy with ``MirrorAbort``.
+
 The shell feeds bytes and session answers in, and takes out bytes for the client and the pod and the
-``Stolen*`` events for sessions.
+``Stolen*`` and ``Mirror*`` events for sessions (the shell fans copies out to each mirroring session).
 """
 
 from __future__ import annotations
@@ -69,8 +74,51 @@ class StolenAbort:
 
 StolenEvent = StolenStart | StolenBody | StolenEnd | StolenAbort
 
-Decide = Callable[[int, FilterRequest], bool]
-"""Whether a session takes the stream with these headers (the shell routes; the core only asks)."""
+
+@dataclass(frozen=True)
+class MirrorStart:
+    """Mirroring sessions get a copy of stream ``stream_id``: ``head`` is its HTTP/1.1 request head."""
+
+    stream_id: int
+    head: bytes
+
+
+@dataclass(frozen=True)
+class MirrorBody:
+    """Framed HTTP/1.1 body bytes of a copy (chunked unless the client gave a ``content-length``)."""
+
+    stream_id: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class MirrorEnd:
+    stream_id: int
+
+
+@dataclass(frozen=True)
+class MirrorAbort:
+    """The request will not complete (a reset on either side, a connection lost): drop the copy. Without a
+    ``MirrorStart`` before it: HTTP/1.1 cannot express the request, so there is no copy at all."""
+
+    stream_id: int
+
+
+MirrorEvent = MirrorStart | MirrorBody | MirrorEnd | MirrorAbort
+SessionEvent = StolenEvent | MirrorEvent
+
+
+@dataclass(frozen=True)
+class StreamRoute:
+    """What the shell decided for a stream's headers: a stealing session serves it (``steal``; otherwise the
+    pod's app does), and whether mirroring sessions get a copy (``mirror``)."""
+
+    steal: bool = False
+    mirror: bool = False
+
+
+Decide = Callable[[int, FilterRequest], StreamRoute]
+"""Where the stream with these headers goes (the shell routes; the core only asks)."""
 
 
 @dataclass
@@ -87,8 +135,7 @@ class _Outbound:
 class _Stolen:
     """The agent's view of a stream a session serves."""
 
-    request: h11.Connection
-    method: bytes
+    request: Http1Request
     headers: Headers
     kept: bytearray | None = field(default_factory=bytearray)
     request_ended: bool = False
@@ -119,8 +166,57 @@ def filter_view(headers: Headers) -> FilterRequest:
     )
 
 
+@dataclass
+class Http1Request:
+    """An h2 request as an HTTP/1.1 request: its head, and the ``h11`` connection that frames its body (and,
+    for a stolen stream, reads the local app's response)."""
+
+    connection: h11.Connection
+    head: bytes
+    chunked: bool
+
+    def body(self, data: bytes) -> bytes:
+        return self.connection.send(h11.Data(data=data)) or b""
+
+    def end(self, trailers: Headers | None) -> bytes:
+        # Only chunked framing carries trailers; next to a content-length they are dropped.
+        return self.connection.send(h11.EndOfMessage(headers=trailers if self.chunked else None)) or b""
+
+
+def to_http1(headers: Headers) -> Http1Request | None:
+    """Convert an h2 request's headers; None when HTTP/1.1 cannot express them (h2 lets bytes into ``:path``
+    and ``:method`` that an HTTP/1.1 request line may not hold, a space for one)."""
+    pseudo, regular = _split(headers)
+    request_headers: Headers = []
+    if not any(name == b"host" for name, _ in regular):
+        request_headers.append((b"host", pseudo.get(b":authority", b"localhost")))
+    # HTTP/2 may split cookies over several fields; HTTP/1.1 servers expect one.
+    cookies = [value for name, value in regular if name == b"cookie"]
+    request_headers += [(n, v) for n, v in regular if n not in _HOP_BY_HOP and n != b"cookie"]
+    if cookies:
+        request_headers.append((b"cookie", b"; ".join(cookies)))
+    chunked = not any(name == b"content-length" for name, _ in regular)
+    if chunked:
+        # The body's length is unknown until END_STREAM: chunked says so in HTTP/1.1. A request that
+        # turns out to have no body still ends cleanly (a zero chunk).
+        request_headers.append((b"transfer-encoding", b"chunked"))
+    connection = h11.Connection(h11.CLIENT)
+    try:
+        head = connection.send(
+            h11.Request(
+                method=pseudo.get(b":method", b"GET"),
+                target=pseudo.get(b":path", b"/"),
+                headers=request_headers,
+            )
+        )
+    except h11.LocalProtocolError:
+        return None
+    return Http1Request(connection, head or b"", chunked)
+
+
 class H2Router:
-    """One client's h2c connection, split between the pod's app and stealing sessions."""
+    """One client's h2c connection, split between the pod's app and stealing sessions, and copied stream by
+    stream for mirroring sessions."""
 
     def __init__(self, decide: Decide) -> None:
         self._decide = decide
@@ -136,9 +232,10 @@ class H2Router:
         self._to_pod: dict[int, int] = {}  # client stream -> pod stream
         self._from_pod: dict[int, int] = {}  # pod stream -> client stream
         self._stolen: dict[int, _Stolen] = {}
+        self._copies: dict[int, Http1Request] = {}  # client stream -> its copy's framing
         self._out_client: dict[int, _Outbound] = {}
         self._out_pod: dict[int, _Outbound] = {}
-        self.events: list[StolenEvent] = []
+        self.events: list[SessionEvent] = []
         """For sessions, in order; the shell empties it."""
         self.closed = False
         """The client's connection is over (GOAWAY either way, or a protocol error)."""
@@ -185,13 +282,17 @@ class H2Router:
     def _client_event(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived) and event.stream_id is not None:
             headers = list(event.headers or [])
-            if self._decide(event.stream_id, filter_view(headers)):
-                self._steal(event.stream_id, headers)
-            else:
+            route = self._decide(event.stream_id, filter_view(headers))
+            if route.mirror:
+                self._mirror(event.stream_id, headers)
+            if not (route.steal and self._steal(event.stream_id, headers)):
                 self._open_on_pod(event.stream_id, headers)
         elif isinstance(event, h2.events.DataReceived) and event.stream_id is not None:
             stream, data = event.stream_id, event.data or b""
             padding = (event.flow_controlled_length or 0) - len(data)
+            if stream in self._copies:
+                # Before the data waits for any window: a copy sees the client's bytes as they arrive.
+                self._copy_body(stream, data)
             stolen = self._stolen.get(stream)
             if stolen is not None:
                 self.client.acknowledge_received_data(event.flow_controlled_length or 0, stream)
@@ -205,6 +306,7 @@ class H2Router:
         elif isinstance(event, h2.events.TrailersReceived) and event.stream_id is not None:
             stream = event.stream_id
             trailers = list(event.headers or [])
+            self._copy_end(stream, trailers)
             stolen = self._stolen.get(stream)
             if stolen is not None:
                 self._stolen_end(stream, stolen, trailers)
@@ -212,6 +314,7 @@ class H2Router:
                 self._send_pod(self._to_pod[stream], b"", end=True, trailers=trailers)
         elif isinstance(event, h2.events.StreamEnded) and event.stream_id is not None:
             stream = event.stream_id
+            self._copy_end(stream, None)  # after trailers, the copy has ended already
             stolen = self._stolen.get(stream)
             if stolen is not None:
                 if not stolen.request_ended:
@@ -229,6 +332,7 @@ class H2Router:
 
     def _client_reset(self, stream: int) -> None:
         self._out_client.pop(stream, None)
+        self._copy_abort(stream)
         if self._stolen.pop(stream, None) is not None:
             self.events.append(StolenAbort(stream))
         pod_stream = self._to_pod.pop(stream, None)
@@ -239,6 +343,8 @@ class H2Router:
 
     def _end_all(self) -> None:
         self.closed = True
+        for stream in list(self._copies):
+            self._copy_abort(stream)
         for stream in list(self._stolen):
             self.events.append(StolenAbort(stream))
         self._stolen.clear()
@@ -289,26 +395,14 @@ class H2Router:
 
     # --- sessions -------------------------------------------------------------------------------------------
 
-    def _steal(self, stream: int, headers: Headers) -> None:
-        pseudo, regular = _split(headers)
-        method = pseudo.get(b":method", b"GET")
-        request_headers: Headers = []
-        if not any(name == b"host" for name, _ in regular):
-            request_headers.append((b"host", pseudo.get(b":authority", b"localhost")))
-        cookies = [value for name, value in regular if name == b"cookie"]
-        request_headers += [(n, v) for n, v in regular if n not in _HOP_BY_HOP and n != b"cookie"]
-        if cookies:
-            request_headers.append((b"cookie", b"; ".join(cookies)))
-        if not any(name == b"content-length" for name, _ in regular):
-            # The body's length is unknown until END_STREAM: chunked says so in HTTP/1.1. A request that
-            # turns out to have no body still ends cleanly (a zero chunk).
-            request_headers.append((b"transfer-encoding", b"chunked"))
-        connection = h11.Connection(h11.CLIENT)
-        head = connection.send(
-            h11.Request(method=method, target=pseudo.get(b":path", b"/"), headers=request_headers)
-        )
-        self._stolen[stream] = _Stolen(connection, method, headers)
-        self.events.append(StolenStart(stream, head or b""))
+    def _steal(self, stream: int, headers: Headers) -> bool:
+        """Hand the stream to its session; False if HTTP/1.1 cannot carry it (the pod serves it then)."""
+        request = to_http1(headers)
+        if request is None:
+            return False
+        self._stolen[stream] = _Stolen(request, headers)
+        self.events.append(StolenStart(stream, request.head))
+        return True
 
     def _stolen_body(self, stream: int, stolen: _Stolen, data: bytes) -> None:
         if not data:
@@ -317,19 +411,61 @@ class H2Router:
             stolen.kept += data
             if len(stolen.kept) > REPLAY_LIMIT:
                 stolen.kept = None
-        framed = stolen.request.send(h11.Data(data=data))
+        framed = stolen.request.body(data)
         if framed:
             self.events.append(StolenBody(stream, framed))
 
     def _stolen_end(self, stream: int, stolen: _Stolen, trailers: Headers | None) -> None:
         stolen.request_ended = True
-        try:
-            framed = stolen.request.send(h11.EndOfMessage(headers=trailers or []))
-        except h11.LocalProtocolError:
-            framed = stolen.request.send(h11.EndOfMessage())  # content-length framing has no trailers
+        framed = stolen.request.end(trailers)
         if framed:
             self.events.append(StolenBody(stream, framed))
         self.events.append(StolenEnd(stream))
+
+    # --- copies for mirroring sessions ---------------------------------------------------------------------
+
+    def _mirror(self, stream: int, headers: Headers) -> None:
+        request = to_http1(headers)
+        if request is None:
+            # No copy (mirroring never changes how the stream itself is served); the shell forgets it.
+            self.events.append(MirrorAbort(stream))
+            return
+        self._copies[stream] = request
+        self.events.append(MirrorStart(stream, request.head))
+
+    def _copy_body(self, stream: int, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            framed = self._copies[stream].body(data)
+        except h11.LocalProtocolError:
+            self._copy_abort(stream)  # more body than its content-length: h2 resets the stream anyway
+            return
+        if framed:
+            self.events.append(MirrorBody(stream, framed))
+
+    def _copy_end(self, stream: int, trailers: Headers | None) -> None:
+        request = self._copies.pop(stream, None)
+        if request is None:
+            return
+        try:
+            framed = request.end(trailers)
+        except h11.LocalProtocolError:
+            self.events.append(MirrorAbort(stream))  # less body than its content-length
+            return
+        if framed:
+            self.events.append(MirrorBody(stream, framed))
+        self.events.append(MirrorEnd(stream))
+
+    def _copy_abort(self, stream: int) -> None:
+        if self._copies.pop(stream, None) is not None:
+            self.events.append(MirrorAbort(stream))
+
+    def drop_copy(self, stream: int) -> None:
+        """No session wants the stream's copy any more (they all lag behind): stop making it."""
+        self._copies.pop(stream, None)
+
+    # --- answers from sessions ------------------------------------------------------------------------------
 
     def response_data(self, stream: int, data: bytes) -> None:
         """Bytes of the local app's HTTP/1.1 response for ``stream``."""
@@ -339,7 +475,7 @@ class H2Router:
         stolen.responded = True
         stolen.kept = None
         try:
-            stolen.request.receive_data(data)
+            stolen.request.connection.receive_data(data)
             self._pump_response(stream, stolen)
         except h11.RemoteProtocolError:
             self._fail_stolen(stream)
@@ -355,7 +491,7 @@ class H2Router:
             return True
         if failure is None and not stolen.finished:
             try:
-                stolen.request.receive_data(b"")  # the end of a close-delimited body
+                stolen.request.connection.receive_data(b"")  # the end of a close-delimited body
                 self._pump_response(stream, stolen)
             except h11.RemoteProtocolError:
                 pass
@@ -373,7 +509,7 @@ class H2Router:
 
     def _pump_response(self, stream: int, stolen: _Stolen) -> None:
         while True:
-            event = stolen.request.next_event()
+            event = stolen.request.connection.next_event()
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Response):
@@ -483,6 +619,8 @@ class H2Router:
             queue.pop(stream, None)
 
     def _reset_client(self, stream: int, code: h2.errors.ErrorCodes) -> None:
+        # The client's request stops here, whatever part of it was still to come: so does its copy.
+        self._copy_abort(stream)
         self._out_client.pop(stream, None)
         self._reset(self.client, stream, code)
 

@@ -2,7 +2,8 @@
 
 usage: http_named.py PORT NAME
 Every answer is JSON: the server's NAME, the request's method, target, body length and sha256, trailers and
-``X-User`` header; ``Expect: 100-continue`` gets a ``100``. ``GET /bytes/N`` answers N bytes (chunked).
+``X-User`` header; ``Expect: 100-continue`` gets a ``100``. Each request is also logged on stdout, once
+read whole: ``NAME got METHOD TARGET (LENGTH bytes)``. ``GET /bytes/N`` answers N bytes (chunked).
 A request with ``Upgrade: echo`` gets ``101``; after it, each line the client sends comes back prefixed
 with NAME.
 """
@@ -49,7 +50,9 @@ def serve(sock: socket.socket, name: str) -> None:
             assert request is not None
             headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
             target = request.target.decode()
-            print(f"{name} got {request.method.decode()} {target}", flush=True)
+            # One write per line: print's separate newline lets another thread's line land in between.
+            sys.stdout.write(f"{name} got {request.method.decode()} {target} ({length} bytes)\n")
+            sys.stdout.flush()
             if headers.get("upgrade") == "echo":
                 sock.sendall(
                     connection.send(
