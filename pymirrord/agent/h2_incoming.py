@@ -158,6 +158,7 @@ class _H2Connection:
                             taken.target,
                             taken.matched,
                             event.head,
+                            http2=True,
                         )
                     )
                 )
@@ -205,6 +206,7 @@ class _H2Connection:
                     copies.target,
                     matched,
                     event.head,
+                    http2=True,
                 )
                 if sink.offer(_encode(start)):
                     copies.sent[session] = request_id

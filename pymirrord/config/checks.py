@@ -280,18 +280,19 @@ def check_surprises(settings: Settings, *, http_filter_origin: Origin | None) ->
                 "requests",
             )
         )
-    if filtered and mode != "steal" and http_filter_origin is not None:
+    if filtered and mode not in ("steal", "mirror") and http_filter_origin is not None:
         findings.append(
             Finding(
                 "warning",
-                f"http_filter only applies in steal mode; with mode {mode} it has no effect",
+                f"http_filter has no effect with incoming mode {mode}",
                 http_filter_origin,
-                hint='set "mode": "steal" to take the matching requests',
+                hint='set "mode": "steal" to take the matching requests, or "mirror" to get copies of them',
                 at_key=True,
             )
         )
-    if not (filtered and mode == "steal"):
+    if not filtered or mode not in ("steal", "mirror"):
         return findings
+    verb = "stolen" if mode == "steal" else "mirrored"
     covered = _filter_ports(settings)
     covered_text = ", ".join(str(port) for port in covered)
     ports = settings.get(f"{INCOMING}/ports")
@@ -304,7 +305,7 @@ def check_surprises(settings: Settings, *, http_filter_origin: Origin | None) ->
                     Finding(
                         "warning",
                         f"port {port} is not in http_filter.ports ({covered_text}): with an HTTP filter, "
-                        "nothing on it is stolen",
+                        f"nothing on it is {verb}",
                         origin,
                         hint=f"add {port} to http_filter.ports to filter it as HTTP",
                     )
@@ -316,7 +317,7 @@ def check_surprises(settings: Settings, *, http_filter_origin: Origin | None) ->
                     Finding(
                         "warning",
                         f"remote port {pair[1]} of port_mapping is not in http_filter.ports "
-                        f"({covered_text}): with an HTTP filter, nothing on it is stolen",
+                        f"({covered_text}): with an HTTP filter, nothing on it is {verb}",
                         _below(mapping.origin, f"/{index}/1"),
                         hint=f"add {pair[1]} to http_filter.ports to filter it as HTTP",
                     )
@@ -326,7 +327,7 @@ def check_surprises(settings: Settings, *, http_filter_origin: Origin | None) ->
             Finding(
                 "warning",
                 f"the HTTP filter covers ports {covered_text} only (the default http_filter.ports); "
-                "requests to any other port of the target are not stolen",
+                f"requests to any other port of the target are not {verb}",
                 http_filter_origin,
                 hint="if the service listens elsewhere, set http_filter.ports, for example [3000]",
                 at_key=True,

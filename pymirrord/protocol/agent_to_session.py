@@ -172,7 +172,8 @@ class HttpRequestStart:
     ``HttpRequestEnd``. In steal mode the session answers with ``HttpResponseData`` and ``HttpResponseEnd``
     (or ``HttpResponseFailed``); in mirror mode it answers nothing. ``matched`` names the filter part that
     matched (for the user's log). If the local app switches protocols (``101``), the client's further bytes
-    keep coming as ``HttpRequestBody`` until ``HttpRequestEnd``.
+    keep coming as ``HttpRequestBody`` until ``HttpRequestEnd``. ``http2``: the client sent the request as
+    an HTTP/2 stream (``head`` and body are its HTTP/1.1 form), so the local app may want HTTP/2 too.
     """
 
     TAG: ClassVar[int] = 50
@@ -185,6 +186,7 @@ class HttpRequestStart:
     target: str
     matched: str
     head: bytes
+    http2: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ ends. A pooled connection the app closed meanwhile is noticed when it answers no
 sent again on a fresh one (it is kept until its response starts). Mirrored requests are served the same
 way, and their responses discarded.
 
+A request that reached the pod as an HTTP/2 stream goes to the app over h2c (``h2_app_link``), one
+connection per app multiplexing them; an app that turns out to speak only HTTP/1.1 gets them, and every later
+one, as HTTP/1.1 instead.
+
 A local agent may instead ask for connections to the app (``HttpConnectionWanted``), to send the matching
 requests that arrive whole straight to the app: each ask gets one new connection, handed over on the
 handover channel when the session has one (``hand_over``), and then belongs to the agent.
@@ -27,6 +31,7 @@ from pymirrord.http_filter import HttpFilterSpec, spec_from_config
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol.types import Mode, SocketAddress
+from pymirrord.session.h2_app_link import NOT_HTTP2, H2AppLink
 from pymirrord.session.held_stream import relieve
 from pymirrord.session.state import SessionState
 
@@ -72,12 +77,17 @@ class _Request:
     upgraded: bool = False
     task: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # the request's end arrived
+    h2: H2AppLink | None = None  # while the request goes over HTTP/2
+    h2_pending: list[bytes] = field(default_factory=list)  # body bytes for the h2 link, in order
 
     def write(self, data: bytes) -> None:
         if self.kept is not None:
             self.kept += data
             if len(self.kept) > RETRY_LIMIT:
                 self.kept = None
+        if self.h2 is not None:
+            self.h2_pending.append(data)  # HttpRequests.feed_h2 sends it on
+            return
         connection = self.connection
         if connection is None:
             self.pending.append(data)
@@ -95,6 +105,9 @@ class HttpRequests:
         self._requests: dict[int, _Request] = {}
         self._idle: dict[SocketAddress, list[_AppConnection]] = {}
         self._handing: set[asyncio.Task[None]] = set()
+        self._h2_links: dict[SocketAddress, H2AppLink] = {}
+        self._h2_opening: dict[SocketAddress, asyncio.Lock] = {}
+        self._http1_only: set[SocketAddress] = set()  # apps that answered h2c with something else
         self.hand_over: HandOver | None = None
         """Passes (port, connection to the app) to the agent; True once sent. Set with a handover channel."""
 
@@ -126,6 +139,8 @@ class HttpRequests:
             request = self._requests.get(message.request_id)
             if request is not None:
                 request.write(message.data)
+                if request.h2 is not None:
+                    await _feed_h2(request)
                 connection = request.connection
                 if connection is not None:
                     with contextlib.suppress(ConnectionError, OSError):
@@ -152,6 +167,10 @@ class HttpRequests:
             for connection in connections:
                 connection.writer.close()
         self._idle.clear()
+        links = list(self._h2_links.values())
+        self._h2_links.clear()
+        for link in links:
+            await link.close()
 
     # --- serving one request -------------------------------------------------------------------------------
 
@@ -159,9 +178,14 @@ class HttpRequests:
         request_id = request.message.request_id
         steal = request.message.mode is Mode.STEAL
         try:
-            failure = await self._exchange(request)
+            if request.message.http2 and request.address not in self._http1_only:
+                failure = await self._exchange_h2(request)
+            else:
+                failure = await self._exchange(request)
         except asyncio.CancelledError:
             failure = None
+            if request.h2 is not None:
+                request.h2.cancel(request_id)
             if request.connection is not None:
                 request.connection.writer.transport.abort()
             raise
@@ -172,6 +196,39 @@ class HttpRequests:
             if steal:
                 with contextlib.suppress(ConnectionError, OSError):
                     await self._send(to_agent.HttpResponseFailed(request_id, failure))
+
+    async def _exchange_h2(self, request: _Request) -> str | None:
+        """``_exchange`` over the app's h2c connection; over HTTP/1.1 if the app does not speak HTTP/2."""
+        address = request.address
+        try:
+            link = await self._h2_link(address)
+        except OSError as error:
+            return f"cannot reach the app at {address}: {error}"
+        message = request.message
+        request.h2 = link
+        outcome = link.start(message.request_id, message.head, steal=message.mode is Mode.STEAL)
+        request.h2_pending[:0] = request.pending  # what arrived while the link was opening goes first
+        request.pending = []
+        await _feed_h2(request)
+        failure, _started = await outcome
+        request.h2 = None
+        if failure != NOT_HTTP2:
+            return failure
+        self._http1_only.add(address)
+        self._log(f"the app at {address} does not speak HTTP/2: HTTP/2 requests reach it as HTTP/1.1")
+        if request.kept is None:
+            return "the app does not speak HTTP/2, and the request was too large to keep for HTTP/1.1"
+        request.pending = [bytes(request.kept)]
+        return await self._exchange(request)
+
+    async def _h2_link(self, address: SocketAddress) -> H2AppLink:
+        async with self._h2_opening.setdefault(address, asyncio.Lock()):
+            link = self._h2_links.get(address)
+            if link is None or link.closed:
+                link = H2AppLink(self._send)
+                await link.open(await _connect(address))
+                self._h2_links[address] = link
+            return link
 
     async def _exchange(self, request: _Request) -> str | None:
         """Send the request and relay the response; the reason if the app did not answer it."""
@@ -287,6 +344,12 @@ class HttpRequests:
             connection.writer.close()
             return
         idle.append(connection)
+
+
+async def _feed_h2(request: _Request) -> None:
+    """Send the body bytes waiting for the request's h2 link, in order."""
+    while request.h2 is not None and request.h2_pending:
+        await request.h2.body(request.message.request_id, request.h2_pending.pop(0))
 
 
 async def _connect(address: SocketAddress) -> socket.socket:

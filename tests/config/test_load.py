@@ -129,9 +129,20 @@ def test_steal_without_filter_warns_at_the_mode() -> None:
     assert (warning.line, warning.column) == position_of(text, '"steal"')
 
 
-def test_http_filter_in_mirror_mode_warns() -> None:
-    text = '{"feature": {"network": {"incoming": {"http_filter": {"path_filter": "^/a"}}}}}'
-    warning = only(check_text(text, filename="m.json").diagnostics, "warning", "only applies in steal mode")
+def test_http_filter_in_mirror_mode_filters_the_copies() -> None:
+    text = (
+        '{"feature": {"network": {"incoming": {"mode": "mirror", "ports": [3000], '
+        '"http_filter": {"path_filter": "^/a"}}}}}'
+    )
+    diagnostics = check_text(text, filename="m.json").diagnostics
+    assert not [d for d in diagnostics if "no effect" in d.message]
+    warning = only(diagnostics, "warning", "nothing on it is mirrored")
+    assert (warning.line, warning.column) == position_of(text, "3000]")
+
+
+def test_http_filter_with_incoming_off_warns() -> None:
+    text = '{"feature": {"network": {"incoming": {"mode": "off", "http_filter": {"path_filter": "^/a"}}}}}'
+    warning = only(check_text(text, filename="m.json").diagnostics, "warning", "has no effect")
     assert (warning.line, warning.column) == position_of(text, '"http_filter"')
 
 

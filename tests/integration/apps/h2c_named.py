@@ -2,13 +2,16 @@
 
 usage: h2c_named.py PORT NAME   (prints "ready" once listening)
 Every answer is JSON: NAME, the protocol (``h2c`` or ``http/1.1``), the method, the path, the ``x-user``
-header, and the request body's length.
+header, and the request body's length. An h2c request with ``content-type: application/grpc`` is answered
+the way a gRPC server does: the JSON as one length-prefixed message, then trailers ``grpc-status: 0`` and
+``x-served-by: NAME``.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import struct
 import sys
 import threading
 
@@ -43,19 +46,25 @@ def serve_h2(sock: socket.socket, name: str) -> None:
                 connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
                 headers = requests.pop(event.stream_id)
+                grpc = headers.get("content-type", "").startswith("application/grpc")
+                length = lengths.pop(event.stream_id) - (5 if grpc else 0)  # gRPC's message prefix
                 body = answer(
-                    name,
-                    "h2c",
-                    headers[":method"],
-                    headers[":path"],
-                    headers.get("x-user", ""),
-                    lengths.pop(event.stream_id),
+                    name, "h2c", headers[":method"], headers[":path"], headers.get("x-user", ""), length
                 )
-                connection.send_headers(
-                    event.stream_id,
-                    [(":status", "200"), ("content-length", str(len(body))), ("x-served-by", name)],
-                )
-                connection.send_data(event.stream_id, body, end_stream=True)
+                if grpc:
+                    message = struct.pack(">BI", 0, len(body)) + body
+                    connection.send_headers(
+                        event.stream_id, [(":status", "200"), ("content-type", "application/grpc")]
+                    )
+                    connection.send_data(event.stream_id, message)
+                    trailers = [("grpc-status", "0"), ("x-served-by", name)]
+                    connection.send_headers(event.stream_id, trailers, end_stream=True)
+                else:
+                    connection.send_headers(
+                        event.stream_id,
+                        [(":status", "200"), ("content-length", str(len(body))), ("x-served-by", name)],
+                    )
+                    connection.send_data(event.stream_id, body, end_stream=True)
         sock.sendall(connection.data_to_send())
 
 
