@@ -541,6 +541,9 @@ class _Connection:
             app.writer.close()
             log.info("request from %s failed in session %d's app: %s", self.client, session, error)
             return False
+        except asyncio.CancelledError:
+            app.writer.close()  # the exchange stopped half way: the connection's state is unknown
+            raise
         if keep is None:
             # The app closed this idle connection meanwhile: the session opens a fresh one (and if the app
             # is gone, the pod answers).
