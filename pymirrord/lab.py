@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
 from pymirrord.errors import PymirrordError
 
@@ -131,20 +132,29 @@ class WatchedProcess:
         self.popen = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
+            # Two pipes, not one: pymirrord writes to stderr while the app writes to stdout, and an app whose
+            # print() takes two writes (text, then newline) would otherwise have a line of ours land in the
+            # middle of its own.
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
         self.seen: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._open_streams = 2
+        self._closing = threading.Lock()
+        for stream in (self.popen.stdout, self.popen.stderr):
+            threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for raw in self.popen.stdout:
+    def _read(self, stream: IO[bytes] | None) -> None:
+        assert stream is not None
+        for raw in stream:
             self._lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
-        self._lines.put(None)
+        with self._closing:
+            self._open_streams -= 1
+            if self._open_streams == 0:
+                self._lines.put(None)
 
     @property
     def pid(self) -> int:
