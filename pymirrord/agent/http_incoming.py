@@ -33,6 +33,7 @@ from typing import Protocol
 
 from pymirrord.agent.app_connections import AppConnections
 from pymirrord.agent.http_routing import route_request
+from pymirrord.agent.nodelay import no_delay
 from pymirrord.agent.subscriptions import Subscriptions
 from pymirrord.http1 import (
     NEED_DATA,
@@ -714,12 +715,7 @@ class _Connection:
 
 
 def _no_delay(writer: asyncio.StreamWriter) -> None:
-    """Small HTTP messages must leave at once: with Nagle a response's second segment waits for an ACK the
-    client delays (40 ms). Sockets from ``accept`` or made with proto 0 do not get this from asyncio."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    no_delay(writer.get_extra_info("socket"))
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int) -> None:

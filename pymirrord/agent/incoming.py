@@ -28,6 +28,7 @@ from typing import Protocol
 from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, Send, WriteClient
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.http_incoming import HttpIncoming
+from pymirrord.agent.nodelay import no_delay
 from pymirrord.agent.subscriptions import Route, Subscriptions
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
@@ -215,6 +216,7 @@ class Incoming:
         return True
 
     async def _accepted_socket(self, sock: socket.socket) -> None:
+        no_delay(sock)
         reader, writer = await asyncio.open_connection(sock=sock, limit=self._read_chunk)
         await self._accepted(reader, writer)
 
@@ -360,6 +362,7 @@ class Incoming:
             # Marked before connect, so the SYN already passes the agent's redirect rules untouched.
             sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self._bypass_mark)
             sock.setblocking(False)
+            no_delay(sock)
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(
                 loop.sock_connect(sock, (destination.host, destination.port)), CONNECT_TIMEOUT

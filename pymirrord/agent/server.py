@@ -31,6 +31,7 @@ from pymirrord import __version__
 from pymirrord.agent.errors import AgentError
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.incoming import Incoming
+from pymirrord.agent.nodelay import no_delay
 from pymirrord.agent.outgoing import Outgoing
 from pymirrord.agent.subscriptions import AddRedirect, RuleAction, Subscriptions
 from pymirrord.protocol import PROTOCOL_VERSION
@@ -324,6 +325,9 @@ class AgentServer:
     # --- a session's life ----------------------------------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
+        # Messages are small and come in bursts: without this, the second of two waits for the session's
+        # delayed ACK (the listening socket is ours, so asyncio did not turn Nagle off).
+        no_delay(connection.transport.get_extra_info("socket"))
         peer = _peer(connection)
         hello = await self._hello(connection, peer)
         if hello is None:

@@ -25,6 +25,8 @@ import socket
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 
+from pymirrord.protocol.types import SHARED_SOURCE
+
 if TYPE_CHECKING or __package__:
     from pymirrord.layer.pymirrord_layer_config import IncomingConfig
     from pymirrord.layer.pymirrord_layer_outgoing import Connected, Outgoing, RemotePlan, same_peer
@@ -160,7 +162,7 @@ class Hooks:
             state = states.get(sock)
             if state is None or not isinstance(state, _Listener) or not state.served:
                 return conn, address
-            if not _is_loopback(address[0]):
+            if not _is_loopback(address[0]) or address[0] == SHARED_SOURCE:
                 return conn, address
             try:
                 client, local, handed = session.peer(address[1])

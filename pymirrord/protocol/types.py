@@ -15,6 +15,12 @@ class Mode(str, Enum):
     """The local app serves instead of the pod's app."""
 
 
+SHARED_SOURCE = "127.0.0.2"
+"""The loopback address the session connects to an app from when the connection will carry the requests of
+many clients (HTTP filtering): such a connection has no one original client, so the layer asks the session
+nothing when the app accepts it, and the app's accept does not wait on a round trip."""
+
+
 class LogLevel(str, Enum):
     DEBUG = "debug"
     INFO = "info"

@@ -30,7 +30,7 @@ from pymirrord.http1 import NEED_DATA, End, FramingError, ResponseHead, Response
 from pymirrord.http_filter import HttpFilterSpec, spec_from_config
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
-from pymirrord.protocol.types import Mode, SocketAddress
+from pymirrord.protocol.types import SHARED_SOURCE, Mode, SocketAddress
 from pymirrord.session.h2_app_link import NOT_HTTP2, H2AppLink
 from pymirrord.session.held_stream import relieve
 from pymirrord.session.state import SessionState
@@ -359,6 +359,9 @@ async def _connect(address: SocketAddress) -> socket.socket:
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if family == socket.AF_INET and address.host.startswith("127."):
+            with contextlib.suppress(OSError):  # without it the app's accept merely asks the session
+                sock.bind((SHARED_SOURCE, 0))
         await asyncio.get_running_loop().sock_connect(sock, (address.host, address.port))
     except BaseException:
         sock.close()

@@ -12,6 +12,7 @@ import pytest
 
 from pymirrord.layer.pymirrord_layer_config import IncomingConfig
 from pymirrord.layer.pymirrord_layer_hooks import Hooks, _Listener
+from pymirrord.protocol.types import SHARED_SOURCE
 
 Address = tuple[str, int]
 
@@ -245,6 +246,21 @@ def test_local_clients_keep_their_real_address(hooks: Hooks, session: RecordingS
                 assert peer == client.getsockname()
                 assert conn.getpeername() == client.getsockname()
                 assert conn.getsockname() == real_address(listener)
+
+
+def test_connections_from_the_shared_source_are_not_asked_about(
+    hooks: Hooks, session: RecordingSession
+) -> None:
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 80))
+        listener.listen()
+        with socket.socket() as client:
+            client.bind((SHARED_SOURCE, 0))
+            client.connect(real_address(listener))
+            conn, peer = listener.accept()
+            conn.close()
+            assert peer == client.getsockname()
+    assert session.queries == [], "a connection carrying many clients' requests has no one peer to ask for"
 
 
 def test_a_failing_peer_query_keeps_the_real_peer(
