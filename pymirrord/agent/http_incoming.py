@@ -33,7 +33,6 @@ from typing import Protocol
 
 from pymirrord.agent.app_connections import AppConnections
 from pymirrord.agent.http_routing import route_request
-from pymirrord.agent.nodelay import no_delay
 from pymirrord.agent.subscriptions import Subscriptions
 from pymirrord.http1 import (
     NEED_DATA,
@@ -48,6 +47,7 @@ from pymirrord.http1 import (
     ResponseReader,
     detect,
 )
+from pymirrord.nodelay import no_delay
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol.types import Mode, SocketAddress
 

@@ -28,8 +28,8 @@ from typing import Protocol
 from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, Send, WriteClient
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.http_incoming import HttpIncoming
-from pymirrord.agent.nodelay import no_delay
 from pymirrord.agent.subscriptions import Route, Subscriptions
+from pymirrord.nodelay import no_delay
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress

@@ -31,9 +31,9 @@ from pymirrord import __version__
 from pymirrord.agent.errors import AgentError
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.incoming import Incoming
-from pymirrord.agent.nodelay import no_delay
 from pymirrord.agent.outgoing import Outgoing
 from pymirrord.agent.subscriptions import AddRedirect, RuleAction, Subscriptions
+from pymirrord.nodelay import no_delay
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol import session_to_agent as from_session

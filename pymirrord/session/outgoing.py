@@ -14,6 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
+from pymirrord.nodelay import no_delay
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import layer_to_session as from_layer
 from pymirrord.protocol import session_to_agent as to_agent
@@ -335,6 +336,7 @@ class OutgoingRelay:
             self._release(connection_id)
             await self._send_all(self._state.closed_by_app(connection_id))
             return
+        no_delay(sock)
         reader, writer = await asyncio.open_connection(sock=sock, limit=CHUNK)
         relay.connected(writer)
         if connection_id not in self._state.connections:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymirrord.console import say
+from pymirrord.nodelay import no_delay
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import layer_to_session as from_layer
@@ -345,6 +346,7 @@ class Session:
             sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
             self._state.app_connecting(connection_id, sock.getsockname()[1])
             await loop.sock_connect(sock, (address.host, address.port))
+            no_delay(sock)
             reader, writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
         except OSError as error:
             sock.close()

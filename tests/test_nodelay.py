@@ -1,10 +1,10 @@
-"""Nagle's algorithm is turned off on the agent's TCP sockets, whatever their ``proto``."""
+"""Nagle's algorithm is turned off on relaying TCP sockets, whatever their ``proto``."""
 
 from __future__ import annotations
 
 import socket
 
-from pymirrord.agent.nodelay import no_delay
+from pymirrord.nodelay import no_delay
 
 
 def test_accepted_and_proto_0_sockets_get_no_delay() -> None:

@@ -1,10 +1,10 @@
-"""TCP_NODELAY for the agent's relaying sockets.
+"""TCP_NODELAY for the sockets the agent and the session relay bytes on.
 
 A relay must not hold back what it was given: with Nagle's algorithm on, a small write that follows another
 one still unacknowledged waits for the peer's ACK, which a peer that delays its ACKs sends up to 40 ms later.
-asyncio turns Nagle off only for sockets whose ``proto`` is ``IPPROTO_TCP``; the agent's sockets from
-``accept`` on its own listeners, and those it makes with ``socket.socket(AF_INET, SOCK_STREAM)``, have
-``proto`` 0, so they would keep it.
+asyncio turns Nagle off only for sockets whose ``proto`` is ``IPPROTO_TCP``; sockets from ``accept`` on
+listeners made with ``socket.create_server``, and those made with ``socket.socket(AF_INET, SOCK_STREAM)``,
+have ``proto`` 0, so they would keep it.
 """
 
 from __future__ import annotations
