@@ -1,7 +1,7 @@
 """Run ``pymirrord exec`` as a user would, and watch what it and the app print.
 
-A run is a ``pymirrord.lab.WatchedProcess``: pymirrord's own lines and the app's log lines arrive on one
-stream, and a test waits for a line with a bounded timeout.
+A run is a ``pymirrord.lab.WatchedProcess``: pymirrord's own lines and the app's log lines arrive in one
+queue, and a test waits for a line with a bounded timeout.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def pymirrord_exec(
     config: dict[str, Any] | None = None,
     handover: bool = True,
     flags: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> WatchedProcess:
     argv = [sys.executable, "-m", "pymirrord", "exec", "--target", target.target, *flags]
     if steal:
@@ -38,8 +39,8 @@ def pymirrord_exec(
         with handle:
             json.dump(config, handle)
         argv += ["-f", handle.name]
-    env = child_env({} if handover else {"PYMIRRORD_HANDOVER": "0"})
-    return WatchedProcess([*argv, "--", *app], env=env)
+    extra = {} if handover else {"PYMIRRORD_HANDOVER": "0"}
+    return WatchedProcess([*argv, "--", *app], env=child_env({**extra, **(env or {})}))
 
 
 def pmd_chains(ns: Netns) -> list[str]:

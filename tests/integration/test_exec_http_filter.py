@@ -87,6 +87,18 @@ def test_mission_header_examples(pod: Topology) -> None:
         ) == ["local", "local", "local", "pod"]
 
 
+def test_environment_overrides_set_the_filter(pod: Topology) -> None:
+    env = {"MIRRORD_HTTP_HEADER_FILTER": "^x-user: me$", "MIRRORD_HTTP_FILTER_PORTS": "80"}
+    with pymirrord_exec(pod.pod, [sys.executable, SERVER, "80", "local"], steal=True, env=env) as run:
+        run.wait_for("pymirrord: port 80 stolen")
+        mine = [["X-User", "me"]]
+        assert served(pod, [get("/a", mine), get("/b"), get("/c", [["X-User", "you"]])]) == [
+            "local",
+            "pod",
+            "pod",
+        ]
+
+
 def test_path_method_all_of_any_of(pod: Topology) -> None:
     with filtered(pod, {"path_filter": r"^/api/v\d+/users"}):
         # The path alone first, then the path with its query.
