@@ -17,6 +17,7 @@ connection's requests over HTTP/1.1 instead.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from dataclasses import dataclass, field
 
@@ -68,11 +69,12 @@ class NotHttp2:
 Event = ResponseBytes | ResponseEnd | ResponseFailed | NotHttp2
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: two requests are never the same one
 class _Stream:
     request_id: int
     request: h11.Connection = field(default_factory=lambda: h11.Connection(h11.SERVER))
     stream_id: int | None = None
+    headers: Headers | None = None  # the request's HTTP/2 headers while it waits for a free stream
     pending: bytearray = field(default_factory=bytearray)  # request data the app's window has no room for
     trailers: Headers | None = None
     request_done: bool = False  # h11 saw the request's end
@@ -94,6 +96,7 @@ class H2AppClient:
         self._answered = False  # the app spoke HTTP/2 at least once
         self._first = b""  # the app's first bytes, until they show a frame header
         self._events: list[Event] = []
+        self._waiting: collections.deque[_Stream] = collections.deque()  # for the app's stream limit
         self.closed = False
 
     @property
@@ -125,6 +128,8 @@ class H2AppClient:
     def cancel(self, request_id: int) -> None:
         """The agent dropped the request: its stream is reset."""
         stream = self._requests.pop(request_id, None)
+        if stream is not None and stream in self._waiting:
+            self._waiting.remove(stream)
         if stream is not None and stream.stream_id is not None:
             self._streams.pop(stream.stream_id, None)
             if not self.closed:
@@ -158,10 +163,23 @@ class H2AppClient:
         ]
         headers += [(name, value) for name, value in request.headers if name not in _NOT_FORWARDED]
         headers.append((b"te", b"trailers"))
-        stream_id = self._h2.get_next_available_stream_id()
-        stream.stream_id = stream_id
-        self._streams[stream_id] = stream
-        self._h2.send_headers(stream_id, headers)
+        stream.headers = headers
+        self._waiting.append(stream)
+        self._open_waiting()
+
+    def _open_waiting(self) -> None:
+        """Open the streams of waiting requests, as many as the app allows at once (the others wait for
+        one of the open ones to end, rather than fail)."""
+        limit = self._h2.remote_settings.max_concurrent_streams
+        while self._waiting and not self.closed and self._h2.open_outbound_streams < limit:
+            stream = self._waiting.popleft()
+            assert stream.headers is not None
+            stream_id = self._h2.get_next_available_stream_id()
+            stream.stream_id = stream_id
+            self._streams[stream_id] = stream
+            self._h2.send_headers(stream_id, stream.headers)
+            stream.headers = None
+            self._flush(stream)
 
     def _flush(self, stream: _Stream) -> None:
         """Send what the windows allow of the request's data, then its end once all of it is out."""
@@ -227,6 +245,7 @@ class H2AppClient:
         if isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
             for stream in list(self._streams.values()):
                 self._flush(stream)
+            self._open_waiting()
             return
         if isinstance(event, h2.events.ConnectionTerminated):
             self.closed = True
@@ -289,8 +308,11 @@ class H2AppClient:
 
     def _forget(self, stream: _Stream) -> None:
         self._requests.pop(stream.request_id, None)
+        if stream in self._waiting:
+            self._waiting.remove(stream)
         if stream.stream_id is not None:
             self._streams.pop(stream.stream_id, None)
+        self._open_waiting()
 
     def _take_events(self) -> list[Event]:
         events, self._events = self._events, []

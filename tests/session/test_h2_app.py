@@ -5,6 +5,7 @@ from __future__ import annotations
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 
 from pymirrord.session.h2_app import (
     H2AppClient,
@@ -18,11 +19,13 @@ from pymirrord.session.h2_app import (
 class App:
     """The local app's side: an h2 server the test drives."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_streams: int | None = None) -> None:
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding=None)
         )
         self.h2.initiate_connection()
+        if max_streams is not None:
+            self.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams})
 
     def receive(self, data: bytes) -> list[h2.events.Event]:
         events = self.h2.receive_data(data)
@@ -136,3 +139,22 @@ def test_a_reset_or_a_lost_connection_fails_the_open_requests() -> None:
     assert events == [ResponseFailed(1, failed.reason, False)]
     lost = client.connection_lost()
     assert len(lost) == 1 and isinstance(lost[0], ResponseFailed) and lost[0].request_id == 2
+
+
+def test_requests_beyond_the_apps_stream_limit_wait_for_a_free_stream() -> None:
+    client, app = H2AppClient(), App(max_streams=1)
+    pump(client, app)  # the app's settings arrive before the requests, as on a real connection
+    for request_id in (1, 2, 3):
+        client.start(request_id, b"GET /%d HTTP/1.1\r\nhost: a\r\n\r\n" % request_id)
+    answered: set[int] = set()
+    app_events, _ = pump(client, app)
+    for _ in range(3):
+        opened = [e for e in app_events if isinstance(e, h2.events.RequestReceived)]
+        assert len(opened) == 1, "one stream at a time, as the app asked"
+        app.h2.send_headers(
+            opened[0].stream_id, [(b":status", b"200"), (b"content-length", b"0")], end_stream=True
+        )
+        app_events, events = pump(client, app)  # the answer frees the stream: the next request opens
+        answered |= {e.request_id for e in events if isinstance(e, ResponseEnd)}
+        assert not [e for e in events if isinstance(e, ResponseFailed)]
+    assert answered == {1, 2, 3}
