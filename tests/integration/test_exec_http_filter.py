@@ -33,9 +33,13 @@ def filtered(
     mode: str = "steal",
     name: str = "local",
     port: int = 80,
+    handover: bool = True,
 ) -> Iterator[WatchedProcess]:
     with pymirrord_exec(
-        topology.pod, [sys.executable, SERVER, str(port), name], config=_filter_config(http_filter, mode)
+        topology.pod,
+        [sys.executable, SERVER, str(port), name],
+        config=_filter_config(http_filter, mode),
+        handover=handover,
     ) as run:
         run.wait_for(f"pymirrord: port {port} {'stolen' if mode == 'steal' else 'mirrored'}")
         yield run
@@ -126,9 +130,11 @@ def test_path_method_all_of_any_of(pod: Topology) -> None:
         ) == ["local", "local", "pod"]
 
 
-def test_keep_alive_alternates_and_bodies_stream(pod: Topology) -> None:
+@pytest.mark.parametrize("handover", [True, False], ids=["app-connections", "relayed"])
+def test_keep_alive_alternates_and_bodies_stream(pod: Topology, handover: bool) -> None:
+    """With handover the agent writes matching requests to the app itself; without, the session relays."""
     mine = [["X-User", "me"]]
-    with filtered(pod, {"header_filter": "^x-user: me$"}):
+    with filtered(pod, {"header_filter": "^x-user: me$"}, handover=handover):
         alternating = [get("/", mine if i % 2 == 0 else []) for i in range(10)]
         assert served(pod, alternating) == ["local", "pod"] * 5
         answers = requests(
