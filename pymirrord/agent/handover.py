@@ -139,7 +139,7 @@ class HandoverChannels:
                 return
             except OSError:
                 data, ancillary = b"", []
-            received = [socket.socket(fileno=descriptor) for descriptor in rights.descriptors(ancillary)]
+            received = _sockets(rights.descriptors(ancillary))
             if not data:
                 self._stop_reading(channel)  # the session closed its end; forget() closes ours
                 for sock in received:
@@ -162,3 +162,14 @@ class HandoverChannels:
                     sock.close()
                 continue
             on_app(session, key[1], received[0])
+
+
+def _sockets(descriptors: list[int]) -> list[socket.socket]:
+    """The received descriptors as sockets; any that is not a socket is closed and left out."""
+    found: list[socket.socket] = []
+    for descriptor in descriptors:
+        try:
+            found.append(socket.socket(fileno=descriptor))
+        except OSError:
+            os.close(descriptor)
+    return found

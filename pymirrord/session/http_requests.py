@@ -86,7 +86,7 @@ class _Request:
             if len(self.kept) > RETRY_LIMIT:
                 self.kept = None
         if self.h2 is not None:
-            self.h2_pending.append(data)  # HttpRequests.feed_h2 sends it on
+            self.h2_pending.append(data)  # _feed_h2 sends it on, in order
             return
         connection = self.connection
         if connection is None:

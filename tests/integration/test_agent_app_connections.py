@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import sys
 import threading
@@ -225,5 +226,24 @@ def test_app_connections_close_with_the_port_or_the_session(
                 assert app.wait_closed(handed), "the agent closed the app connections of the port"
         if ending == "leave":
             assert app.wait_closed(handed), "the agent closed the app connections of the session"
+    finally:
+        app.stop()
+
+
+def test_junk_on_the_handover_channel_is_dropped(topology: Topology, agent: Agent) -> None:
+    app = LocalApp()
+    try:
+        with handing(agent, app) as played:
+            readable, writable = os.pipe()
+            try:
+                # Not a socket, then a message that is no handover header: both closed and forgotten.
+                played.channel.sendmsg([handover_channel.encode(Kind.APP, 80)], rights.carrying(readable))
+                played.channel.sendmsg([b"junk"], rights.carrying(writable))
+            finally:
+                os.close(readable)
+                os.close(writable)
+            lines = run_client(topology, [mine(n) for n in range(6)])
+            assert [line["status"] for line in lines] == [200] * 6
+            assert lines[-1]["served_by"] == "direct", "the channel still carries app connections"
     finally:
         app.stop()
