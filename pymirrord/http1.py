@@ -24,7 +24,6 @@ MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 4096
 """The longest chunk-size line (with extensions) or trailer line accepted."""
 
-_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _TOKEN_MATCH = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _FRAMING_HEADERS = frozenset((b"transfer-encoding", b"content-length", b"connection", b"upgrade"))
 """The headers the readers act on; the parse collects them on the way (names lowered, values joined)."""
@@ -317,7 +316,7 @@ class RequestReader(_Reader):
             return NEED_DATA
         raw, lines = parsed
         parts = lines[0].split(b" ")
-        if len(parts) != 3 or not parts[0] or not all(byte in _TOKEN for byte in parts[0]):
+        if len(parts) != 3 or _TOKEN_MATCH(parts[0]) is None:
             raise FramingError(f"malformed request line {lines[0][:80]!r}")
         method, target, version = (part.decode("latin-1") for part in parts)
         if version not in ("HTTP/1.1", "HTTP/1.0") or not target:
@@ -416,7 +415,7 @@ def detect(prefix: bytes) -> Detected:
     end = prefix.find(b"\n")
     line = prefix if end < 0 else prefix[:end].rstrip(b"\r")
     method, space, rest = line.partition(b" ")
-    if not method or not all(byte in _TOKEN for byte in method):
+    if _TOKEN_MATCH(method) is None:
         return Detected.NOT_HTTP
     if end < 0:
         return Detected.UNDECIDED if len(prefix) < DETECT_LIMIT else Detected.NOT_HTTP

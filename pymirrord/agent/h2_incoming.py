@@ -26,7 +26,7 @@ from pymirrord.agent.h2_router import (
     StolenStart,
     StreamRoute,
 )
-from pymirrord.agent.http_incoming import HttpIncoming, Sink, _encode, _no_delay
+from pymirrord.agent.http_incoming import HttpIncoming, Sink, _encode, offer_copy
 from pymirrord.agent.http_routing import route_view
 from pymirrord.http_filter import RequestHead as FilterRequest
 from pymirrord.protocol import agent_to_session as to_session
@@ -217,20 +217,7 @@ class _H2Connection:
                     sink.put(_encode(to_session.HttpRequestAbort(request_id, "the request did not complete")))
             copies.sent.clear()
         else:
-            for session, request_id in list(copies.sent.items()):
-                sink = sinks.get(session)
-                if sink is None:
-                    del copies.sent[session]
-                    continue
-                message: to_session.AgentToSession = (
-                    to_session.HttpRequestEnd(request_id)
-                    if isinstance(event, MirrorEnd)
-                    else to_session.HttpRequestBody(request_id, event.data)
-                )
-                if not sink.offer(_encode(message)):
-                    log.warning("session %d lags too far behind; dropping its copy of an h2 stream", session)
-                    sink.put(_encode(to_session.HttpRequestAbort(request_id, "the session fell behind")))
-                    del copies.sent[session]
+            offer_copy(sinks, copies.sent, None if isinstance(event, MirrorEnd) else event.data)
         if isinstance(event, MirrorEnd | MirrorAbort):
             del self.copies[stream]
         elif not copies.sent:
@@ -254,7 +241,6 @@ class _H2Connection:
     async def run(self, prefix: bytes) -> None:
         try:
             self.pod = await self.owner._connect(self.destination)
-            _no_delay(self.pod[1])
         except (OSError, asyncio.TimeoutError) as error:
             log.info("cannot reach the pod's app at %s for an h2c connection: %s", self.destination, error)
             self.router.pod_lost()

@@ -27,7 +27,7 @@ import contextlib
 import itertools
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,7 +47,6 @@ from pymirrord.http1 import (
     ResponseReader,
     detect,
 )
-from pymirrord.nodelay import no_delay
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol.types import Mode, SocketAddress
 
@@ -60,6 +59,7 @@ REPLAY_LIMIT = 1024 * 1024
 WRITE_HIGH_WATER = 1024 * 1024
 
 Connect = Callable[[SocketAddress], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+"""Opens a connection to the pod's app (Nagle off, as on every socket the agent relays on: ``nodelay``)."""
 
 
 class Sink(Protocol):
@@ -74,6 +74,25 @@ class Sink(Protocol):
 
 def _encode(message: to_session.AgentToSession) -> bytes:
     return to_session.CODEC.encode(message)
+
+
+def offer_copy(sinks: Mapping[int, Sink], copies: dict[int, int], data: bytes | None) -> None:
+    """A body chunk (None: the end) for every copy of a request (session -> its copy's request id); a
+    session gone, or one that lags too far behind, is dropped from ``copies`` and gets no more of it."""
+    for session, request_id in list(copies.items()):
+        sink = sinks.get(session)
+        if sink is None:
+            del copies[session]
+            continue
+        message: to_session.AgentToSession = (
+            to_session.HttpRequestEnd(request_id)
+            if data is None
+            else to_session.HttpRequestBody(request_id, data)
+        )
+        if not sink.offer(_encode(message)):
+            log.warning("session %d lags too far behind; dropping its copy of a request", session)
+            sink.put(_encode(to_session.HttpRequestAbort(request_id, "the session fell behind")))
+            del copies[session]
 
 
 @dataclass
@@ -198,7 +217,6 @@ class HttpIncoming:
             log.info("a connection to session %d's app could not be used: %s", session, error)
             sock.close()
             return
-        _no_delay(writer)
         if not self._apps.arrived((session, port), _AppStream(reader, writer)):
             writer.close()
 
@@ -227,7 +245,6 @@ class HttpIncoming:
         client: SocketAddress,
         destination: SocketAddress,
     ) -> None:
-        _no_delay(writer)
         prefix, kind = await self._detect(reader)
         if kind is Detected.H2_PRIOR_KNOWLEDGE:
             from pymirrord.agent.h2_incoming import serve_h2
@@ -366,21 +383,7 @@ class _Connection:
         return copies
 
     def _copy(self, copies: dict[int, int], data: bytes | None) -> None:
-        """A body chunk (None: the end) for every copy; a copy whose session lags is dropped."""
-        for session, request_id in list(copies.items()):
-            sink = self.owner._sinks.get(session)
-            if sink is None:
-                del copies[session]
-                continue
-            message: to_session.AgentToSession = (
-                to_session.HttpRequestEnd(request_id)
-                if data is None
-                else to_session.HttpRequestBody(request_id, data)
-            )
-            if not sink.offer(_encode(message)):
-                log.warning("session %d lags too far behind; dropping its copy of a request", session)
-                sink.put(_encode(to_session.HttpRequestAbort(request_id, "the session fell behind")))
-                del copies[session]
+        offer_copy(self.owner._sinks, copies, data)
 
     def _start_message(
         self, request_id: int, mode: Mode, head: RequestHead, matched: str
@@ -404,7 +407,6 @@ class _Connection:
             self._close_pod()
         if self.pod is None:
             self.pod = await self.owner._connect(self.destination)
-            _no_delay(self.pod[1])
             self.pod_responses = ResponseReader()
             self.pod_requests = 0
         return self.pod
@@ -712,10 +714,6 @@ class _Connection:
             for task in (up, down):
                 task.cancel()
             await asyncio.gather(up, down, return_exceptions=True)
-
-
-def _no_delay(writer: asyncio.StreamWriter) -> None:
-    no_delay(writer.get_extra_info("socket"))
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int) -> None:

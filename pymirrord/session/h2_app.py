@@ -52,11 +52,10 @@ class ResponseEnd:
 
 @dataclass(frozen=True)
 class ResponseFailed:
-    """The request failed; ``started``: some of its response went out already."""
+    """The request failed (the agent sends it to the pod if none of its response went out yet)."""
 
     request_id: int
     reason: str
-    started: bool
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,6 @@ class _Stream:
     sent_end: bool = False
     response_trailers: Headers = field(default_factory=list)
     length_delimited: bool = False
-    started: bool = False
 
 
 class H2AppClient:
@@ -295,12 +293,11 @@ class H2AppClient:
             self._fail(stream, f"the app's response cannot be told in HTTP/1.1: {error}")
             return False
         if data:
-            stream.started = True
             self._events.append(ResponseBytes(stream.request_id, data))
         return True
 
     def _fail(self, stream: _Stream, reason: str) -> None:
-        self._events.append(ResponseFailed(stream.request_id, reason, stream.started))
+        self._events.append(ResponseFailed(stream.request_id, reason))
         self._forget(stream)
         if stream.stream_id is not None and not self.closed:
             with contextlib.suppress(h2.exceptions.ProtocolError):  # the stream had ended already

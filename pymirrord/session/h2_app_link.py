@@ -4,7 +4,7 @@
 this pumps the bytes, sends the app's answers to the agent as they come (steal mode; a mirrored request's
 answer is dropped), and resolves each request's ``outcome``: None once its response ended, the reason it
 failed, or ``NOT_HTTP2`` when the app turned out not to speak HTTP/2 (nothing of its answer was sent, so
-the caller can send the request over HTTP/1.1 instead); with whether any of its answer went to the agent.
+the caller can send the request over HTTP/1.1 instead).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ NOT_HTTP2: Final = "the app does not speak HTTP/2"
 _CHUNK = 1024 * 1024
 
 Send = Callable[[to_agent.SessionToAgent], Awaitable[None]]
-Outcome = asyncio.Future[tuple[str | None, bool]]
+Outcome = asyncio.Future[str | None]
 
 
 class H2AppLink:
@@ -43,7 +43,6 @@ class H2AppLink:
         self._reader_task: asyncio.Task[None] | None = None
         self._outcomes: dict[int, Outcome] = {}
         self._steal: dict[int, bool] = {}
-        self._answering: set[int] = set()  # requests whose response has started
 
     @property
     def closed(self) -> bool:
@@ -115,7 +114,6 @@ class H2AppLink:
     async def _dispatch(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, ResponseBytes):
-                self._answering.add(event.request_id)
                 if self._steal.get(event.request_id):
                     await self._send(to_agent.HttpResponseData(event.request_id, event.data))
             elif isinstance(event, ResponseEnd):
@@ -130,7 +128,7 @@ class H2AppLink:
     def _settle(self, request_id: int, result: str | None) -> None:
         outcome = self._outcomes.get(request_id)
         if outcome is not None and not outcome.done():
-            outcome.set_result((result, request_id in self._answering))
+            outcome.set_result(result)
         self._forget(request_id)
 
     def _settle_all(self, result: str) -> None:
@@ -140,4 +138,3 @@ class H2AppLink:
     def _forget(self, request_id: int) -> None:
         self._outcomes.pop(request_id, None)
         self._steal.pop(request_id, None)
-        self._answering.discard(request_id)

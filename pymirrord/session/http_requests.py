@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pymirrord.config.model import HttpFilterConfig
 from pymirrord.http1 import NEED_DATA, End, FramingError, ResponseHead, ResponseReader
 from pymirrord.http_filter import HttpFilterSpec, spec_from_config
+from pymirrord.nodelay import no_delay
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol.types import SHARED_SOURCE, Mode, SocketAddress
@@ -71,23 +72,19 @@ class _Request:
     message: from_agent.HttpRequestStart
     address: SocketAddress
     connection: _AppConnection | None = None
-    pending: list[bytes] = field(default_factory=list)
+    pending: list[bytes] = field(default_factory=list)  # body bytes with nowhere to go yet, in order
     kept: bytearray | None = field(default_factory=bytearray)  # for a retry, until the response starts
     ends: int = 0  # HttpRequestEnd messages: the request's end, then (after an upgrade) the client's EOF
     upgraded: bool = False
     task: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # the request's end arrived
-    h2: H2AppLink | None = None  # while the request goes over HTTP/2
-    h2_pending: list[bytes] = field(default_factory=list)  # body bytes for the h2 link, in order
+    h2: H2AppLink | None = None  # while the request goes over HTTP/2 (``_feed_h2`` drains ``pending``)
 
     def write(self, data: bytes) -> None:
         if self.kept is not None:
             self.kept += data
             if len(self.kept) > RETRY_LIMIT:
                 self.kept = None
-        if self.h2 is not None:
-            self.h2_pending.append(data)  # _feed_h2 sends it on, in order
-            return
         connection = self.connection
         if connection is None:
             self.pending.append(data)
@@ -207,10 +204,8 @@ class HttpRequests:
         message = request.message
         request.h2 = link
         outcome = link.start(message.request_id, message.head, steal=message.mode is Mode.STEAL)
-        request.h2_pending[:0] = request.pending  # what arrived while the link was opening goes first
-        request.pending = []
         await _feed_h2(request)
-        failure, _started = await outcome
+        failure = await outcome
         request.h2 = None
         if failure != NOT_HTTP2:
             return failure
@@ -348,8 +343,8 @@ class HttpRequests:
 
 async def _feed_h2(request: _Request) -> None:
     """Send the body bytes waiting for the request's h2 link, in order."""
-    while request.h2 is not None and request.h2_pending:
-        await request.h2.body(request.message.request_id, request.h2_pending.pop(0))
+    while request.h2 is not None and request.pending:
+        await request.h2.body(request.message.request_id, request.pending.pop(0))
 
 
 async def _connect(address: SocketAddress) -> socket.socket:
@@ -358,7 +353,7 @@ async def _connect(address: SocketAddress) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(sock)  # also for the agent, when the connection is handed to it
         if family == socket.AF_INET and address.host.startswith("127."):
             with contextlib.suppress(OSError):  # without it the app's accept merely asks the session
                 sock.bind((SHARED_SOURCE, 0))
