@@ -133,11 +133,32 @@ def _app_pid(exec_pid: int) -> int:
     return -1
 
 
-def run_phases(lab: Lab, args: argparse.Namespace, on_flat_out: Any = None) -> dict[str, dict[str, Any]]:
-    """The warm-up, paced, flat-out and one-at-a-time runs against port 80."""
+class CpuMeter:
+    """CPU seconds the session (the ``exec`` process) and the agent (its other descendants, the local app
+    left out: it is not pymirrord) spend while the meter is entered."""
+
+    def __init__(self, exec_pid: int) -> None:
+        self._session = [exec_pid]
+        self._agent = [pid for pid in _descendants(exec_pid)[1:] if pid != _app_pid(exec_pid)]
+        self.session = self.agent = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self.session, self.agent = -cpu_seconds(self._session), -cpu_seconds(self._agent)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.session += cpu_seconds(self._session)
+        self.agent += cpu_seconds(self._agent)
+
+
+def run_phases(
+    lab: Lab, args: argparse.Namespace, flat_out: contextlib.AbstractContextManager[Any]
+) -> dict[str, dict[str, Any]]:
+    """The warm-up, paced, flat-out (inside ``flat_out``) and one-at-a-time runs against port 80."""
     runs = {"warmup": run_client(lab, 80, args.warmup, args.connections)}
     runs["paced"] = run_client(lab, 80, args.requests, args.connections, args.rate)
-    runs["flat"] = run_client(lab, 80, args.requests, args.connections)
+    with flat_out:
+        runs["flat"] = run_client(lab, 80, args.requests, args.connections)
     runs["one"] = run_client(lab, 80, args.sequential, 1)
     return runs
 
@@ -161,20 +182,13 @@ def main() -> None:
         pod = WatchedProcess(in_namespace(lab.pod, [PYTHON, str(APPS / "http_named_fast.py"), "80", "pod"]))
         with pod:
             pod.wait_for("ready")
-            direct = run_phases(lab, args)
+            direct = run_phases(lab, args, contextlib.nullcontext())
             argv = [PYTHON, "-m", "pymirrord", "exec", "-f", config_path, "--target", lab.target, "--"]
             local = WatchedProcess([*argv, PYTHON, str(APPS / "http_named_fast.py"), "80", "local"])
             with local:
                 local.wait_for("pymirrord: port 80 stolen")
-                through = {"warmup": run_client(lab, 80, args.warmup, args.connections)}
-                through["paced"] = run_client(lab, 80, args.requests, args.connections, args.rate)
-                # The local app itself is not pymirrord: its time is left out.
-                agent = [pid for pid in _descendants(local.pid)[1:] if pid != _app_pid(local.pid)]
-                session_before, agent_before = cpu_seconds([local.pid]), cpu_seconds(agent)
-                through["flat"] = run_client(lab, 80, args.requests, args.connections)
-                session_cpu = cpu_seconds([local.pid]) - session_before
-                agent_cpu = cpu_seconds(agent) - agent_before
-                through["one"] = run_client(lab, 80, args.sequential, 1)
+                cpu = CpuMeter(local.pid)
+                through = run_phases(lab, args, cpu)
                 local.interrupt()
             pod.signal(15)
 
@@ -229,7 +243,7 @@ def main() -> None:
     rows.append(
         (
             "flat out: pymirrord CPU per request, agent / session",
-            f"{per_request(agent_cpu)} / {per_request(session_cpu)}",
+            f"{per_request(cpu.agent)} / {per_request(cpu.session)}",
             "",
         )
     )

@@ -31,14 +31,10 @@ def streams(topology: Topology, specs: list[dict[str, Any]]) -> list[dict[str, A
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_interleaved_streams_go_to_the_side_their_headers_choose(topology: Topology) -> None:
-    topology.pod.start(sys.executable, SERVER, "80", "pod")
-    config = {
-        "feature": {
-            "network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^x-user: me$"}}}
-        }
-    }
-    specs: list[dict[str, Any]] = [
+def interleaved() -> list[dict[str, Any]]:
+    """Streams for one h2c connection: six GETs alternating ``x-user: me`` and another user, two 200 kB
+    POSTs (mine, then theirs), and one GET without the header."""
+    return [
         {"method": "GET", "path": f"/get/{index}", "user": "me" if index % 2 == 0 else "other"}
         for index in range(6)
     ] + [
@@ -46,7 +42,12 @@ def test_interleaved_streams_go_to_the_side_their_headers_choose(topology: Topol
         {"method": "POST", "path": "/post/theirs", "user": "other", "size": 200_000},
         {"method": "GET", "path": "/path/only", "user": ""},
     ]
-    with pymirrord_exec(topology.pod, [sys.executable, SERVER, "80", "local"], config=config) as run:
+
+
+def test_interleaved_streams_go_to_the_side_their_headers_choose(topology: Topology) -> None:
+    topology.pod.start(sys.executable, SERVER, "80", "pod")
+    specs = interleaved()
+    with pymirrord_exec(topology.pod, [sys.executable, SERVER, "80", "local"], config=CONFIG) as run:
         run.wait_for("pymirrord: port 80 stolen")
         answers = streams(topology, specs)
     assert [a["status"] for a in answers] == ["200"] * len(specs), answers

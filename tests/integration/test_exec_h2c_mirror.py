@@ -7,23 +7,16 @@ and that they arrived as HTTP/1.1 requests with their bodies.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
-from typing import Any
 
 from exec_helpers import APPS, pymirrord_exec
 from netns_helpers import Topology
+from test_exec_h2c_filter import interleaved, streams
 
 POD_SERVER = str(APPS / "h2c_named.py")
 LOCAL_SERVER = str(APPS / "http_named.py")
-CLIENT = str(APPS / "h2c_client.py")
 LOGGED = re.compile(r"local got \S+ /\S* \(\d+ bytes\)")
-
-
-def streams(topology: Topology, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    result = topology.client.run(sys.executable, CLIENT, topology.pod_ip, "80", json.dumps(specs), timeout=60)
-    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_matching_streams_reach_the_local_app_as_http1_while_the_pod_serves_all(topology: Topology) -> None:
@@ -33,14 +26,7 @@ def test_matching_streams_reach_the_local_app_as_http1_while_the_pod_serves_all(
             "network": {"incoming": {"mode": "mirror", "http_filter": {"header_filter": "^x-user: me$"}}}
         }
     }
-    specs: list[dict[str, Any]] = [
-        {"method": "GET", "path": f"/get/{index}", "user": "me" if index % 2 == 0 else "other"}
-        for index in range(6)
-    ] + [
-        {"method": "POST", "path": "/post/mine", "user": "me", "size": 200_000},
-        {"method": "POST", "path": "/post/theirs", "user": "other", "size": 200_000},
-        {"method": "GET", "path": "/path/only", "user": ""},
-    ]
+    specs = interleaved()
     mine = [spec for spec in specs if spec["user"] == "me"]
     with pymirrord_exec(topology.pod, [sys.executable, LOCAL_SERVER, "80", "local"], config=config) as run:
         run.wait_for("pymirrord: port 80 mirrored")

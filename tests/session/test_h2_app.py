@@ -136,7 +136,7 @@ def test_a_reset_or_a_lost_connection_fails_the_open_requests() -> None:
     _, events = pump(client, app)
     failed = events[0]
     assert isinstance(failed, ResponseFailed) and "reset" in failed.reason
-    assert events == [ResponseFailed(1, failed.reason, False)]
+    assert events == [ResponseFailed(1, failed.reason)]
     lost = client.connection_lost()
     assert len(lost) == 1 and isinstance(lost[0], ResponseFailed) and lost[0].request_id == 2
 

@@ -48,15 +48,34 @@ def test_a_wanted_connection_reaches_the_app_and_is_handed_over() -> None:
     asyncio.run(scenario())
 
 
-def test_without_a_channel_or_an_app_nothing_is_opened() -> None:
+def test_without_a_channel_nothing_is_opened() -> None:
     async def scenario() -> None:
+        peers: asyncio.Queue[int] = asyncio.Queue()
+
+        async def on_client(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await peers.put(writer.get_extra_info("peername")[1])
+            writer.close()
+
+        server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
         logs: list[str] = []
-        http = HttpRequests(_nothing_sent, lambda p: None, logs.append)
+        http = HttpRequests(_nothing_sent, lambda p: SocketAddress("127.0.0.1", port), logs.append)
+        await http.on_agent_message(from_agent.HttpConnectionWanted(80))  # no channel: nothing to do
+        handed: asyncio.Queue[int] = asyncio.Queue()
+
+        def hand_over(_port: int, sock: socket.socket) -> bool:
+            handed.put_nowait(sock.getsockname()[1])
+            return True
+
+        http.hand_over = hand_over
         await http.on_agent_message(from_agent.HttpConnectionWanted(80))
-        http.hand_over = lambda port, sock: True
-        await http.on_agent_message(from_agent.HttpConnectionWanted(80))
+        handed_port = await asyncio.wait_for(handed.get(), 5)
+        # Connections reach the app in the order they were made: a first one would be the unwanted one.
+        assert await asyncio.wait_for(peers.get(), 5) == handed_port
         await http.close()
         assert not logs
+        server.close()
+        await server.wait_closed()
 
     asyncio.run(scenario())
 
