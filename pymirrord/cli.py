@@ -84,6 +84,18 @@ def _add_exec_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     run.add_argument(
         "--no-remote-dns", action="store_true", help="resolve host names on this machine, not in the target"
     )
+    run.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a variable in COMMAND's environment, over the target's and the config's (repeatable)",
+    )
+    run.add_argument(
+        "--no-remote-env",
+        action="store_true",
+        help="do not copy the target's environment variables (feature.env: false)",
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     run.set_defaults(handler=_run_exec, parser=run)
 
@@ -210,6 +222,8 @@ def _run_exec(args: argparse.Namespace) -> int:
         no_tcp_outgoing=args.no_tcp_outgoing,
         no_udp_outgoing=args.no_udp_outgoing,
         no_remote_dns=args.no_remote_dns,
+        env=tuple(args.env),
+        no_remote_env=args.no_remote_env,
     )
     config, diagnostics = resolve_config(args.config_file, overrides=overrides)
     for diagnostic in diagnostics:

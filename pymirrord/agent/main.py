@@ -39,13 +39,14 @@ from types import FrameType
 
 from pymirrord.agent.container import find_container_pid
 from pymirrord.agent.dns import Resolver
+from pymirrord.agent.environ import target_environment
 from pymirrord.agent.errors import AgentError
 from pymirrord.agent.guard import Guard, spawn_guard
 from pymirrord.agent.handover import HandoverChannels, private_directory
 from pymirrord.agent.incoming import Incoming
 from pymirrord.agent.iptables import RedirectRules, new_agent_id, remove_stale
 from pymirrord.agent.outgoing import Outgoing
-from pymirrord.agent.server import AgentServer
+from pymirrord.agent.server import AgentServer, EnvironmentSource
 from pymirrord.agent.subscriptions import Subscriptions
 from pymirrord.agent.target import LocalTarget, enter_network_namespace, parse_target
 from pymirrord.privileges import missing_here
@@ -114,6 +115,7 @@ def _run_targetless(ws_sock: socket.socket, token: str, idle_timeout: float | No
         etc_dir=lambda: Path("/etc"),
         agent_id=agent_id,
         idle_timeout=idle_timeout,
+        environment=None,
     )
     return asyncio.run(serving)
 
@@ -147,6 +149,7 @@ def _run_in_target(
                     etc_dir=lambda: target.etc_dir,
                     agent_id=agent_id,
                     idle_timeout=idle_timeout,
+                    environment=lambda: target_environment(target),
                 )
                 return asyncio.run(serving)
             finally:
@@ -170,6 +173,7 @@ async def _serve(
     etc_dir: Callable[[], Path],
     agent_id: str,
     idle_timeout: float | None,
+    environment: EnvironmentSource | None,
 ) -> int:
     """Serve sessions until a stop signal or ``idle_timeout``; ``redirect`` (the redirect listener, this
     agent's rules and the handover channel's directory) is None for a targetless agent, which takes no
@@ -206,6 +210,7 @@ async def _serve(
             incoming=incoming,
             handover=handover,
             outgoing=outgoing,
+            environment=environment,
         )
         if redirect is not None:
             await incoming.start(redirect[0])

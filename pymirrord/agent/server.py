@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from pymirrord import __version__
+from pymirrord.agent.environ import ProcessEnvironment
 from pymirrord.agent.errors import AgentError
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.incoming import Incoming
@@ -41,6 +42,7 @@ from pymirrord.protocol.errors import ProtocolError
 from pymirrord.protocol.http_types import HttpFilterSpec
 from pymirrord.protocol.outgoing_types import ResolveError
 from pymirrord.protocol.types import LogLevel, Mode
+from pymirrord.remote_env import select_variables
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,10 @@ class PortRules(Protocol):
     def add_port(self, port: int) -> None: ...
 
     def remove_port(self, port: int) -> bool: ...
+
+
+EnvironmentSource = Callable[[], ProcessEnvironment]
+"""Reads the target process's environment now (blocking: it reads ``/proc``)."""
 
 
 class Outbox:
@@ -200,6 +206,7 @@ class AgentServer:
         incoming: Incoming,
         handover: HandoverChannels | None = None,
         outgoing: Outgoing | None = None,
+        environment: EnvironmentSource | None = None,
     ) -> None:
         if not token:
             raise ValueError("the agent needs a non-empty token")
@@ -210,6 +217,7 @@ class AgentServer:
         self._incoming = incoming
         self._handover = handover
         self._outgoing = outgoing
+        self._environment = environment
         self._sessions: dict[int, _Session] = {}
         self._session_ids = itertools.count(1)
         # Subscription changes and their rule changes happen one at a time, in order.
@@ -408,10 +416,33 @@ class AgentServer:
                 await self._apply_rules(self._subscriptions.unsubscribe(session.id, message.port))
             self._incoming.http.port_gone(session.id, message.port)
             log.info("%s: port %d unsubscribed", session, message.port)
+        elif isinstance(message, from_session.EnvRequest):
+            await self._send_environment(session, message)
         elif isinstance(message, from_session.ClientHello):
             session.send(
                 to_session.Log(LogLevel.WARNING, "ClientHello sent twice; the second one is ignored")
             )
+
+    async def _send_environment(self, session: _Session, request: from_session.EnvRequest) -> None:
+        if self._environment is None:
+            read = ProcessEnvironment(
+                {}, "", "this agent is targetless: there is no target environment to copy"
+            )
+        else:
+            read = await asyncio.to_thread(self._environment)
+        chosen = select_variables(read.variables, request.include, request.exclude)
+        variables = tuple(to_session.EnvVariable(name, value) for name, value in sorted(chosen.items()))
+        session.send(to_session.EnvResult(request.request_id, variables, read.source, read.warning))
+        # Names and counts only: values are often secrets.
+        log.info(
+            "%s: %d of the %d environment variables of %s sent",
+            session,
+            len(variables),
+            len(read.variables),
+            read.source or "no process",
+        )
+        if read.warning:
+            log.warning("%s: %s", session, read.warning)
 
     async def _dispatch_outgoing(self, session: _Session, message: from_session.SessionToAgent) -> None:
         outgoing = self._outgoing

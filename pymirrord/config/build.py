@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal, cast
 
 from pymirrord.config.filters import parse_filter_rule
@@ -69,8 +70,20 @@ def _traffic_filter(value: Any, *, allow_protocol: bool) -> TrafficFilter | None
     return TrafficFilter(cast(Literal["remote", "local"], mode), rules)
 
 
-def build(settings: Settings) -> ResolvedConfig:
-    """The resolved config. ``settings`` must have passed the schema and the checks."""
+def env_file_path(settings: Settings, base_dir: str | None) -> str | None:
+    """The env file's path: as written when absolute or without ``base_dir``, else joined to ``base_dir``."""
+    written = value_of(settings, f"{ENV}/env_file")
+    if not written:
+        return None
+    path = os.path.expanduser(str(written))
+    return path if base_dir is None else os.path.normpath(os.path.join(base_dir, path))
+
+
+def build(settings: Settings, *, base_dir: str | None = None) -> ResolvedConfig:
+    """The resolved config. ``settings`` must have passed the schema and the checks.
+
+    ``base_dir`` is the folder relative paths in the file (``env_file``) are taken from.
+    """
 
     def get(pointer: str) -> Any:
         return value_of(settings, pointer)
@@ -116,6 +129,7 @@ def build(settings: Settings) -> ResolvedConfig:
             exclude=None if include is not None else _names(get(f"{ENV}/exclude")),
             override=tuple((str(name), str(value)) for name, value in override.items()),
             unset=_names(get(f"{ENV}/unset")) or (),
+            env_file=env_file_path(settings, base_dir),
         ),
         agent=AgentConfig(
             namespace=get("/agent/namespace"),

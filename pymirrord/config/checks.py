@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pymirrord import http_filter
+from pymirrord import http_filter, remote_env
 from pymirrord.config.diagnostics import Severity
 from pymirrord.config.filters import FilterSyntaxError, parse_filter_rule
 from pymirrord.config.schema import dotted
@@ -239,21 +239,86 @@ def check_address_filters(settings: Settings) -> list[Finding]:
     return findings
 
 
+def _name_items(value: Any) -> Iterator[tuple[str, int, str, str]]:
+    """``(name, start, text, suffix)`` for each name of a ``StringList``: its place in the string ``text``
+    written at the pointer plus ``suffix``."""
+    if isinstance(value, str):
+        offset = 0
+        for piece in value.split(";"):
+            stripped = piece.strip()
+            # "A;B;" is common; an empty piece is no name rather than a mistake.
+            if stripped:
+                yield stripped, offset + piece.index(stripped), value, ""
+            offset += len(piece) + 1
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                stripped = item.strip()
+                yield stripped, item.index(stripped) if stripped else 0, item, f"/{index}"
+
+
+def _env_name_findings(setting: Setting, what: str, *, wildcards: bool) -> Iterator[Finding]:
+    for name, start, text, suffix in _name_items(setting.value):
+        origin = _below(setting.origin, suffix)
+        problem = remote_env.pattern_problem(name)
+        if problem is None and not wildcards and remote_env.is_wildcard(name):
+            problem = (name.index("*") if "*" in name else name.index("?")), f"{what} takes exact names"
+        if problem is None:
+            continue
+        position, reason = problem
+        yield Finding(
+            "error",
+            f"{_name(origin)}: {name!r} is not a valid {what}: {reason} (at character {position + 1})",
+            origin,
+            hint="write names like DATABASE_URL; in include and exclude, * stands for any run of characters "
+            "and ? for one",
+            chars=(start + position, start + position + 1),
+            text=text,
+        )
+
+
 def check_env(settings: Settings) -> list[Finding]:
+    findings: list[Finding] = []
     include = settings.get(f"{ENV}/include")
     exclude = settings.get(f"{ENV}/exclude")
     if include is not None and exclude is not None:
-        return [
+        # mirrord's own complete example sets both, so this stays a warning: include decides alone.
+        findings.append(
             Finding(
                 "warning",
-                "feature.env.exclude is ignored because feature.env.include is set",
+                f"{_name(exclude.origin)} is ignored because {_name(include.origin)} is set",
                 exclude.origin,
                 hint="include copies only the listed variables; remove exclude, or remove include to copy "
                 "all but the excluded ones",
                 at_key=True,
             )
-        ]
-    return []
+        )
+    for pointer, what, wildcards in (
+        (f"{ENV}/include", "name pattern", True),
+        (f"{ENV}/exclude", "name pattern", True),
+        (f"{ENV}/unset", "variable name", False),
+    ):
+        setting = settings.get(pointer)
+        if setting is not None:
+            findings.extend(_env_name_findings(setting, what, wildcards=wildcards))
+    override = settings.get(f"{ENV}/override")
+    if override is not None and isinstance(override.value, dict):
+        for name in override.value:
+            problem = remote_env.pattern_problem(name)
+            if problem is None and remote_env.is_wildcard(name):
+                problem = (name.index("*") if "*" in name else name.index("?")), "override takes exact names"
+            if problem is not None:
+                origin = _below(override.origin, "/" + name.replace("~", "~0").replace("/", "~1"))
+                findings.append(
+                    Finding(
+                        "error",
+                        f"feature.env.override: {name!r} is not a valid variable name: {problem[1]}",
+                        origin,
+                        hint="write names like DATABASE_URL",
+                        at_key=True,
+                    )
+                )
+    return findings
 
 
 def _filter_ports(settings: Settings) -> list[int]:

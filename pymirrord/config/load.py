@@ -16,6 +16,7 @@ from typing import Any
 from pymirrord.config.build import build
 from pymirrord.config.checks import Finding, run_checks
 from pymirrord.config.diagnostics import Diagnostic, has_errors, sort_key
+from pymirrord.config.env_file import EnvFileError, read_env_file
 from pymirrord.config.errors import ConfigError
 from pymirrord.config.model import ResolvedConfig
 from pymirrord.config.overrides import (
@@ -26,7 +27,7 @@ from pymirrord.config.overrides import (
     apply_environment,
 )
 from pymirrord.config.schema import Problem, validate
-from pymirrord.config.settings import HTTP_FILTER, HTTP_FILTER_KINDS, Origin, Settings, from_document
+from pymirrord.config.settings import ENV, HTTP_FILTER, HTTP_FILTER_KINDS, Origin, Settings, from_document
 from pymirrord.config.sources import (
     Format,
     Location,
@@ -136,6 +137,8 @@ def _evaluate(
     filename: str | None,
     env: Mapping[str, str] | None,
     overrides: ConfigOverrides | None,
+    *,
+    read_files: bool = False,
 ) -> CheckResult:
     source_map = parsed.source_map if parsed is not None else None
     locator = _Locator(filename, source_map)
@@ -168,7 +171,23 @@ def _evaluate(
     ordered = tuple(sorted(diagnostics, key=sort_key))
     if has_errors(ordered):
         return CheckResult(None, ordered)
-    return CheckResult(build(settings), ordered)
+    base_dir = os.path.dirname(os.path.abspath(filename)) if filename is not None else None
+    config = build(settings, base_dir=base_dir)
+    if read_files and config.env.env_file is not None:
+        problem = _env_file_problem(config.env.env_file, settings)
+        if problem is not None:
+            return CheckResult(None, tuple(sorted([*ordered, locator.finding(problem)], key=sort_key)))
+    return CheckResult(config, ordered)
+
+
+def _env_file_problem(path: str, settings: Settings) -> Finding | None:
+    """Why the env file cannot be used, located at ``env_file`` in the config; never with its contents."""
+    try:
+        read_env_file(path)
+    except EnvFileError as error:
+        setting = settings[f"{ENV}/env_file"]
+        return Finding("error", f"feature.env.env_file: {error.message}", setting.origin, hint=error.hint)
+    return None
 
 
 def _without(data: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
@@ -218,15 +237,19 @@ def _parse(text: str, filename: str, fmt: Format | None) -> ParsedSource | Diagn
         )
 
 
-def check_text(text: str, *, filename: str, fmt: Format | None = None) -> CheckResult:
-    """Check a config text as written in the file ``filename`` (no environment, no flags). Pure: no I/O.
+def check_text(
+    text: str, *, filename: str, fmt: Format | None = None, read_files: bool = False
+) -> CheckResult:
+    """Check a config text as written in the file ``filename`` (no environment, no flags).
 
-    ``fmt`` defaults to the one the file name's extension implies.
+    Pure (no I/O) unless ``read_files``: then the files the config names (``feature.env.env_file``, taken
+    relative to ``filename``'s folder) are read and checked too. ``fmt`` defaults to the one the file name's
+    extension implies.
     """
     parsed = _parse(text, filename, fmt)
     if isinstance(parsed, Diagnostic):
         return CheckResult(None, (parsed,))
-    return _evaluate(parsed, filename, None, None)
+    return _evaluate(parsed, filename, None, None, read_files=read_files)
 
 
 def read_config_text(path: str) -> str | Diagnostic:
@@ -262,14 +285,14 @@ def _load(path: str | None, env: Mapping[str, str], overrides: ConfigOverrides |
     if path is None:
         path = env.get(CONFIG_FILE_VARIABLE) or None
     if path is None:
-        return _evaluate(None, None, env, overrides)
+        return _evaluate(None, None, env, overrides, read_files=True)
     text = read_config_text(path)
     if isinstance(text, Diagnostic):
         return CheckResult(None, (text,))
     parsed = _parse(text, path, None)
     if isinstance(parsed, Diagnostic):
         return CheckResult(None, (parsed,))
-    return _evaluate(parsed, path, env, overrides)
+    return _evaluate(parsed, path, env, overrides, read_files=True)
 
 
 def load_config(path: str | None, env: Mapping[str, str] | None = None) -> CheckResult:

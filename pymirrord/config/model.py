@@ -97,14 +97,19 @@ class DnsConfig:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """Which of the target's environment variables the local process gets. ``include``/``exclude`` hold
-    name patterns (``*`` and ``?``); None means "not restricted"."""
+    """Which of the target's environment variables the local process gets, and what else it is given.
+
+    ``enabled``: copy the target's variables at all. ``include``/``exclude`` hold name patterns (``*`` and
+    ``?``); None means "not restricted". ``env_file`` is the dotenv file's absolute path. Precedence:
+    ``override`` > ``env_file`` > the target > the local environment; ``unset`` names leave the local one.
+    """
 
     enabled: bool = True
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] | None = None
     override: tuple[tuple[str, str], ...] = ()
     unset: tuple[str, ...] = ()
+    env_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,7 @@ SCHEMA_FIELDS: dict[str, str] = {
     "/feature/env/exclude": "env.exclude",
     "/feature/env/override": "env.override",
     "/feature/env/unset": "env.unset",
+    "/feature/env/env_file": "env.env_file",
     "/agent/namespace": "agent.namespace",
     "/agent/image": "agent.image",
     "/agent/ttl": "agent.ttl",

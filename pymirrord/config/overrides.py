@@ -13,6 +13,7 @@ from typing import Literal
 
 from pymirrord.config.settings import (
     DNS,
+    ENV,
     HTTP_FILTER,
     HTTP_FILTER_KINDS,
     INCOMING,
@@ -25,7 +26,7 @@ from pymirrord.config.targets import is_valid_target
 
 CONFIG_FILE_VARIABLE = "MIRRORD_CONFIG_FILE"
 
-_Kind = Literal["text", "bool", "target", "steal", "ports"]
+_Kind = Literal["text", "bool", "target", "steal", "ports", "env_names"]
 
 # variable -> (canonical pointer, how to read it)
 ENVIRONMENT: dict[str, tuple[str, _Kind]] = {
@@ -42,6 +43,8 @@ ENVIRONMENT: dict[str, tuple[str, _Kind]] = {
     "MIRRORD_AGENT_IMAGE": ("/agent/image", "text"),
     "MIRRORD_KUBE_CONTEXT": ("/kube_context", "text"),
     "MIRRORD_KUBECONFIG": ("/kubeconfig", "text"),
+    "MIRRORD_OVERRIDE_ENV_VARS_INCLUDE": (f"{ENV}/include", "env_names"),
+    "MIRRORD_OVERRIDE_ENV_VARS_EXCLUDE": (f"{ENV}/exclude", "env_names"),
 }
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -68,6 +71,9 @@ class ConfigOverrides:
     no_tcp_outgoing: bool = False
     no_udp_outgoing: bool = False
     no_remote_dns: bool = False
+    env: tuple[str, ...] = ()
+    """``--env NAME=VALUE`` flags, in order (a later one wins)."""
+    no_remote_env: bool = False
 
 
 def _parse_bool(text: str) -> bool | None:
@@ -135,6 +141,12 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> list[Overri
             value = raw
         if pointer.startswith(HTTP_FILTER + "/") and kind == "text":
             _replace_http_filter(settings)
+        if kind == "env_names":
+            # include and exclude cannot be combined: the one given here replaces the file's other one.
+            other = f"{ENV}/exclude" if pointer.endswith("/include") else f"{ENV}/include"
+            setting = settings.get(other)
+            if setting is not None and setting.origin.in_file:
+                del settings[other]
         settings[pointer] = Setting(value, origin)
     return problems
 
@@ -176,4 +188,35 @@ def apply_command_line(settings: Settings, overrides: ConfigOverrides) -> list[O
         put(f"{OUTGOING}/udp", False, "--no-udp-outgoing")
     if overrides.no_remote_dns:
         put(f"{DNS}/enabled", False, "--no-remote-dns")
+    if overrides.no_remote_env:
+        put(ENV, False, "--no-remote-env")
+    if overrides.env:
+        problems.extend(_apply_env_flags(settings, overrides.env))
+    return problems
+
+
+def _apply_env_flags(settings: Settings, flags: tuple[str, ...]) -> list[OverrideProblem]:
+    """``--env NAME=VALUE`` on top of the file's ``override`` (the flags win, name by name)."""
+    problems: list[OverrideProblem] = []
+    pointer = f"{ENV}/override"
+    existing = settings.get(pointer)
+    merged = dict(existing.value) if existing is not None and isinstance(existing.value, dict) else {}
+    for flag in flags:
+        name, sep, value = flag.partition("=")
+        if not sep or not name or any(char.isspace() or char in "*?" for char in name):
+            # The value is never echoed: it may be a secret.
+            problems.append(
+                OverrideProblem(
+                    Origin(pointer, flag="--env"),
+                    f"--env {name!r} is not NAME=VALUE"
+                    if not sep
+                    else f"--env: {name!r} is not a variable name",
+                    "write --env NAME=VALUE, for example --env LOG_LEVEL=debug",
+                )
+            )
+            continue
+        merged[name] = value
+    # Keeping the file's origin lets a bad name written in the file still be shown where it is written.
+    origin = existing.origin if existing is not None else Origin(pointer, flag="--env")
+    settings[pointer] = Setting(merged, origin)
     return problems

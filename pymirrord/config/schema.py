@@ -31,6 +31,7 @@ SCHEMA_RESOURCE = "mirrord.schema.json"
 IGNORED = "x-pymirrord-ignored"
 UNSUPPORTED = "x-pymirrord-unsupported"
 EXPECTED = "x-pymirrord-expected"
+SECRET_VALUES = "x-pymirrord-secret-values"
 TARGET_KIND = "x-pymirrord-kind"
 
 
@@ -163,7 +164,18 @@ def annotated_keys(data: Any) -> list[Problem]:
                 if sub is None:
                     continue
                 child = join_pointer(pointer, name)
-                if sub.get(IGNORED) and sub_value is not None:
+                reason = sub.get(IGNORED)
+                if isinstance(reason, str) and sub_value is not None:
+                    problems.append(
+                        Problem(
+                            child,
+                            f"{dotted(child)} has no effect in pymirrord: {reason}",
+                            hint="the file stays valid for mirrord; remove the key to silence this warning",
+                            severity="warning",
+                            at_key=True,
+                        )
+                    )
+                elif reason and sub_value is not None:
                     problems.append(
                         Problem(
                             child,
@@ -306,9 +318,21 @@ def _depth(errors: list[ValidationError]) -> int:
     return max((len(e.absolute_path) for e in errors), default=0)
 
 
+def _holds_secrets(pointer: str) -> bool:
+    """Whether the value at ``pointer`` lies below a property whose values may be secrets."""
+    parts = split_pointer(pointer)
+    for length in range(len(parts), 0, -1):
+        node = schema_at("".join(join_pointer("", part) for part in parts[:length]))
+        if node is not None and node.get(SECRET_VALUES):
+            return True
+    return False
+
+
 def explain(error: ValidationError) -> list[Problem]:
     """Turn one jsonschema error into the problems a person should be told about."""
     pointer = _pointer_of(error)
+    if _holds_secrets(pointer):
+        return _explain_secret(error, pointer)
     where = dotted(pointer)
     schema = error.schema if isinstance(error.schema, dict) else {}
     validator_name = error.validator
@@ -418,3 +442,16 @@ def explain(error: ValidationError) -> list[Problem]:
         return [Problem(pointer, f"{where} is missing {error.message.split(' ')[0]}", head_only=True)]
 
     return [Problem(pointer, f"{where}: {error.message}", head_only=isinstance(instance, (dict, list)))]
+
+
+def _explain_secret(error: ValidationError, pointer: str) -> list[Problem]:
+    """A problem with a value that may be a secret: named by its place and kind, never by its text."""
+    instance = error.instance
+    kind = "a list" if isinstance(instance, list) else "an object" if isinstance(instance, dict) else ""
+    if not kind:
+        kind = "true/false" if isinstance(instance, bool) else "null" if instance is None else "a number"
+        if isinstance(instance, str):
+            kind = "a string"
+    expected = _join_or(_expected_forms(error.schema)) if isinstance(error.schema, dict) else ""
+    message = f"{dotted(pointer)} must be {expected or 'a different value'}, not {kind}"
+    return [Problem(pointer, message, head_only=isinstance(instance, (dict, list)))]

@@ -81,6 +81,7 @@ CANONICAL: tuple[str, ...] = (
     f"{ENV}/exclude",
     f"{ENV}/override",
     f"{ENV}/unset",
+    f"{ENV}/env_file",
     "/agent/namespace",
     "/agent/image",
     "/agent/ttl",

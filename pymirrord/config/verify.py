@@ -86,7 +86,7 @@ def run_verify_config(path: str, *, ide: bool, out: TextIO) -> int:
         result = CheckResult(None, (text,))
         lines = None
     else:
-        result = check_text(text, filename=path)
+        result = check_text(text, filename=path, read_files=True)
         lines = LineIndex(text)
     if ide:
         out.write(json.dumps(ide_payload(result)) + "\n")

@@ -231,6 +231,29 @@ class HttpConnectionWanted:
     port: int
 
 
+@dataclass(frozen=True)
+class EnvVariable:
+    """One environment variable of the target (part of ``EnvResult``)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class EnvResult:
+    """Agent -> session, answer to ``EnvRequest``: the target process's chosen environment variables.
+
+    ``source`` says where they were read (``process 4242``; empty when nowhere); ``warning``, when set, says
+    why some or all are missing (no process in the namespace, names or values that are not UTF-8).
+    """
+
+    TAG: ClassVar[int] = 70
+    request_id: int
+    variables: tuple[EnvVariable, ...]
+    source: str
+    warning: Optional[str]
+
+
 AgentToSession = Union[
     AgentHello,
     Pong,
@@ -249,6 +272,7 @@ AgentToSession = Union[
     HttpRequestEnd,
     HttpRequestAbort,
     HttpConnectionWanted,
+    EnvResult,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -271,5 +295,6 @@ CODEC: Codec[AgentToSession] = codec_for(
         HttpRequestEnd,
         HttpRequestAbort,
         HttpConnectionWanted,
+        EnvResult,
     ],
 )

@@ -193,6 +193,21 @@ class HttpResponseFailed:
     reason: str
 
 
+@dataclass(frozen=True)
+class EnvRequest:
+    """Session -> agent: send the target process's environment variables, chosen by name patterns.
+
+    ``include`` (None: every variable) and ``exclude`` are patterns with ``*`` and ``?``; the agent leaves out
+    variables that would break a local process unless ``include`` names them exactly. Answered by
+    ``EnvResult`` with the same ``request_id``.
+    """
+
+    TAG: ClassVar[int] = 70
+    request_id: int
+    include: Optional[tuple[str, ...]]
+    exclude: tuple[str, ...]
+
+
 SessionToAgent = Union[
     ClientHello,
     Ping,
@@ -208,6 +223,7 @@ SessionToAgent = Union[
     HttpResponseData,
     HttpResponseEnd,
     HttpResponseFailed,
+    EnvRequest,
 ]
 
 CODEC: Codec[SessionToAgent] = codec_for(
@@ -227,5 +243,6 @@ CODEC: Codec[SessionToAgent] = codec_for(
         HttpResponseData,
         HttpResponseEnd,
         HttpResponseFailed,
+        EnvRequest,
     ],
 )

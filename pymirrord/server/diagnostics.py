@@ -47,7 +47,7 @@ def _code(diagnostic: Diagnostic) -> str:
     message = diagnostic.message
     if message.startswith("unknown key "):
         return "unknown-key"
-    if "pymirrord does not implement; it is ignored" in message:
+    if "pymirrord does not implement; it is ignored" in message or "has no effect in pymirrord" in message:
         return "ignored-key"
     if "is not a valid regular expression" in message:
         return "invalid-regex"
@@ -59,7 +59,7 @@ def config_diagnostics(
 ) -> list[types.Diagnostic]:
     """Every diagnostic of a config text, in file order, as LSP diagnostics."""
     positions = TextPositions(text, encoding)
-    result = check_text(text, filename=filename, fmt=fmt)
+    result = check_text(text, filename=filename, fmt=fmt, read_files=True)
     found = [to_lsp(diagnostic, positions) for diagnostic in result.diagnostics]
     chosen = fmt or format_for(filename)
     parsed = parse(text, chosen) if chosen is not None else None

@@ -1,10 +1,11 @@
 """``pymirrord/prepareLaunch``, the pure part: check the editor's launch request, resolve the config the
 run will use, and compute the environment that injects the layer.
 
-The environment comes from ``layer_environment``, the same function ``pymirrord exec`` uses, so a debug
-launch and a terminal run get exactly the same layer. Only what the app needs is returned: the layer on
-``PYTHONPATH`` (joined to the launch's own or the editor's ``PYTHONPATH``), the session socket and the layer's
-settings; nothing that only the helper uses (such as the agent's token) leaves it.
+The environment comes from ``process_environment``, the same function ``pymirrord exec`` uses, so a
+debug launch and a terminal run get exactly the same variables from the target and the same layer. Only
+what the app needs is returned: the target's chosen variables, the layer on ``PYTHONPATH`` (joined to the
+launch's own or the editor's ``PYTHONPATH``), the session socket and the layer's settings; nothing that
+only the helper uses (such as the agent's token) leaves it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymirrord.config import ConfigError, ConfigOverrides, ResolvedConfig, resolve_config
+from pymirrord.remote_env import TargetEnvironment
 from pymirrord.server.documents import uri_to_path
 from pymirrord.server.errors import (
     CONFIG_INVALID,
@@ -23,7 +25,7 @@ from pymirrord.server.errors import (
     NO_TARGET,
     HelperError,
 )
-from pymirrord.session.layer_env import layer_environment, layer_settings_for
+from pymirrord.session.layer_env import ProcessEnvironment, process_environment
 
 # Launch types whose debuggee is a Python process (VS Code's ``debugpy`` and older ``python``; PyCharm and
 # other editors send ``python`` too).
@@ -149,8 +151,13 @@ def resolve_launch_config(
 
 
 def launch_environment(
-    config: ResolvedConfig, socket_path: str, request: LaunchRequest, base_env: Mapping[str, str]
-) -> tuple[dict[str, str], list[str]]:
-    """What the editor merges into the launch's env, and the names it removes, exactly as ``exec`` does."""
+    config: ResolvedConfig,
+    socket_path: str,
+    request: LaunchRequest,
+    base_env: Mapping[str, str],
+    target: TargetEnvironment | None = None,
+) -> ProcessEnvironment:
+    """What the editor merges into the launch's env (``set``), and the names it removes (``unset``), exactly
+    as ``exec`` does; the launch's own ``env`` counts as local, so the target's variables win over it."""
     base = {**base_env, **request.env}
-    return layer_environment(layer_settings_for(config), socket_path, base)
+    return process_environment(config, target or TargetEnvironment(), socket_path, base)

@@ -23,6 +23,7 @@ from typing import Any
 from pymirrord.config import ResolvedConfig
 from pymirrord.errors import PymirrordError
 from pymirrord.kube.progress import CallbackProgress
+from pymirrord.remote_env import TargetEnvironment
 from pymirrord.server.errors import NOT_PERMITTED, SESSION_FAILED, UNKNOWN_SESSION, HelperError
 from pymirrord.server.http_filter import HttpRequestHead, match_request
 from pymirrord.server.http_sniffer import RequestSniffer
@@ -103,6 +104,15 @@ class LiveSession(SessionObserver):
         self._watch = asyncio.create_task(
             self._watch_lifetime(), name=f"pymirrord-session-{self.record.session_id}"
         )
+
+    @property
+    def environment(self) -> TargetEnvironment:
+        """What ``feature.env`` took from the target and the env file (empty before the start)."""
+        return self.opened.environment if self.opened is not None else TargetEnvironment()
+
+    def note_environment(self, from_target: tuple[str, ...]) -> None:
+        """The names (never values) of the launch's variables that came from the target."""
+        self._emit(self.record.note_environment(from_target))
 
     # Events from the relay ------------------------------------------------------------------------------
 

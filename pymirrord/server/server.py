@@ -309,11 +309,13 @@ def _check_uri(ls: HelperServer, uri: str) -> CheckResult:
     path = uri_to_path(uri)
     document = ls.workspace.text_documents.get(uri)
     if document is not None:
-        return check_text(document.source, filename=path, fmt=config_format(uri, document.language_id))
+        return check_text(
+            document.source, filename=path, fmt=config_format(uri, document.language_id), read_files=True
+        )
     text = read_config_text(path)
     if not isinstance(text, str):
         return CheckResult(None, (text,))
-    return check_text(text, filename=path)
+    return check_text(text, filename=path, read_files=True)
 
 
 @server.feature("pymirrord/verifyConfig")
@@ -367,14 +369,16 @@ async def prepare_launch(ls: HelperServer, params: Any) -> dict[str, Any]:
         progress.end("cancelled" if isinstance(error, asyncio.CancelledError) else "failed")
         raise
     progress.end("ready")
-    env, unset = launch_environment(config, live.socket_path, request, os.environ)
+    environment = launch_environment(config, live.socket_path, request, os.environ, live.environment)
+    live.note_environment(environment.from_target)
     return {
         "sessionId": live.record.session_id,
-        "env": env,
-        "envToUnset": unset,
+        "env": environment.set,
+        "envToUnset": environment.unset,
         "target": config.target.path,
         "mode": config.incoming.mode,
-        "warnings": warnings,
+        "remoteEnv": list(environment.from_target),
+        "warnings": [*warnings, *live.environment.warnings],
     }
 
 

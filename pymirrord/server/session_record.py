@@ -31,6 +31,7 @@ class SessionRecord:
     bytes_in: int = 0
     bytes_out: int = 0
     last_requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LAST_REQUESTS))
+    remote_env: tuple[str, ...] = ()  # names of the variables taken from the target; never their values
 
     def _event(self, kind: str, **details: Any) -> dict[str, Any]:
         return {"sessionId": self.session_id, "kind": kind, **details}
@@ -72,6 +73,10 @@ class SessionRecord:
         self.last_requests.append(entry)
         return self._event("request", **entry)
 
+    def note_environment(self, names: tuple[str, ...]) -> dict[str, Any]:
+        self.remote_env = tuple(sorted(names))
+        return self._event("environment", remoteEnv=list(self.remote_env))
+
     def note_ended(self, reason: str) -> dict[str, Any]:
         self.state = "ended"
         self.ended_reason = reason
@@ -91,4 +96,5 @@ class SessionRecord:
             "requests": dict(self.requests),
             "bytes": {"in": self.bytes_in, "out": self.bytes_out},
             "lastRequests": list(self.last_requests),
+            "remoteEnv": list(self.remote_env),
         }

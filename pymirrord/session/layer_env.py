@@ -1,8 +1,8 @@
 """The environment that injects the layer into a process and points it at its session.
 
-``pymirrord exec`` and the editor helper's ``prepareLaunch`` both build the app's environment here, from
-``layer_settings_for`` and ``layer_environment``, so a debug launch and a terminal run get exactly the same
-layer.
+``pymirrord exec`` and the editor helper's ``prepareLaunch`` both build the app's environment here, with
+``process_environment``: the target's variables, the env file and the overrides (``feature.env``), then the
+layer on top. A debug launch and a terminal run so get exactly the same variables and the same layer.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pymirrord.layer
+from pymirrord.remote_env import TargetEnvironment, compose
 
 if TYPE_CHECKING:
     from pymirrord.config import ResolvedConfig
@@ -92,3 +94,33 @@ def layer_environment(
     # A token meant for the agent must never reach the app or its children.
     unset = [name for name in ("PYMIRRORD_AGENT_TOKEN",) if name in base]
     return added, unset
+
+
+@dataclass(frozen=True)
+class ProcessEnvironment:
+    """A process's environment as changes to a local one: remove ``unset``, then apply ``set``.
+
+    ``from_target`` names (sorted) the variables whose value is the target's.
+    """
+
+    set: dict[str, str]
+    unset: list[str]
+    from_target: tuple[str, ...]
+
+    def apply(self, base: Mapping[str, str]) -> dict[str, str]:
+        gone = set(self.unset)
+        return {name: value for name, value in base.items() if name not in gone} | self.set
+
+
+def process_environment(
+    config: ResolvedConfig, target: TargetEnvironment, socket_path: str, base: Mapping[str, str]
+) -> ProcessEnvironment:
+    """The environment of a process run under pymirrord, from the local ``base``: ``feature.env`` first
+    (override > env_file > target > local, ``unset`` removed), then the layer's variables on top."""
+    changes = compose(base, target, dict(config.env.override), config.env.unset)
+    composed = changes.apply(base)
+    added, layer_unset = layer_environment(layer_settings_for(config), socket_path, composed)
+    chosen = {name: value for name, value in changes.set.items() if name not in layer_unset} | added
+    unset = sorted((set(changes.unset) | set(layer_unset)) - set(chosen))
+    from_target = tuple(name for name in changes.from_target if name in chosen and name not in added)
+    return ProcessEnvironment(chosen, unset, from_target)

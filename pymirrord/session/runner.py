@@ -16,9 +16,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pymirrord.console import say
 from pymirrord.kube.progress import terminal_progress
+from pymirrord.remote_env import TargetEnvironment, describe_names
 from pymirrord.session.errors import SessionError
-from pymirrord.session.layer_env import layer_environment, layer_settings_for
+from pymirrord.session.layer_env import process_environment
 from pymirrord.session.opening import OpenSession, open_session
 from pymirrord.session.session import EventSink, print_events
 
@@ -42,17 +44,32 @@ async def _run(config: Any, command: list[str], on_event: EventSink) -> int:
             on_event=on_event,
             progress=terminal_progress(),
         )
-        env = child_environment(config, opened.session.socket_path, os.environ)
+        env = child_environment(config, opened.session.socket_path, os.environ, opened.environment)
         return await _run_child(executable, command, env)
     finally:
         # Shielded: a second Ctrl-C during cleanup must not leave the agent or its rules behind.
         await asyncio.shield(_cleanup(opened, workdir))
 
 
-def child_environment(config: Any, socket_path: str, base: Mapping[str, str]) -> dict[str, str]:
-    """The command's environment: ``base`` with the layer injected, exactly as ``prepareLaunch`` does it."""
-    added, unset = layer_environment(layer_settings_for(config), socket_path, base)
-    return {k: v for k, v in base.items() if k not in unset} | added
+def child_environment(
+    config: Any,
+    socket_path: str,
+    base: Mapping[str, str],
+    target: TargetEnvironment | None = None,
+) -> dict[str, str]:
+    """The command's environment: ``base`` with ``feature.env`` applied and the layer injected, exactly as
+    ``prepareLaunch`` does it. Says which variables came from the target (names only)."""
+    environment = process_environment(config, target or TargetEnvironment(), socket_path, base)
+    for warning in target.warnings if target is not None else ():
+        say(f"warning: {warning}")
+    if environment.from_target:
+        count = len(environment.from_target)
+        source = f" ({target.source})" if target is not None and target.source else ""
+        say(
+            f"{count} environment variable{'s' if count != 1 else ''} from the target{source}: "
+            + describe_names(environment.from_target)
+        )
+    return environment.apply(base)
 
 
 async def _run_child(executable: str, command: list[str], env: dict[str, str]) -> int:

@@ -57,7 +57,8 @@ def test_environment_is_the_one_exec_uses() -> None:
         {"launch": {"type": "debugpy", "env": {"PYTHONPATH": "/mine"}}, "target": "netns/a"}
     )
     config, _ = resolve_launch_config(request, {})
-    env, unset = launch_environment(config, "/tmp/s.sock", request, {"PYMIRRORD_AGENT_TOKEN": "secret"})
+    launched = launch_environment(config, "/tmp/s.sock", request, {"PYMIRRORD_AGENT_TOKEN": "secret"})
+    env, unset = launched.set, launched.unset
     assert env["PYTHONPATH"] == os.pathsep.join([layer_path(), "/mine"])
     assert env[SOCKET_VARIABLE] == "/tmp/s.sock"
     assert json.loads(env[CONFIG_VARIABLE])["incoming"]["mode"] == "mirror"
