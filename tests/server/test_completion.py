@@ -35,3 +35,19 @@ def test_target_paths_come_from_the_targets_available() -> None:
 
 def test_unknown_places_complete_nothing() -> None:
     assert items("json", '{"nope": {|}}') == {}
+
+
+ENV_KEYS = ("include", "exclude", "override", "unset", "env_file", "load_from_process", "mapping")
+
+
+def test_every_feature_env_key_completes_with_its_documentation() -> None:
+    text = '{"feature": {"env": {|}}}'
+    offset = text.index("|")
+    found = {item.label: item for item in complete(text.replace("|", ""), offset, "json", ())}
+    for key in ENV_KEYS:
+        item = found[key]
+        assert item.documentation is not None and f"feature.env.{key}" in str(item.documentation)
+    assert "Default" in str(found["env_file"].documentation)
+    assert found["load_from_process"].detail == "ignored by pymirrord"
+    assert found["include"].detail is None and found["env_file"].detail is None
+    assert items("yaml", "feature:\n  env:\n    load_from_process: |\n")["true"] == "true"

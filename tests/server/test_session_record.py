@@ -20,3 +20,11 @@ def test_counts_events_and_keeps_the_last_requests() -> None:
     assert summary["processes"] == [10]
     assert record.note_layer_gone(10) is not None and record.note_layer_gone(10) is None
     assert record.note_ended("bye") == {"sessionId": "s1", "kind": "ended", "reason": "bye"}
+
+
+def test_the_names_of_the_targets_variables_are_shown_never_their_values() -> None:
+    record = SessionRecord("s2", "netns/demo", "mirror", None)
+    assert record.to_json()["remoteEnv"] == []
+    event = record.note_environment(("FEATURE_X", "DATABASE_URL"))
+    assert event == {"sessionId": "s2", "kind": "environment", "remoteEnv": ["DATABASE_URL", "FEATURE_X"]}
+    assert record.to_json()["remoteEnv"] == ["DATABASE_URL", "FEATURE_X"]
