@@ -48,6 +48,12 @@ def api(kubeconfig: Path) -> Iterator[KubeApi]:
         client.close()
 
 
+# The pod process's own environment, as a container runtime gives it (image ENV, envFrom, secrets); the
+# pod's API object says something else, so a test can tell where the agent read it.
+POD_ENV = {"USERS_DB_URL": "postgres://users-db:5432/users", "USERS_API_TOKEN": "kube-secret-value"}
+API_ENV = [{"name": "USERS_DB_URL", "value": "from-the-api-object"}]
+
+
 @dataclass
 class UserServiceWorld:
     """The mission's story in the emulator: deployment/user-service whose pod is a real network namespace.
@@ -89,9 +95,13 @@ def user_service(emulator: Emulator, kubeconfig: Path) -> Iterator[UserServiceWo
     service = str(REPO_ROOT / "examples" / "user-service" / "service.py")
     container_id = world.container_id()
     with topology() as topo, container_cgroup(container_id) as cgroup:
-        process = topo.pod.start(sys.executable, service, "--port", "80", "--seed", "Pod:Owner")
+        assignments = [f"{name}={value}" for name, value in POD_ENV.items()]
+        process = topo.pod.start(
+            "env", *assignments, sys.executable, service, "--port", "80", "--seed", "Pod:Owner"
+        )
         cgroup.add(process.pid)
         objects = world.deployment_with_pods("user-service", ids={"app": container_id})
+        objects[-1]["spec"]["containers"][0]["env"] = API_ENV
         pod_name = objects[-1]["metadata"]["name"]
         objects[-1]["status"]["podIP"] = topo.pod_ip
         emulator.add(*objects, world.service("user-service", selector={"app": "user-service"}))

@@ -19,7 +19,7 @@ import pytest
 
 from pymirrord.lab import WatchedProcess
 
-from .conftest import UserServiceWorld
+from .conftest import POD_ENV, UserServiceWorld
 from .emulator import Emulator
 
 HTTP_GET = """
@@ -133,3 +133,26 @@ def test_exec_steal_without_a_target_is_refused_before_the_cluster_is_asked(
         assert "steal needs a target" in line
         assert run.wait(30) == 1
     assert emulator.created_bodies == []
+
+
+PRINT_ENV = "import json, os; print('ENV ' + json.dumps(dict(os.environ)), flush=True)"
+
+
+def test_exec_gets_the_environment_of_the_pods_process(user_service: UserServiceWorld) -> None:
+    from netns_helpers import child_env
+
+    env = child_env({"KUBECONFIG": str(user_service.kubeconfig)})
+    argv = [sys.executable, "-m", "pymirrord", "exec", "--target", "deployment/user-service"]
+    with WatchedProcess([*argv, "--", sys.executable, "-c", PRINT_ENV], env=env) as run:
+        line = run.wait_for("ENV {", timeout=60)
+        assert run.wait(30) == 0
+    app_env = json.loads(line[line.index("ENV ") + 4 :])
+    # Read from the process the agent found by its container id, not from the pod's API object.
+    assert app_env["USERS_DB_URL"] == POD_ENV["USERS_DB_URL"]
+    assert app_env["USERS_API_TOKEN"] == POD_ENV["USERS_API_TOKEN"]
+    assert not [entry for entry in run.seen if "kube-secret-value" in entry and "ENV {" not in entry]
+    named = [entry for entry in run.seen if "environment variables from the target" in entry]
+    assert len(named) == 1 and f"(process {user_service.pid})" in named[0]
+    agent_log = [entry for lines in user_service.emulator.logs.values() for entry in lines]
+    assert not [entry for entry in agent_log if "kube-secret-value" in entry]
+    assert user_service.emulator.wait_until(user_service.emulator.nothing_left)
