@@ -49,6 +49,7 @@ from pymirrord.http1 import (
 )
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol.types import Mode, SocketAddress
+from pymirrord.streams import open_stream
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class HttpIncoming:
     async def _adopt(self, session: int, port: int, sock: socket.socket) -> None:
         try:
             sock.setblocking(False)
-            reader, writer = await asyncio.open_connection(sock=sock, limit=self._read_chunk)
+            reader, writer = await open_stream(sock, self._read_chunk)
         except OSError as error:
             log.info("a connection to session %d's app could not be used: %s", session, error)
             sock.close()

@@ -33,6 +33,7 @@ from pymirrord.nodelay import no_delay
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress
+from pymirrord.streams import open_stream
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class Incoming:
 
     async def _accepted_socket(self, sock: socket.socket) -> None:
         no_delay(sock)
-        reader, writer = await asyncio.open_connection(sock=sock, limit=self._read_chunk)
+        reader, writer = await open_stream(sock, self._read_chunk)
         await self._accepted(reader, writer)
 
     async def close(self) -> None:
@@ -367,7 +368,7 @@ class Incoming:
             await asyncio.wait_for(
                 loop.sock_connect(sock, (destination.host, destination.port)), CONNECT_TIMEOUT
             )
-            return await asyncio.open_connection(sock=sock, limit=self._read_chunk)
+            return await open_stream(sock, self._read_chunk)
         except BaseException:
             sock.close()
             raise

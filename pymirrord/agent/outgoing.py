@@ -33,6 +33,7 @@ from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.outgoing_types import Transport
 from pymirrord.protocol.session_to_agent import DnsLookup, OutgoingConnect
 from pymirrord.protocol.types import SocketAddress
+from pymirrord.streams import open_stream
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class Outgoing:
         try:
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.sock_connect(sock, address), min(timeout, CONNECT_TIMEOUT))
-            reader, writer = await asyncio.open_connection(sock=sock, limit=self._read_chunk)
+            reader, writer = await open_stream(sock, self._read_chunk)
         except BaseException:
             sock.close()
             raise

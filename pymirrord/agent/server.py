@@ -23,10 +23,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
-
 from pymirrord import __version__
 from pymirrord.agent.environ import ProcessEnvironment
 from pymirrord.agent.errors import AgentError
@@ -38,11 +34,15 @@ from pymirrord.nodelay import no_delay
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol import session_to_agent as from_session
+from pymirrord.protocol.batch import batch_parts, split_batch
 from pymirrord.protocol.errors import ProtocolError
 from pymirrord.protocol.http_types import HttpFilterSpec
 from pymirrord.protocol.outgoing_types import ResolveError
 from pymirrord.protocol.types import LogLevel, Mode
 from pymirrord.remote_env import select_variables
+from pymirrord.transport.connection import WebSocket, WebSocketServer
+from pymirrord.transport.errors import ConnectionClosed
+from pymirrord.transport.handshake import BATCH_SUBPROTOCOL, UpgradeRequest
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ STEAL_RESUME_BELOW = 1024 * 1024
 """Stolen connections stop reading their client while a session's queue holds more than this."""
 WEBSOCKET_WRITE_LIMIT = 1024 * 1024
 """High-water mark of the websocket's own send buffer."""
+BATCH_BYTES = 1024 * 1024
+"""Queued messages past this size wait for the next websocket message."""
 CLOSE_TIMEOUT = 3.0
 """Seconds to wait for a session to acknowledge a close; a stuck session must not hold up the shutdown."""
 CLOSE_PROTOCOL_ERROR = 1002
@@ -82,17 +84,21 @@ class Outbox:
     """One session's outgoing messages, sent in order by a single writer task (``run``).
 
     ``put`` always queues; ``offer`` refuses once ``limit`` bytes are queued; ``wait_writable`` waits until at
-    most ``resume_below`` bytes are queued. After ``close`` everything is discarded.
+    most ``resume_below`` bytes are queued. After ``close`` everything is discarded. ``send`` takes every
+    message queued meanwhile at once (one websocket message when the session agreed to batches), and
+    ``drain`` waits for the websocket to take more.
     """
 
     def __init__(
         self,
-        send: Callable[[bytes], Awaitable[None]],
+        send: Callable[[list[bytes]], None],
+        drain: Callable[[], Awaitable[None]],
         *,
         limit: int = MIRROR_QUEUE_LIMIT,
         resume_below: int = STEAL_RESUME_BELOW,
     ) -> None:
         self._send = send
+        self._drain = drain
         self._limit = limit
         self._resume_below = resume_below
         self._frames: collections.deque[bytes] = collections.deque()
@@ -154,13 +160,20 @@ class Outbox:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                frame = self._frames.popleft()
-                self._size -= len(frame)
+                taken: list[bytes] = []
+                size = 0
+                # A burst goes out at once, but not so much that one write holds the loop for long.
+                while self._frames and size < BATCH_BYTES:
+                    frame = self._frames.popleft()
+                    taken.append(frame)
+                    size += len(frame)
+                self._size -= size
                 if self._size <= self._resume_below:
                     self._writable.set()
-                await self._send(frame)
+                self._send(taken)
                 if not self._frames:
                     self._empty.set()
+                await self._drain()
         except ConnectionClosed:
             pass
         finally:
@@ -168,12 +181,13 @@ class Outbox:
 
 
 class _Session:
-    def __init__(self, session_id: int, name: str, peer: str, connection: ServerConnection) -> None:
+    def __init__(self, session_id: int, name: str, peer: str, connection: WebSocket) -> None:
         self.id = session_id
         self.name = name
         self.peer = peer
         self.connection = connection
-        self.outbox = Outbox(connection.send)
+        self.batched = connection.subprotocol == BATCH_SUBPROTOCOL
+        self.outbox = Outbox(self._send_frames, connection.drain)
 
     def __str__(self) -> str:
         return f"session {self.id} ({self.name!r} from {self.peer})"
@@ -181,12 +195,16 @@ class _Session:
     def send(self, message: to_session.AgentToSession) -> None:
         self.outbox.put(to_session.CODEC.encode(message))
 
+    def _send_frames(self, frames: list[bytes]) -> None:
+        if self.batched:
+            self.connection.send_parts(batch_parts(frames))
+        else:
+            for frame in frames:
+                self.connection.send(frame)
 
-def _peer(connection: ServerConnection) -> str:
-    address = connection.remote_address
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return str(address)
+
+def _peer(connection: WebSocket) -> str:
+    return _address_text(connection.remote_address)
 
 
 class AgentServer:
@@ -223,7 +241,7 @@ class AgentServer:
         # Subscription changes and their rule changes happen one at a time, in order.
         self._rules_lock = asyncio.Lock()
         self._activity = asyncio.Event()
-        self._server: Server | None = None
+        self._server: WebSocketServer | None = None
 
     @property
     def session_count(self) -> int:
@@ -231,22 +249,21 @@ class AgentServer:
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on ``sock``, a listening TCP socket (made before entering the target's namespace)."""
-        self._server = await serve(
+        self._server = WebSocketServer(
             self._handle,
-            sock=sock,
-            process_request=self._authenticate,
-            max_size=MAX_MESSAGE,
+            authenticate=self._authenticate,
+            subprotocols=(BATCH_SUBPROTOCOL,),
+            max_message=MAX_MESSAGE,
             write_limit=WEBSOCKET_WRITE_LIMIT,
             close_timeout=CLOSE_TIMEOUT,
-            # Payloads are mostly application bytes: compressing them costs more than it saves.
-            compression=None,
         )
+        await self._server.start(sock)
 
     async def close(self) -> None:
         """Close every session (dropping its subscriptions and rules) and stop listening."""
         if self._server is None:
             return
-        self._server.close(close_connections=True)
+        self._server.close()
         await self._server.wait_closed()
 
     async def wait_idle(self, timeout: float) -> None:
@@ -263,20 +280,19 @@ class AgentServer:
 
     # --- handshake -----------------------------------------------------------------------------------------
 
-    def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
-        header = request.headers.get("Authorization")
+    def _authenticate(self, request: UpgradeRequest, peer: object) -> tuple[int, str, dict[str, str]] | None:
+        header = request.headers.get("authorization")
         if header is not None and hmac.compare_digest(header.encode(), self._expected_authorization):
             return None
         problem = "no token" if header is None else "a wrong token"
-        log.warning("rejected a websocket connection from %s: %s (HTTP 401)", _peer(connection), problem)
-        response = connection.respond(
+        log.warning("rejected a websocket connection from %s: %s (HTTP 401)", _address_text(peer), problem)
+        return (
             http.HTTPStatus.UNAUTHORIZED,
             "pymirrord agent: a valid 'Authorization: Bearer <token>' is required\n",
+            {"WWW-Authenticate": 'Bearer realm="pymirrord-agent"'},
         )
-        response.headers["WWW-Authenticate"] = 'Bearer realm="pymirrord-agent"'
-        return response
 
-    async def _hello(self, connection: ServerConnection, peer: str) -> from_session.ClientHello | None:
+    async def _hello(self, connection: WebSocket, peer: str) -> from_session.ClientHello | None:
         """The session's ``ClientHello``, or None after reporting why the session is refused."""
         try:
             frame = await asyncio.wait_for(connection.recv(), HELLO_TIMEOUT)
@@ -292,7 +308,9 @@ class AgentServer:
             )
             return None
         try:
-            message = _decode(frame)
+            # The session waits for our answer before it sends more, so a batch holds the hello alone.
+            messages = _decode_all(frame, connection.subprotocol == BATCH_SUBPROTOCOL)
+            message = messages[0] if len(messages) == 1 else None
         except ProtocolError as exc:
             await self._refuse(connection, "bad-message", str(exc), "the session must send ClientHello first")
             return None
@@ -300,7 +318,7 @@ class AgentServer:
             await self._refuse(
                 connection,
                 "handshake",
-                f"expected ClientHello first, got {type(message).__name__}",
+                f"expected ClientHello first, got {type(message).__name__ if message else 'a batch'}",
                 "the session must send ClientHello first",
             )
             return None
@@ -323,19 +341,22 @@ class AgentServer:
             return None
         return message
 
-    async def _refuse(self, connection: ServerConnection, code: str, message: str, hint: str) -> None:
-        try:
-            await connection.send(to_session.CODEC.encode(to_session.ErrorReport(code, message, hint)))
-            await connection.close(CLOSE_PROTOCOL_ERROR, code)
-        except ConnectionClosed:
-            pass
+    async def _refuse(self, connection: WebSocket, code: str, message: str, hint: str) -> None:
+        report = to_session.CODEC.encode(to_session.ErrorReport(code, message, hint))
+        if connection.subprotocol == BATCH_SUBPROTOCOL:
+            connection.send_parts(batch_parts([report]))
+        else:
+            connection.send(report)
+        await connection.close(CLOSE_PROTOCOL_ERROR, code)
 
     # --- a session's life ----------------------------------------------------------------------------------
 
-    async def _handle(self, connection: ServerConnection) -> None:
+    async def _handle(self, connection: WebSocket) -> None:
         # Messages are small and come in bursts: without this, the second of two waits for the session's
         # delayed ACK (the listening socket is ours, so asyncio did not turn Nagle off).
-        no_delay(connection.transport.get_extra_info("socket"))
+        raw = connection.socket
+        if raw is not None:
+            no_delay(raw)
         peer = _peer(connection)
         hello = await self._hello(connection, peer)
         if hello is None:
@@ -354,19 +375,7 @@ class AgentServer:
             path, key = None, ""
         session.send(to_session.AgentHello(PROTOCOL_VERSION, __version__, self._target, path, key))
         try:
-            async for frame in connection:
-                try:
-                    message = _decode(frame)
-                except ProtocolError as exc:
-                    session.send(
-                        to_session.ErrorReport(
-                            "bad-message", str(exc), "the session and the agent disagree on the protocol"
-                        )
-                    )
-                    await asyncio.wait_for(session.outbox.flush(), 5)
-                    await connection.close(CLOSE_PROTOCOL_ERROR, "bad message")
-                    break
-                await self._dispatch(session, message)
+            await self._serve_session(session)
         except ConnectionClosed:
             pass
         except asyncio.TimeoutError:
@@ -377,6 +386,24 @@ class AgentServer:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             log.info("%s disconnected", session)
+
+    async def _serve_session(self, session: _Session) -> None:
+        connection = session.connection
+        while True:
+            for frame in await connection.recv_many():
+                try:
+                    messages = _decode_all(frame, session.batched)
+                except ProtocolError as exc:
+                    session.send(
+                        to_session.ErrorReport(
+                            "bad-message", str(exc), "the session and the agent disagree on the protocol"
+                        )
+                    )
+                    await asyncio.wait_for(session.outbox.flush(), 5)
+                    await connection.close(CLOSE_PROTOCOL_ERROR, "bad message")
+                    return
+                for message in messages:
+                    await self._dispatch(session, message)
 
     async def _drop(self, session: _Session) -> None:
         self._incoming.session_gone(session.id)
@@ -525,3 +552,17 @@ def _decode(frame: str | bytes) -> from_session.SessionToAgent:
     if isinstance(frame, str):
         raise ProtocolError("got a text frame; every message is a binary frame")
     return from_session.CODEC.decode(frame)
+
+
+def _decode_all(frame: str | bytes, batched: bool) -> list[from_session.SessionToAgent]:
+    if not batched:
+        return [_decode(frame)]
+    if isinstance(frame, str):
+        raise ProtocolError("got a text frame; every message is a binary frame")
+    return [from_session.CODEC.decode(part) for part in split_batch(frame)]
+
+
+def _address_text(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)

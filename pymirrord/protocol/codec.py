@@ -39,8 +39,9 @@ class _Reader:
 
     __slots__ = ("_data", "_pos")
 
-    def __init__(self, data: bytes) -> None:
-        self._data = data
+    def __init__(self, data: bytes | memoryview) -> None:
+        # A view: slicing it copies only what a field keeps, whatever buffer the message sits in.
+        self._data = memoryview(data)
         self._pos = 0
 
     def varint(self) -> int:
@@ -66,7 +67,7 @@ class _Reader:
             raise ProtocolError(
                 f"message needs {count} bytes at byte {self._pos} but has {len(self._data) - self._pos}"
             )
-        chunk = self._data[self._pos : end]
+        chunk = bytes(self._data[self._pos : end])
         self._pos = end
         return chunk
 
@@ -257,8 +258,8 @@ class Codec(Generic[M]):
         encode(message, out)
         return b"".join(out)
 
-    def decode(self, data: bytes) -> M:
-        reader = _Reader(bytes(data))
+    def decode(self, data: bytes | memoryview) -> M:
+        reader = _Reader(data)
         tag = reader.varint()
         decode = self._decoders.get(tag)
         if decode is None:

@@ -1,19 +1,27 @@
-"""The session's websocket to the agent: connect with the token, agree on the protocol, then pump."""
+"""The session's websocket to the agent: connect with the token, agree on the protocol, then pump.
+
+Messages sent in one turn of the event loop leave in one websocket message when the agent agreed to
+batches (``BATCH_SUBPROTOCOL``): a burst of requests and responses then costs one frame, one mask and
+one wake-up of the agent instead of one each.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from urllib.parse import urlsplit
 
 from pymirrord import __version__
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
+from pymirrord.protocol.batch import batch_parts, split_batch
 from pymirrord.protocol.errors import ProtocolError
 from pymirrord.session.errors import AgentUnavailable
+from pymirrord.transport.connection import WebSocket, connect
+from pymirrord.transport.errors import ConnectionClosed, HandshakeRejected, TransportError
+from pymirrord.transport.handshake import BATCH_SUBPROTOCOL
 
 # Relayed chunks are at most a few hundred KiB; anything far larger is a broken peer.
 _MAX_MESSAGE = 16 * 1024 * 1024
@@ -22,64 +30,100 @@ _MAX_MESSAGE = 16 * 1024 * 1024
 class AgentLink:
     """One open, handshaken websocket to an agent."""
 
-    def __init__(self, websocket: ClientConnection, hello: from_agent.AgentHello) -> None:
+    def __init__(self, websocket: WebSocket, hello: from_agent.AgentHello) -> None:
         self._websocket = websocket
+        self._batched = websocket.subprotocol == BATCH_SUBPROTOCOL
+        self._pending: list[bytes] = []
+        self._flush_scheduled = False
         self.hello = hello
 
     @classmethod
     async def open(cls, url: str, token: str, session_name: str, timeout: float) -> AgentLink:
+        parts = urlsplit(url)
+        if parts.scheme != "ws" or not parts.hostname or parts.port is None:
+            raise AgentUnavailable(f"cannot reach the agent at {url}: not a ws://HOST:PORT/ address")
         try:
             websocket = await connect(
-                url,
-                additional_headers={"Authorization": f"Bearer {token}"},
-                compression=None,  # payloads are often already compressed; deflate costs more than it saves
-                proxy=None,
-                open_timeout=timeout,
-                max_size=_MAX_MESSAGE,
-                ping_interval=None,
+                parts.hostname,
+                parts.port,
+                path=parts.path or "/",
+                headers={"Authorization": f"Bearer {token}"},
+                subprotocols=(BATCH_SUBPROTOCOL,),
+                max_message=_MAX_MESSAGE,
+                timeout=timeout,
             )
-        except InvalidStatus as error:
-            status = error.response.status_code
-            hint = "the agent refused the session token" if status == 401 else "is it a pymirrord agent?"
-            raise AgentUnavailable(f"the agent at {url} answered HTTP {status}", hint) from None
-        except (OSError, TimeoutError, WebSocketException) as error:
+        except HandshakeRejected as error:
+            hint = (
+                "the agent refused the session token" if error.status == 401 else "is it a pymirrord agent?"
+            )
+            raise AgentUnavailable(f"the agent at {url} answered HTTP {error.status}", hint) from None
+        except (OSError, asyncio.TimeoutError, TransportError) as error:
+            reason = str(error) or "no answer in time"
             raise AgentUnavailable(
-                f"cannot reach the agent at {url}: {error}", "check that the agent is running"
+                f"cannot reach the agent at {url}: {reason}", "check that the agent is running"
             ) from None
+        link = cls(websocket, from_agent.AgentHello(0, "", "", None, ""))  # the real one comes next
         try:
-            await websocket.send(
-                to_agent.CODEC.encode(to_agent.ClientHello(PROTOCOL_VERSION, __version__, session_name))
+            link._send_now(
+                [to_agent.CODEC.encode(to_agent.ClientHello(PROTOCOL_VERSION, __version__, session_name))]
             )
-            reply = from_agent.CODEC.decode(_as_bytes(await websocket.recv()))
-        except (ConnectionClosed, ProtocolError) as error:
+            replies = link._decode(await asyncio.wait_for(websocket.recv(), timeout))
+        except (ConnectionClosed, ProtocolError, asyncio.TimeoutError) as error:
             await websocket.close()
             raise AgentUnavailable(f"the agent at {url} broke off the handshake: {error}") from None
+        reply = replies[0] if replies else None
         if isinstance(reply, from_agent.ErrorReport):
             await websocket.close()
             raise AgentUnavailable(f"the agent refused the session: {reply.message}", reply.hint)
-        if not isinstance(reply, from_agent.AgentHello):
+        if not isinstance(reply, from_agent.AgentHello) or len(replies) != 1:
             await websocket.close()
             raise AgentUnavailable(f"the agent answered the handshake with {type(reply).__name__}")
-        return cls(websocket, reply)
+        link.hello = reply
+        return link
 
     async def send(self, message: to_agent.SessionToAgent) -> None:
-        """Sends one message; to an agent that is gone it goes nowhere (the pump reports the loss)."""
+        """Sends one message; to an agent that is gone it goes nowhere (the pump reports the loss).
+
+        It leaves with the others of this turn of the event loop; the wait is for a full socket only.
+        """
+        self._pending.append(to_agent.CODEC.encode(message))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         with contextlib.suppress(ConnectionClosed):
-            await self._websocket.send(to_agent.CODEC.encode(message))
+            await self._websocket.drain()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        if pending:
+            self._send_now(pending)
+
+    def _send_now(self, frames: list[bytes]) -> None:
+        if self._batched:
+            self._websocket.send_parts(batch_parts(frames))
+        else:
+            for frame in frames:
+                self._websocket.send(frame)
+
+    def _decode(self, frame: bytes | str) -> list[from_agent.AgentToSession]:
+        if isinstance(frame, str):
+            raise ProtocolError("the agent sent a text frame; the protocol is binary")
+        if not self._batched:
+            return [from_agent.CODEC.decode(frame)]
+        return [from_agent.CODEC.decode(part) for part in split_batch(frame)]
 
     async def messages(self) -> AsyncIterator[from_agent.AgentToSession]:
         """Every message until the agent closes the link; a malformed one raises ``ProtocolError``."""
+        websocket = self._websocket
         try:
-            async for frame in self._websocket:
-                yield from_agent.CODEC.decode(_as_bytes(frame))
+            while True:
+                for frame in await websocket.recv_many():
+                    for message in self._decode(frame):
+                        yield message
         except ConnectionClosed:
             return
 
     async def close(self) -> None:
+        self._flush()
         await self._websocket.close()
-
-
-def _as_bytes(frame: str | bytes) -> bytes:
-    if isinstance(frame, str):
-        raise ProtocolError("the agent sent a text frame; the protocol is binary")
-    return frame

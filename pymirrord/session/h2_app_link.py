@@ -25,6 +25,7 @@ from pymirrord.session.h2_app import (
     ResponseFailed,
 )
 from pymirrord.session.held_stream import relieve
+from pymirrord.streams import open_stream
 
 NOT_HTTP2: Final = "the app does not speak HTTP/2"
 _CHUNK = 1024 * 1024
@@ -51,7 +52,7 @@ class H2AppLink:
     async def open(self, sock: socket.socket) -> None:
         """Start speaking h2c on ``sock``, a new connection to the app (this link owns it now)."""
         try:
-            reader, writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
+            reader, writer = await open_stream(sock, _CHUNK)
         except BaseException:
             sock.close()
             raise

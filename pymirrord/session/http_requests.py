@@ -35,6 +35,7 @@ from pymirrord.protocol.types import SHARED_SOURCE, Mode, SocketAddress
 from pymirrord.session.h2_app_link import NOT_HTTP2, H2AppLink
 from pymirrord.session.held_stream import relieve
 from pymirrord.session.state import SessionState
+from pymirrord.streams import open_stream
 
 AGENT_MESSAGES = (
     from_agent.HttpRequestStart,
@@ -327,7 +328,7 @@ class HttpRequests:
             connection.writer.close()
         sock = await _connect(address)
         try:
-            reader, writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
+            reader, writer = await open_stream(sock, _CHUNK)
         except BaseException:
             sock.close()
             raise

@@ -26,6 +26,7 @@ from pymirrord.protocol.types import SocketAddress
 from pymirrord.session.handover import HandoverReceiver
 from pymirrord.session.held_stream import HeldStream
 from pymirrord.session.outgoing_state import LayerId, OutgoingState
+from pymirrord.streams import open_stream
 
 AnswerWithSocket = Callable[[LayerId, asyncio.StreamWriter, bytes, socket.socket], Awaitable[None]]
 """Sends a framed answer to a layer with a socket riding on it (the session owns the layer's socket)."""
@@ -337,7 +338,7 @@ class OutgoingRelay:
             await self._send_all(self._state.closed_by_app(connection_id))
             return
         no_delay(sock)
-        reader, writer = await asyncio.open_connection(sock=sock, limit=CHUNK)
+        reader, writer = await open_stream(sock, CHUNK)
         relay.connected(writer)
         if connection_id not in self._state.connections:
             writer.close()  # the agent ended it before the app connected

@@ -43,6 +43,7 @@ from pymirrord.session.state import (
     SendToAgent,
     SessionState,
 )
+from pymirrord.streams import open_stream
 
 _CHUNK = 1024 * 1024
 
@@ -347,7 +348,7 @@ class Session:
             self._state.app_connecting(connection_id, sock.getsockname()[1])
             await loop.sock_connect(sock, (address.host, address.port))
             no_delay(sock)
-            reader, writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
+            reader, writer = await open_stream(sock, _CHUNK)
         except OSError as error:
             sock.close()
             self._apps.pop(connection_id, None)

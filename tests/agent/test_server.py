@@ -294,18 +294,22 @@ def test_wait_idle_returns_after_the_last_session_leaves() -> None:
 
 def test_outbox_sends_in_order_refuses_copies_over_its_bound_and_paces_writers() -> None:
     async def scenario() -> None:
-        sent: list[bytes] = []
+        sent: list[list[bytes]] = []
         gate = asyncio.Event()
 
-        async def slow_send(frame: bytes) -> None:
-            await gate.wait()
-            sent.append(frame)
+        def send(frames: list[bytes]) -> None:
+            sent.append(frames)
 
-        outbox = Outbox(slow_send, limit=10, resume_below=4)
+        async def slow_drain() -> None:
+            await gate.wait()
+
+        outbox = Outbox(send, slow_drain, limit=10, resume_below=4)
         runner = asyncio.ensure_future(outbox.run())
         outbox.put(b"aaaa")
+        await asyncio.sleep(0)  # one turn: the writer sends and then waits for the socket to drain
+        assert sent == [[b"aaaa"]]
         assert outbox.offer(b"bbbb")
-        assert not outbox.offer(b"ccc")  # 8 + 3 > 10
+        assert not outbox.offer(b"ccccccc")  # 4 + 7 > 10
         outbox.put(b"dddddd")  # control messages always go in
         writable = asyncio.ensure_future(outbox.wait_writable())
         await asyncio.sleep(0)
@@ -313,7 +317,7 @@ def test_outbox_sends_in_order_refuses_copies_over_its_bound_and_paces_writers()
         gate.set()
         await asyncio.wait_for(writable, TIMEOUT)
         await asyncio.wait_for(outbox.flush(), TIMEOUT)
-        assert sent == [b"aaaa", b"bbbb", b"dddddd"]
+        assert sent == [[b"aaaa"], [b"bbbb", b"dddddd"]]  # what waited meanwhile leaves as one batch
         outbox.close()
         await asyncio.wait_for(runner, TIMEOUT)
         assert outbox.offer(b"x" * 100)  # a closed outbox swallows everything

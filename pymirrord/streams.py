@@ -1,0 +1,77 @@
+"""Asyncio streams for relaying: a reader that hands out the chunks the socket delivered as they are.
+
+``asyncio.StreamReader`` appends every chunk to one buffer and copies it out again on ``read``: two copies
+of each relayed byte beyond the kernel's. ``ChunkReader`` keeps the chunks (immutable ``bytes``) in a queue
+and returns them whole, so what the socket gave is what the relay sends on. It supports what the relays
+use, ``read`` and ``at_eof``; pausing the socket past ``2 * limit`` queued bytes works as in asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+from collections.abc import Iterable
+from typing import Any, SupportsIndex
+
+
+class ChunkReader(asyncio.StreamReader):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit=limit)
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._queued = 0
+
+    # StreamReader's own state (_eof, _paused, _transport, ...) is not in its typed interface: ``base``
+    # reaches it, as StreamReader's own methods do.
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        if not data:
+            return
+        base: Any = self
+        chunk = bytes(data)  # the transport's bytes object itself: bytes() of a bytes is no copy
+        self._chunks.append(chunk)
+        self._queued += len(chunk)
+        base._wakeup_waiter()
+        if base._transport is not None and not base._paused and self._queued > 2 * base._limit:
+            try:
+                base._transport.pause_reading()
+            except NotImplementedError:
+                base._transport = None
+            else:
+                base._paused = True
+
+    def at_eof(self) -> bool:
+        base: Any = self
+        return bool(base._eof) and not self._chunks
+
+    async def read(self, n: int = -1) -> bytes:
+        base: Any = self
+        if base._exception is not None:
+            raise base._exception
+        if n == 0:
+            return b""
+        if not self._chunks and not base._eof:
+            await base._wait_for_data("read")
+        if not self._chunks:
+            return b""
+        chunk = self._chunks.popleft()
+        if 0 < n < len(chunk):
+            self._chunks.appendleft(chunk[n:])
+            chunk = chunk[:n]
+        self._queued -= len(chunk)
+        if base._paused and self._queued <= base._limit:
+            base._paused = False
+            base._transport.resume_reading()
+        return chunk
+
+
+async def open_stream(sock: socket.socket, limit: int) -> tuple[ChunkReader, asyncio.StreamWriter]:
+    """Streams over a connected (or accepted) socket, reading up to ``limit`` bytes per system call."""
+    loop = asyncio.get_running_loop()
+    reader = ChunkReader(limit)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+    if hasattr(transport, "max_size"):
+        # asyncio reads 256 KiB at a time; a bulk relay does fewer, larger reads with its own chunk size.
+        transport.max_size = max(limit, 64 * 1024)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)

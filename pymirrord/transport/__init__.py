@@ -1,0 +1,1 @@
+"""The session-agent link's own websocket: handshake, frames and an asyncio connection."""

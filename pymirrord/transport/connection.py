@@ -1,0 +1,450 @@
+"""A websocket connection on an asyncio ``BufferedProtocol``: the I/O shell around ``frames`` and
+``handshake``.
+
+Built for the session-agent link, where it carries every relayed byte: the socket reads straight into the
+frame parser's buffer, whole messages are queued for the reader without a future per message, and what
+is written goes to the transport as it is, a large payload without being joined to its header. Writers
+call ``drain`` to respect the transport's high-water mark; a reader that falls behind pauses the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from pymirrord.transport import frames
+from pymirrord.transport.errors import ConnectionClosed, WebSocketProtocolError
+from pymirrord.transport.frames import Control, Message, Opcode
+from pymirrord.transport.handshake import Accepted, ClientHandshake, ServerHandshake, UpgradeRequest
+
+Bytes = bytes | bytearray | memoryview
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_TOO_BIG = 1009
+CLOSE_ABNORMAL = 1006
+READ_QUEUE_LIMIT = 16 * 1024 * 1024
+"""Bytes of received messages waiting for the reader before the socket stops being read."""
+_JOIN_BELOW = 64 * 1024
+"""Parts smaller than this are joined into one write; larger ones go to the transport as they are."""
+_HANDSHAKE_CHUNK = 4096
+
+
+class WebSocket(asyncio.BufferedProtocol):
+    """One websocket, client or server side; made by ``connect`` or ``WebSocketServer``."""
+
+    def __init__(self, *, client: bool, max_message: int, write_limit: int, close_timeout: float) -> None:
+        self.client = client
+        self.subprotocol: str | None = None
+        self.request: UpgradeRequest | None = None
+        self._parser = frames.FrameParser(masked=not client, max_message=max_message)
+        self._write_limit = write_limit
+        self._close_timeout = close_timeout
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self._open = False
+        self._handshake_buffer = bytearray(_HANDSHAKE_CHUNK)
+        self._on_handshake: Callable[[bytes], None] | None = None
+        self._messages: collections.deque[bytes | str] = collections.deque()
+        self._queued = 0
+        self._reading_paused = False
+        self._reader: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._writing_paused = False
+        self._close_sent = False
+        self._closed: ConnectionClosed | None = None
+        self._lost = self._loop.create_future()
+
+    # --- asyncio protocol ----------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self._write_limit)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if not self._open:
+            return memoryview(self._handshake_buffer)
+        return self._parser.buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if not self._open:
+            if self._on_handshake is not None:
+                self._on_handshake(bytes(self._handshake_buffer[:nbytes]))
+            return
+        try:
+            events = self._parser.advance(nbytes)
+        except WebSocketProtocolError as error:
+            self._fail(CLOSE_TOO_BIG if "limit" in str(error) else CLOSE_PROTOCOL_ERROR, str(error))
+            return
+        self._take(events)
+
+    def eof_received(self) -> bool | None:
+        if not self._open and self._on_handshake is not None:
+            self._on_handshake(b"")
+        return None  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._closed is None:
+            self._closed = ConnectionClosed(CLOSE_ABNORMAL, str(exc) if exc else "")
+        self._wake_reader()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        if not self._lost.done():
+            self._lost.set_result(None)
+        if not self._open and self._on_handshake is not None:
+            self._on_handshake(b"")
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # --- opening -------------------------------------------------------------------------------------------
+
+    def opened(self, subprotocol: str | None, rest: bytes) -> None:
+        """The handshake is done; ``rest`` is what came behind it."""
+        self.subprotocol = subprotocol
+        self._open = True
+        self._on_handshake = None
+        if rest:
+            try:
+                self._take(self._parser.feed(rest))
+            except WebSocketProtocolError as error:
+                self._fail(CLOSE_PROTOCOL_ERROR, str(error))
+
+    # --- reading -------------------------------------------------------------------------------------------
+
+    def _take(self, events: list[frames.Event]) -> None:
+        for event in events:
+            if isinstance(event, Message):
+                self._queued += len(event.payload)
+                if event.binary:
+                    self._messages.append(event.payload)
+                    continue
+                try:
+                    self._messages.append(event.payload.decode())
+                except UnicodeDecodeError:
+                    self._fail(1007, "a text message that is not UTF-8")
+                    return
+            elif event.opcode is Opcode.PING:
+                self._write(frames.frame(Opcode.PONG, event.payload, masked=self.client))
+            elif event.opcode is Opcode.CLOSE:
+                self._close_received(event)
+        if self._messages:
+            self._wake_reader()
+            if self._queued > READ_QUEUE_LIMIT and not self._reading_paused and self.transport is not None:
+                self._reading_paused = True
+                self.transport.pause_reading()
+
+    def _close_received(self, event: Control) -> None:
+        try:
+            code, reason = frames.parse_close(event.payload)
+        except WebSocketProtocolError as error:
+            self._fail(CLOSE_PROTOCOL_ERROR, str(error))
+            return
+        if self._closed is None:
+            self._closed = ConnectionClosed(code, reason)
+        if not self._close_sent:
+            self._close_sent = True
+            echo = b"" if code == 1005 else frames.close_payload(code, reason)
+            self._write(frames.frame(Opcode.CLOSE, echo, masked=self.client))
+        if not self.client and self.transport is not None:
+            self.transport.close()  # the server ends the TCP connection (RFC 6455 section 7.1.1)
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._reader.set_result(None)
+
+    async def recv_many(self) -> list[bytes | str]:
+        """Every message received so far (at least one); ``ConnectionClosed`` once none will come."""
+        while not self._messages:
+            if self._closed is not None:
+                raise self._closed
+            self._reader = self._loop.create_future()
+            await self._reader
+        taken = list(self._messages)
+        self._messages.clear()
+        self._queued = 0
+        if self._reading_paused and self.transport is not None and self._closed is None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return taken
+
+    async def recv(self) -> bytes | str:
+        """The next message (``str`` for a text message); ``ConnectionClosed`` once none will come."""
+        while not self._messages:
+            if self._closed is not None:
+                raise self._closed
+            self._reader = self._loop.create_future()
+            await self._reader
+        payload = self._messages.popleft()
+        self._queued -= len(payload)
+        if self._reading_paused and self._queued <= READ_QUEUE_LIMIT // 2 and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return payload
+
+    async def __aiter__(self) -> AsyncIterator[bytes | str]:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                for payload in await self.recv_many():
+                    yield payload
+
+    # --- writing -------------------------------------------------------------------------------------------
+
+    def send(self, payload: Bytes) -> None:
+        """Queues one binary message; it is sent in order. A closed websocket drops it (the reader learns)."""
+        if self._closed is not None or self._close_sent:
+            return
+        self._write(frames.frame(Opcode.BINARY, payload, masked=self.client))
+
+    def send_parts(self, parts: Sequence[Bytes]) -> None:
+        """One binary message made of ``parts`` in order, without joining large ones first (unmasked)."""
+        if self._closed is not None or self._close_sent:
+            return
+        if self.client:
+            self._write(frames.frame(Opcode.BINARY, b"".join(parts), masked=True))
+            return
+        length = sum(len(part) for part in parts)
+        self._write([frames.header(Opcode.BINARY, length), *parts])
+
+    def _write(self, parts: Sequence[Bytes]) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        small: list[Bytes] = []
+        for part in parts:
+            if len(part) < _JOIN_BELOW:
+                small.append(part)
+                continue
+            if small:
+                transport.write(b"".join(small))
+                small = []
+            transport.write(part)
+        if small:
+            transport.write(b"".join(small) if len(small) > 1 else small[0])
+
+    async def drain(self) -> None:
+        """Waits while the transport holds more than its high-water mark (``ConnectionClosed`` if closed)."""
+        while self._writing_paused:
+            if self._closed is not None:
+                raise self._closed
+            self._writable = self._loop.create_future()
+            await self._writable
+        if self._closed is not None and self._lost.done():
+            raise self._closed
+
+    # --- closing -------------------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    def _fail(self, code: int, reason: str) -> None:
+        """The peer broke the protocol: say why in a close frame and drop the connection."""
+        if self._closed is None:
+            self._closed = ConnectionClosed(code, reason)
+        if not self._close_sent:
+            self._close_sent = True
+            self._write(frames.frame(Opcode.CLOSE, frames.close_payload(code, reason), masked=self.client))
+        if self.transport is not None:
+            self.transport.close()
+        self._wake_reader()
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """The closing handshake: our close frame, the peer's answer (for at most ``close_timeout``), done."""
+        if self.transport is None:
+            return
+        if not self._close_sent:
+            self._close_sent = True
+            self._write(frames.frame(Opcode.CLOSE, frames.close_payload(code, reason), masked=self.client))
+            if not self.client:
+                # A server ends TCP once the client echoed; a silent client must not hold us.
+                pass
+        try:
+            await asyncio.wait_for(asyncio.shield(self._lost), self._close_timeout)
+        except asyncio.TimeoutError:
+            self.transport.abort()
+        if self._closed is None:
+            self._closed = ConnectionClosed(code, reason)
+        self._wake_reader()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._lost)
+
+    @property
+    def remote_address(self) -> Any:
+        return None if self.transport is None else self.transport.get_extra_info("peername")
+
+    @property
+    def socket(self) -> socket.socket | None:
+        return None if self.transport is None else self.transport.get_extra_info("socket")
+
+
+async def connect(
+    host: str,
+    port: int,
+    *,
+    path: str = "/",
+    headers: dict[str, str] | None = None,
+    subprotocols: tuple[str, ...] = (),
+    max_message: int,
+    write_limit: int = 1024 * 1024,
+    close_timeout: float = 3.0,
+    timeout: float,
+) -> WebSocket:
+    """Opens a websocket to ``host:port``; ``HandshakeRejected`` carries a refusal's status and body."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[Accepted] = loop.create_future()
+    handshake = ClientHandshake(f"{host}:{port}", path, headers or {}, subprotocols)
+
+    def factory() -> WebSocket:
+        websocket = WebSocket(
+            client=True, max_message=max_message, write_limit=write_limit, close_timeout=close_timeout
+        )
+
+        def on_handshake(data: bytes) -> None:
+            if outcome.done():
+                return
+            try:
+                accepted = handshake.feed(data)
+            except Exception as error:  # handed to the opener
+                outcome.set_exception(error)
+                return
+            if accepted is not None:
+                outcome.set_result(accepted)
+
+        websocket._on_handshake = on_handshake
+        return websocket
+
+    async def opening() -> WebSocket:
+        transport, websocket = await loop.create_connection(factory, host, port)
+        try:
+            transport.write(handshake.request)
+            accepted = await outcome
+        except BaseException:
+            transport.abort()
+            raise
+        websocket.opened(accepted.subprotocol, accepted.rest)
+        return websocket
+
+    return await asyncio.wait_for(opening(), timeout)
+
+
+Authenticator = Callable[[UpgradeRequest, Any], "tuple[int, str, dict[str, str]] | None"]
+"""Looks at an upgrade request (and the peer's address): None lets it in, or (status, body, headers)."""
+Handler = Callable[[WebSocket], "asyncio.Future[None] | Any"]
+
+
+class WebSocketServer:
+    """Serves websockets on a listening socket: each opened connection runs ``handler`` in a task."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        authenticate: Authenticator,
+        subprotocols: tuple[str, ...] = (),
+        max_message: int,
+        write_limit: int,
+        close_timeout: float,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self._handler = handler
+        self._authenticate = authenticate
+        self._subprotocols = subprotocols
+        self._max_message = max_message
+        self._write_limit = write_limit
+        self._close_timeout = close_timeout
+        self._open_timeout = open_timeout
+        self._server: asyncio.Server | None = None
+        self._connections: set[WebSocket] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, sock=sock)
+
+    def _protocol(self) -> WebSocket:
+        websocket = WebSocket(
+            client=False,
+            max_message=self._max_message,
+            write_limit=self._write_limit,
+            close_timeout=self._close_timeout,
+        )
+        handshake = ServerHandshake()
+        loop = asyncio.get_running_loop()
+        deadline = loop.call_later(self._open_timeout, websocket.abort)
+
+        def on_handshake(data: bytes) -> None:
+            try:
+                request = handshake.feed(data)
+            except WebSocketProtocolError as error:
+                deadline.cancel()
+                self._refuse(websocket, 400, f"{error}\n", {})
+                return
+            if request is None:
+                return
+            deadline.cancel()
+            websocket._on_handshake = None
+            refusal = self._authenticate(request, websocket.remote_address)
+            if refusal is not None:
+                self._refuse(websocket, *refusal)
+                return
+            chosen = next((name for name in self._subprotocols if name in request.subprotocols), None)
+            assert websocket.transport is not None
+            websocket.transport.write(handshake.accept(request, chosen))
+            websocket.request = request
+            websocket.opened(chosen, request.rest)
+            self._connections.add(websocket)
+            task = loop.create_task(self._run(websocket))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        websocket._on_handshake = on_handshake
+        return websocket
+
+    @staticmethod
+    def _refuse(websocket: WebSocket, status: int, body: str, headers: dict[str, str]) -> None:
+        websocket._on_handshake = None
+        if websocket.transport is not None and not websocket.transport.is_closing():
+            websocket.transport.write(ServerHandshake.reject(status, body, headers))
+            websocket.transport.close()
+
+    async def _run(self, websocket: WebSocket) -> None:
+        try:
+            await self._handler(websocket)
+        finally:
+            self._connections.discard(websocket)
+            if not websocket.closed:
+                await websocket.close()
+            else:
+                websocket.abort() if not websocket._lost.done() and websocket.client else None
+                if websocket.transport is not None:
+                    websocket.transport.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for websocket in list(self._connections):
+            websocket._fail(CLOSE_GOING_AWAY, "the agent is stopping")
+
+    async def wait_closed(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
