@@ -34,7 +34,7 @@ def _events(helper: HelperClient, kind: str) -> list[dict[str, Any]]:
 def test_debug_launch_steals_and_ends_with_the_app(
     topology: Topology, helper: HelperClient, tmp_path: Path
 ) -> None:
-    topology.pod.start(sys.executable, str(USER_SERVICE), "--seed", "Pod:Copy")
+    topology.pod.start("env", "POD_REGION=eu-west-1", sys.executable, str(USER_SERVICE), "--seed", "Pod:Copy")
     users = f"http://{topology.pod_ip}/users"
     assert json.loads(get(topology.client, users)) == [{"Last": "Copy", "Name": "Pod"}]
 
@@ -69,7 +69,10 @@ def test_debug_launch_steals_and_ends_with_the_app(
     assert progress[-1]["value"]["kind"] == "end"
     env = prepared["env"]
     assert env["PYTHONPATH"].split(os.pathsep)[0] == layer_path()
-    assert set(env) == {"PYTHONPATH", SOCKET_VARIABLE, CONFIG_VARIABLE}, "nothing helper-only leaks"
+    # The pod process's variables come too (feature.env is on by default), named in remoteEnv.
+    assert env["POD_REGION"] == "eu-west-1" and "POD_REGION" in prepared["remoteEnv"]
+    assert set(env) - set(prepared["remoteEnv"]) == {"PYTHONPATH", SOCKET_VARIABLE, CONFIG_VARIABLE}
+    assert not [name for name in env if name.startswith("PYMIRRORD_AGENT")], "nothing helper-only leaks"
     assert prepared["mode"] == "steal"
 
     # What VS Code does: its own environment for the adapter, the launch's env (merged) for the debuggee.
@@ -116,6 +119,7 @@ def test_debug_launch_steals_and_ends_with_the_app(
         assert session["ports"] == [{"port": 80, "mode": "steal"}]
         assert session["connections"]["steal"] >= 1
         assert session["lastRequests"][-1]["path"] == "/users"
+        assert session["remoteEnv"] == prepared["remoteEnv"]
 
         adapter.request("disconnect", {"terminateDebuggee": True})
     finally:
