@@ -22,6 +22,7 @@ INVALID: dict[str, tuple[int, int, str]] = {
     "body-filter-unsupported.json": (8, 11, "does not support HTTP body filters"),
     "comment-in-json.json": (2, 27, "comments are not allowed in JSON"),
     "duplicate-port-mapping-source.json": (5, 39, "local port 9000 appears in two port_mapping entries"),
+    "env-include-bad-pattern.json": (5, 45, "'FEATURE_FLAGS=on' is not a valid name pattern"),
     "incoming-mode-misspelled.json": (3, 51, 'must be "mirror", "steal" or "off"'),
     "inner-filter-two-keys.json": (9, 13, "all_of[0] must be exactly one of"),
     "missing-equals.toml": (4, 6, "invalid TOML"),
