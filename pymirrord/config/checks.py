@@ -2,10 +2,10 @@
 
 Errors: regular expressions that do not compile (located at the offending character), more than one filter
 kind in one ``http_filter``, duplicate ``port_mapping``/``listen_ports`` ports, ``ports`` with
-``ignore_ports``, steal (or an ephemeral agent) without a target, malformed
-outgoing/DNS filter entries. Warnings: settings that work but surprise, such as stealing without a filter
-(health probes are stolen too) or an HTTP filter while the service listens on a port the filter does not
-cover.
+``ignore_ports``, steal (or an ephemeral agent) without a target, malformed outgoing/DNS filter entries,
+``feature.env`` names that no variable can have (located at the character). Warnings: settings that work but
+surprise, such as stealing without a filter (health probes are stolen too), an HTTP filter while the service
+listens on a port the filter does not cover, or ``feature.env.exclude`` next to ``include`` (which decides).
 """
 
 from __future__ import annotations
