@@ -22,13 +22,14 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, default_converter
 
 from pymirrord import __version__
-from pymirrord.server.commands import CHOOSE_TARGET_COMMAND, SET_TARGET_COMMAND
+from pymirrord.server.commands import CHOOSE_TARGET_COMMAND, EDIT_FILTER_COMMAND, SET_TARGET_COMMAND
 from pymirrord.server.documents import config_format, uri_to_path
 from pymirrord.server.errors import INVALID_PARAMS, HelperError
 from pymirrord.server.text_positions import Encoding, TextPositions
 
 if TYPE_CHECKING:
     from pymirrord.config.load import CheckResult
+    from pymirrord.config.sources import Format
     from pymirrord.server.live import SessionManager
     from pymirrord.server.targets import Listing
 
@@ -229,6 +230,21 @@ def on_code_action(ls: HelperServer, params: types.CodeActionParams) -> list[typ
     ]
 
 
+@server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+def on_code_lens(ls: HelperServer, params: types.CodeLensParams) -> list[types.CodeLens] | None:
+    found = ls.document(params.text_document.uri)
+    if found is None:
+        return None
+    text, fmt, positions = found
+    from pymirrord.server.filter_edit import filter_lens_offset
+
+    line, character = positions.position(filter_lens_offset(text, fmt))
+    at = types.Position(line, character)
+    title = "Edit HTTP filter…"
+    command = types.Command(title, EDIT_FILTER_COMMAND, arguments=[params.text_document.uri])
+    return [types.CodeLens(types.Range(at, at), command)]
+
+
 @server.command(SET_TARGET_COMMAND)
 async def set_target_command(ls: HelperServer, *arguments: Any) -> dict[str, Any]:
     """``pymirrord.setTarget(uri, target)``: write ``target`` into the config document."""
@@ -335,6 +351,70 @@ async def test_filter_request(ls: HelperServer, params: Any) -> dict[str, Any]:
     from pymirrord.server.http_filter import filter_report
 
     return filter_report(_params(params))
+
+
+def _config_text(ls: HelperServer, uri: str) -> tuple[str, Format, int | None]:
+    """A config's text (the editor's unsaved text when the document is open), format and version."""
+    from pymirrord.config.load import read_config_text
+
+    document = ls.workspace.text_documents.get(uri)
+    fmt = config_format(uri, document.language_id if document is not None else None)
+    if fmt is None:
+        raise HelperError(
+            f"{uri} is not a pymirrord config file", "open .mirrord/mirrord.json (or .toml, .yaml)"
+        )
+    if document is not None:
+        return document.source, fmt, document.version
+    text = read_config_text(uri_to_path(uri))
+    if not isinstance(text, str):
+        raise HelperError(text.message, text.hint)
+    return text, fmt, None
+
+
+def _uri_param(params: Any) -> str:
+    uri = _params(params).get("uri")
+    if not isinstance(uri, str):
+        raise HelperError("uri is missing: the config file's URI", code=INVALID_PARAMS)
+    return uri
+
+
+@server.feature("pymirrord/filterDocument")
+@_rpc_errors
+async def filter_document_request(ls: HelperServer, params: Any) -> dict[str, Any]:
+    from pymirrord.server.filter_edit import filter_document
+
+    uri = _uri_param(params)
+    text, fmt, version = _config_text(ls, uri)
+    return {"uri": uri, "version": version, **filter_document(text, fmt)}
+
+
+@server.feature("pymirrord/filterEdit")
+@_rpc_errors
+async def filter_edit_request(ls: HelperServer, params: Any) -> dict[str, Any]:
+    from pymirrord.server.filter_edit import filter_edit
+
+    uri = _uri_param(params)
+    if "filter" not in _params(params):
+        raise HelperError("filter is missing: an http_filter object, or null for none", code=INVALID_PARAMS)
+    text, fmt, version = _config_text(ls, uri)
+    edit = filter_edit(text, fmt, _params(params)["filter"])
+    edits = []
+    if edit is not None:
+        positions = TextPositions(text, ls.encoding)
+        (start_line, start_char), (end_line, end_char) = (
+            positions.position(edit.start),
+            positions.position(edit.end),
+        )
+        edits.append(
+            {
+                "range": {
+                    "start": {"line": start_line, "character": start_char},
+                    "end": {"line": end_line, "character": end_char},
+                },
+                "newText": edit.new_text,
+            }
+        )
+    return {"uri": uri, "version": version, "edits": edits}
 
 
 @server.feature("pymirrord/sessions")
