@@ -38,7 +38,7 @@ def test_filter_edit_writes_the_open_document_and_diagnostics_follow(
     result = helper.request("pymirrord/filterEdit", {"uri": uri, "filter": http_filter})
     assert result["version"] == 1 and len(result["edits"]) == 1
     written = apply_text_edits(TOML, result["edits"])
-    assert written.startswith(TOML.split("incoming")[0])
+    assert written.startswith(TOML.split("incoming", maxsplit=1)[0])
     assert 'incoming = { mode = "steal", http_filter = { header_filter = "^X-User: (alice|bob)"' in written
     assert written.endswith("  # é\n")
     helper.change(uri, written, version=2)
@@ -49,9 +49,7 @@ def test_filter_edit_writes_the_open_document_and_diagnostics_follow(
     assert helper.request("pymirrord/filterEdit", {"uri": uri, "filter": http_filter})["edits"] == []
 
 
-def test_a_config_that_does_not_parse_is_shown_and_never_edited(
-    helper: HelperClient, tmp_path: Path
-) -> None:
+def test_a_config_that_does_not_parse_is_shown_and_never_edited(helper: HelperClient, tmp_path: Path) -> None:
     uri = (tmp_path / "mirrord.json").as_uri()
     helper.open(uri, '{\n  "target": "a",\n  "feature": {\n}\n')
     shown = helper.request("pymirrord/filterDocument", {"uri": uri})
