@@ -548,13 +548,13 @@ _OUTGOING_MESSAGES = (
 )
 
 
-def _decode(frame: str | bytes) -> from_session.SessionToAgent:
+def _decode(frame: str | bytes | bytearray) -> from_session.SessionToAgent:
     if isinstance(frame, str):
         raise ProtocolError("got a text frame; every message is a binary frame")
     return from_session.CODEC.decode(frame)
 
 
-def _decode_all(frame: str | bytes, batched: bool) -> list[from_session.SessionToAgent]:
+def _decode_all(frame: str | bytes | bytearray, batched: bool) -> list[from_session.SessionToAgent]:
     if not batched:
         return [_decode(frame)]
     if isinstance(frame, str):

@@ -24,7 +24,7 @@ def batch_parts(messages: Iterable[bytes]) -> list[bytes]:
     return parts
 
 
-def split_batch(payload: bytes) -> list[memoryview]:
+def split_batch(payload: bytes | bytearray) -> list[memoryview]:
     """The messages of a batch, as views into ``payload`` (decoding copies what it keeps)."""
     view = memoryview(payload)
     messages: list[memoryview] = []

@@ -39,7 +39,7 @@ class _Reader:
 
     __slots__ = ("_data", "_pos")
 
-    def __init__(self, data: bytes | memoryview) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
         # A view: slicing it copies only what a field keeps, whatever buffer the message sits in.
         self._data = memoryview(data)
         self._pos = 0
@@ -258,7 +258,7 @@ class Codec(Generic[M]):
         encode(message, out)
         return b"".join(out)
 
-    def decode(self, data: bytes | memoryview) -> M:
+    def decode(self, data: bytes | bytearray | memoryview) -> M:
         reader = _Reader(data)
         tag = reader.varint()
         decode = self._decoders.get(tag)

@@ -106,7 +106,7 @@ class AgentLink:
             for frame in frames:
                 self._websocket.send(frame)
 
-    def _decode(self, frame: bytes | str) -> list[from_agent.AgentToSession]:
+    def _decode(self, frame: bytes | bytearray | str) -> list[from_agent.AgentToSession]:
         if isinstance(frame, str):
             raise ProtocolError("the agent sent a text frame; the protocol is binary")
         if not self._batched:

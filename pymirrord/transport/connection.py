@@ -3,8 +3,9 @@
 
 Built for the session-agent link, where it carries every relayed byte: the socket reads straight into the
 frame parser's buffer, whole messages are queued for the reader without a future per message, and what
-is written goes to the transport as it is, a large payload without being joined to its header. Writers
-call ``drain`` to respect the transport's high-water mark; a reader that falls behind pauses the socket.
+is written leaves through ``os.writev`` from a queue of views, so no payload is joined to its header or
+copied into a send buffer (the transport reads; it never writes). Writers call ``drain`` to respect the
+high-water mark; a reader that falls behind pauses the socket.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
+import os
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -30,8 +33,8 @@ CLOSE_TOO_BIG = 1009
 CLOSE_ABNORMAL = 1006
 READ_QUEUE_LIMIT = 16 * 1024 * 1024
 """Bytes of received messages waiting for the reader before the socket stops being read."""
-_JOIN_BELOW = 64 * 1024
-"""Parts smaller than this are joined into one write; larger ones go to the transport as they are."""
+_IOV_MAX = 64
+"""Views handed to one ``writev``; the system's limit is higher, the gain past this small."""
 _HANDSHAKE_CHUNK = 4096
 
 
@@ -50,12 +53,17 @@ class WebSocket(asyncio.BufferedProtocol):
         self._open = False
         self._handshake_buffer = bytearray(_HANDSHAKE_CHUNK)
         self._on_handshake: Callable[[bytes], None] | None = None
-        self._messages: collections.deque[bytes | str] = collections.deque()
+        self._messages: collections.deque[bytes | bytearray | str] = collections.deque()
         self._queued = 0
         self._reading_paused = False
         self._reader: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
         self._writing_paused = False
+        self._out: collections.deque[memoryview] = collections.deque()
+        self._out_bytes = 0
+        self._fd = -1
+        self._watching = False
+        self._close_when_flushed = False
         self._close_sent = False
         self._closed: ConnectionClosed | None = None
         self._lost = self._loop.create_future()
@@ -65,7 +73,10 @@ class WebSocket(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.set_write_buffer_limits(high=self._write_limit)
+        raw = transport.get_extra_info("socket")
+        # Our own descriptor for writing: the event loop refuses to watch a transport's descriptor for
+        # anyone else. It is closed with the transport, which then sends the FIN.
+        self._fd = os.dup(raw.fileno()) if raw is not None else -1
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if not self._open:
@@ -90,6 +101,8 @@ class WebSocket(asyncio.BufferedProtocol):
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_writing()
+        self._release_fd()
         if self._closed is None:
             self._closed = ConnectionClosed(CLOSE_ABNORMAL, str(exc) if exc else "")
         self._wake_reader()
@@ -100,13 +113,11 @@ class WebSocket(asyncio.BufferedProtocol):
         if not self._open and self._on_handshake is not None:
             self._on_handshake(b"")
 
-    def pause_writing(self) -> None:
-        self._writing_paused = True
+    def pause_writing(self) -> None:  # the transport never writes, so never asks
+        pass
 
     def resume_writing(self) -> None:
-        self._writing_paused = False
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
+        pass
 
     # --- opening -------------------------------------------------------------------------------------------
 
@@ -157,15 +168,15 @@ class WebSocket(asyncio.BufferedProtocol):
             self._close_sent = True
             echo = b"" if code == 1005 else frames.close_payload(code, reason)
             self._write(frames.frame(Opcode.CLOSE, echo, masked=self.client))
-        if not self.client and self.transport is not None:
-            self.transport.close()  # the server ends the TCP connection (RFC 6455 section 7.1.1)
+        if not self.client:
+            self._close_transport()  # the server ends the TCP connection (RFC 6455 section 7.1.1)
         self._wake_reader()
 
     def _wake_reader(self) -> None:
         if self._reader is not None and not self._reader.done():
             self._reader.set_result(None)
 
-    async def recv_many(self) -> list[bytes | str]:
+    async def recv_many(self) -> list[bytes | bytearray | str]:
         """Every message received so far (at least one); ``ConnectionClosed`` once none will come."""
         while not self._messages:
             if self._closed is not None:
@@ -180,7 +191,7 @@ class WebSocket(asyncio.BufferedProtocol):
             self.transport.resume_reading()
         return taken
 
-    async def recv(self) -> bytes | str:
+    async def recv(self) -> bytes | bytearray | str:
         """The next message (``str`` for a text message); ``ConnectionClosed`` once none will come."""
         while not self._messages:
             if self._closed is not None:
@@ -194,7 +205,7 @@ class WebSocket(asyncio.BufferedProtocol):
             self.transport.resume_reading()
         return payload
 
-    async def __aiter__(self) -> AsyncIterator[bytes | str]:
+    async def __aiter__(self) -> AsyncIterator[bytes | bytearray | str]:
         with contextlib.suppress(ConnectionClosed):
             while True:
                 for payload in await self.recv_many():
@@ -212,30 +223,88 @@ class WebSocket(asyncio.BufferedProtocol):
         """One binary message made of ``parts`` in order, without joining large ones first (unmasked)."""
         if self._closed is not None or self._close_sent:
             return
-        if self.client:
-            self._write(frames.frame(Opcode.BINARY, b"".join(parts), masked=True))
-            return
         length = sum(len(part) for part in parts)
+        if self.client:
+            key = os.urandom(4)
+            self._write([frames.header(Opcode.BINARY, length, mask_key=key), *frames.mask_parts(parts, key)])
+            return
         self._write([frames.header(Opcode.BINARY, length), *parts])
 
     def _write(self, parts: Sequence[Bytes]) -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self._fd < 0 or self._close_when_flushed:
             return
-        small: list[Bytes] = []
         for part in parts:
-            if len(part) < _JOIN_BELOW:
-                small.append(part)
-                continue
-            if small:
-                transport.write(b"".join(small))
-                small = []
-            transport.write(part)
-        if small:
-            transport.write(b"".join(small) if len(small) > 1 else small[0])
+            if part:
+                self._out.append(part if isinstance(part, memoryview) else memoryview(part))
+                self._out_bytes += len(part)
+        if not self._watching:
+            self._flush()
+        if self._out_bytes > self._write_limit:
+            self._writing_paused = True
+
+    def _flush(self) -> None:
+        """Writes what the socket takes now; the rest waits for it to become writable."""
+        out = self._out
+        while out:
+            try:
+                sent = os.writev(self._fd, list(itertools.islice(out, _IOV_MAX)))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                # The reading side of the transport learns of the broken connection and reports it.
+                self.abort()
+                return
+            self._out_bytes -= sent
+            while sent:
+                head = out[0]
+                if len(head) <= sent:
+                    sent -= len(head)
+                    out.popleft()
+                else:
+                    out[0] = head[sent:]
+                    sent = 0
+        if out and not self._watching:
+            self._loop.add_writer(self._fd, self._flush)
+            self._watching = True
+        elif not out and self._watching:
+            self._loop.remove_writer(self._fd)
+            self._watching = False
+        if self._writing_paused and self._out_bytes <= self._write_limit // 2:
+            self._writing_paused = False
+            if self._writable is not None and not self._writable.done():
+                self._writable.set_result(None)
+        if not out and self._close_when_flushed and self.transport is not None:
+            self._release_fd()
+            self.transport.close()
+
+    def _stop_writing(self) -> None:
+        if self._watching:
+            self._loop.remove_writer(self._fd)
+            self._watching = False
+        self._out.clear()
+        self._out_bytes = 0
+        self._writing_paused = False
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def _close_transport(self) -> None:
+        """Closes the TCP connection once everything queued is written."""
+        self._close_when_flushed = True
+        if not self._out and self.transport is not None:
+            self._release_fd()
+            self.transport.close()
+
+    def _release_fd(self) -> None:
+        if self._fd >= 0:
+            if self._watching:
+                self._loop.remove_writer(self._fd)
+                self._watching = False
+            os.close(self._fd)
+            self._fd = -1
 
     async def drain(self) -> None:
-        """Waits while the transport holds more than its high-water mark (``ConnectionClosed`` if closed)."""
+        """Waits while more than the high-water mark waits to be written (``ConnectionClosed`` if closed)."""
         while self._writing_paused:
             if self._closed is not None:
                 raise self._closed
@@ -257,8 +326,7 @@ class WebSocket(asyncio.BufferedProtocol):
         if not self._close_sent:
             self._close_sent = True
             self._write(frames.frame(Opcode.CLOSE, frames.close_payload(code, reason), masked=self.client))
-        if self.transport is not None:
-            self.transport.close()
+        self._close_transport()
         self._wake_reader()
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
@@ -268,18 +336,17 @@ class WebSocket(asyncio.BufferedProtocol):
         if not self._close_sent:
             self._close_sent = True
             self._write(frames.frame(Opcode.CLOSE, frames.close_payload(code, reason), masked=self.client))
-            if not self.client:
-                # A server ends TCP once the client echoed; a silent client must not hold us.
-                pass
         try:
             await asyncio.wait_for(asyncio.shield(self._lost), self._close_timeout)
         except asyncio.TimeoutError:
-            self.transport.abort()
+            self.abort()  # a peer that never answers our close must not hold us
         if self._closed is None:
             self._closed = ConnectionClosed(code, reason)
         self._wake_reader()
 
     def abort(self) -> None:
+        self._stop_writing()
+        self._release_fd()
         if self.transport is not None:
             self.transport.abort()
 
@@ -334,7 +401,7 @@ async def connect(
     async def opening() -> WebSocket:
         transport, websocket = await loop.create_connection(factory, host, port)
         try:
-            transport.write(handshake.request)
+            websocket._write([handshake.request])
             accepted = await outcome
         except BaseException:
             transport.abort()
@@ -406,8 +473,7 @@ class WebSocketServer:
                 self._refuse(websocket, *refusal)
                 return
             chosen = next((name for name in self._subprotocols if name in request.subprotocols), None)
-            assert websocket.transport is not None
-            websocket.transport.write(handshake.accept(request, chosen))
+            websocket._write([handshake.accept(request, chosen)])
             websocket.request = request
             websocket.opened(chosen, request.rest)
             self._connections.add(websocket)
@@ -421,9 +487,8 @@ class WebSocketServer:
     @staticmethod
     def _refuse(websocket: WebSocket, status: int, body: str, headers: dict[str, str]) -> None:
         websocket._on_handshake = None
-        if websocket.transport is not None and not websocket.transport.is_closing():
-            websocket.transport.write(ServerHandshake.reject(status, body, headers))
-            websocket.transport.close()
+        websocket._write([ServerHandshake.reject(status, body, headers)])
+        websocket._close_transport()
 
     async def _run(self, websocket: WebSocket) -> None:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -56,13 +56,16 @@ _U64 = struct.Struct("!Q")
 _MAX_CONTROL_PAYLOAD = 125
 _INITIAL_BUFFER = 256 * 1024
 _MIN_READ = 64 * 1024
+_DIRECT_FROM = 128 * 1024
+"""An unmasked payload at least this large is read straight into a buffer of its own, which becomes the
+message: one copy (the kernel's) instead of two."""
 
 
 @dataclass(frozen=True)
 class Message:
     """A whole data message: ``binary`` is False for a text message (whose UTF-8 is not checked here)."""
 
-    payload: bytes
+    payload: bytes | bytearray
     binary: bool = True
 
 
@@ -98,6 +101,17 @@ def frame(opcode: Opcode, payload: bytes | bytearray | memoryview, *, masked: bo
     return [header(opcode, len(payload)), bytes(payload) if not isinstance(payload, bytes) else payload]
 
 
+def mask_parts(parts: Sequence[bytes | bytearray | memoryview], key: bytes) -> list[bytes]:
+    """``parts`` masked as if they were one payload, without joining them first."""
+    masked: list[bytes] = []
+    offset = 0
+    for part in parts:
+        shift = offset % 4
+        masked.append(apply_mask(part, key[shift:] + key[:shift]))
+        offset += len(part)
+    return masked
+
+
 def close_payload(code: int, reason: str = "") -> bytes:
     return _U16.pack(code) + reason.encode()[: _MAX_CONTROL_PAYLOAD - 2]
 
@@ -130,13 +144,20 @@ class FrameParser:
         self._start = 0  # first byte not parsed yet
         self._end = 0  # first byte not filled yet
         self._consumed = 0  # stream offset of buffer[0], for error messages
-        self._fragments: list[bytes] = []
+        self._fragments: list[bytes | bytearray] = []
         self._fragments_size = 0
         self._fragments_binary = True
         self._need = 2  # bytes of buffer[start:] the next frame needs at least
+        # A large payload being read into a buffer of its own: the buffer, how much is in, the frame's
+        # opcode, FIN bit and stream offset.
+        self._direct: bytearray | None = None
+        self._direct_filled = 0
+        self._direct_frame = (Opcode.BINARY, True, 0)
 
     def buffer(self, size_hint: int = -1) -> memoryview:
         """Where the next read goes; call ``advance`` with how many bytes it wrote there."""
+        if self._direct is not None:
+            return memoryview(self._direct)[self._direct_filled :]
         want = max(_MIN_READ, self._need - (self._end - self._start), size_hint)
         if len(self._buffer) - self._end < want:
             pending = self._end - self._start
@@ -147,12 +168,23 @@ class FrameParser:
                 self._start, self._end = 0, pending
             if len(self._buffer) - self._end < want:
                 self._buffer.extend(bytes(want - (len(self._buffer) - self._end)))
-        return memoryview(self._buffer)[self._end :]
+        # Reads into the shared buffer stay modest: most of a large payload should go straight into its own.
+        return memoryview(self._buffer)[self._end : self._end + max(want, _MIN_READ)]
 
     def advance(self, count: int) -> list[Event]:
         """Takes ``count`` new bytes (written into the last ``buffer``) and returns the events they finish."""
-        self._end += count
         events: list[Event] = []
+        if self._direct is not None:
+            self._direct_filled += count
+            if self._direct_filled < len(self._direct):
+                return events
+            payload, self._direct = self._direct, None
+            opcode, fin, start = self._direct_frame
+            event = self._complete(opcode, fin, payload, start)
+            if event is not None:
+                events.append(event)
+            return events
+        self._end += count
         while self._end - self._start >= self._need:
             event = self._parse_one()
             if event is not None:
@@ -161,10 +193,16 @@ class FrameParser:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Like ``buffer`` plus ``advance`` for bytes that are already in memory."""
-        view = self.buffer(len(data))
-        view[: len(data)] = data
-        del view  # a live view would pin the buffer's size
-        return self.advance(len(data))
+        source = memoryview(data)
+        events: list[Event] = []
+        while source:
+            view = self.buffer(len(source))
+            count = min(len(view), len(source))
+            view[:count] = source[:count]
+            del view  # a live view would pin the buffer's size
+            events += self.advance(count)
+            source = source[count:]
+        return events
 
     def _error(self, offset: int, text: str) -> WebSocketProtocolError:
         return WebSocketProtocolError(f"{text} (frame at stream byte {self._consumed + offset})")
@@ -208,6 +246,9 @@ class FrameParser:
             offset += 4
         total = offset + length
         if available < total:
+            if not self._masked and length >= _DIRECT_FROM:
+                self._read_directly(start, offset, length, Opcode(opcode), fin)
+                return None
             self._need = total
             return None
         self._need = 2
@@ -221,9 +262,22 @@ class FrameParser:
             view.release()
         return self._complete(Opcode(opcode), fin, payload, start)
 
-    def _complete(self, opcode: Opcode, fin: bool, payload: bytes, start: int) -> Event | None:
+    def _read_directly(self, start: int, offset: int, length: int, opcode: Opcode, fin: bool) -> None:
+        """The rest of this frame's payload goes straight into a buffer of its own (see ``buffer``)."""
+        direct = bytearray(length)
+        have = self._end - (start + offset)
+        direct[:have] = self._buffer[start + offset : self._end]
+        self._direct, self._direct_filled = direct, have
+        frame_at = self._consumed + start
+        # The buffer starts again after this frame: its payload's remaining bytes bypass it.
+        self._consumed += self._end + (length - have)
+        self._direct_frame = (opcode, fin, frame_at - self._consumed)  # relative, as ``_error`` expects
+        self._start = self._end = 0
+        self._need = 2
+
+    def _complete(self, opcode: Opcode, fin: bool, payload: bytes | bytearray, start: int) -> Event | None:
         if opcode in _CONTROL:
-            return Control(opcode, payload)
+            return Control(opcode, bytes(payload))
         if opcode is Opcode.CONTINUATION:
             if not self._fragments:
                 raise self._error(start, "a continuation frame with no message to continue")

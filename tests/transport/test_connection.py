@@ -119,7 +119,7 @@ def test_our_client_and_server_agree_on_batches_and_close_cleanly() -> None:
         payloads = [os.urandom(size) for size in (0, 10, 100_000, 200_000)]
         for payload in payloads:
             websocket.send(payload)
-        received: list[bytes | str] = []
+        received: list[bytes | bytearray | str] = []
         while len(received) < len(payloads):
             received += await asyncio.wait_for(websocket.recv_many(), TIMEOUT)
         assert received == payloads
@@ -172,7 +172,7 @@ def test_a_message_over_the_limit_closes_with_1009() -> None:
 def test_a_reader_that_falls_behind_pauses_the_socket_and_loses_nothing() -> None:
     async def scenario() -> None:
         release = asyncio.Event()
-        got: list[bytes | str] = []
+        got: list[bytes | bytearray | str] = []
 
         async def slow(websocket: WebSocket) -> None:
             await release.wait()
@@ -226,6 +226,50 @@ def test_a_request_that_is_not_a_websocket_gets_400() -> None:
         assert answer.startswith(b"HTTP/1.1 400 ")
         assert b"not a websocket upgrade" in answer
         writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(scenario())
+
+
+def test_a_slow_peer_makes_our_writer_wait_and_gets_every_byte_in_order() -> None:
+    async def scenario() -> None:
+        chunks = [os.urandom(1 << 19) for _ in range(48)]
+        paused = asyncio.Event()
+
+        async def flood(websocket: WebSocket) -> None:
+            for chunk in chunks:
+                websocket.send_parts([chunk[:10], chunk[10:]])
+                if websocket._writing_paused:
+                    paused.set()
+                await websocket.drain()
+            await websocket.close()
+
+        server, port = await our_server(flood)
+        headers = {"Authorization": "Bearer ok"}
+        async with ws_connect(f"ws://127.0.0.1:{port}/", additional_headers=headers, max_size=None) as ws:
+            await asyncio.wait_for(paused.wait(), TIMEOUT)  # 24 MiB cannot leave while nobody reads
+            received = [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in chunks]
+        assert received == chunks
+        server.close()
+        await server.wait_closed()
+
+    run(scenario())
+
+
+def test_our_client_masks_large_batches_the_server_can_read() -> None:
+    async def scenario() -> None:
+        server, port = await our_server()
+        websocket = await connect(
+            "127.0.0.1", port, headers={"Authorization": "Bearer ok"}, max_message=1 << 21, timeout=TIMEOUT
+        )
+        parts = [b"head", os.urandom(900_000), b"", b"tail"]
+        for _ in range(8):
+            websocket.send_parts(parts)
+            await websocket.drain()
+        for _ in range(8):
+            assert await asyncio.wait_for(websocket.recv(), TIMEOUT) == b"".join(parts)
+        await websocket.close()
         server.close()
         await server.wait_closed()
 

@@ -19,6 +19,7 @@ from pymirrord.transport.frames import (
     close_payload,
     frame,
     header,
+    mask_parts,
     parse_close,
 )
 
@@ -92,3 +93,28 @@ def test_close_payloads_round_trip_and_bad_ones_are_refused() -> None:
         parse_close(b"\x03")
     with pytest.raises(WebSocketProtocolError):
         parse_close(b"\x03\xe8\xff")
+
+
+def test_a_large_unmasked_payload_is_read_into_a_buffer_of_its_own() -> None:
+    parser = FrameParser(masked=False, max_message=1 << 22)
+    big, small = os.urandom(1 << 20), b"tail"
+    data = b"".join([*frame(Opcode.BINARY, big, masked=False), *frame(Opcode.BINARY, small, masked=False)])
+    events: list[object] = []
+    position = 0
+    while position < len(data):
+        view = parser.buffer()
+        count = min(len(view), len(data) - position, 100_000)
+        view[:count] = data[position : position + count]
+        del view
+        events += parser.advance(count)
+        position += count
+    assert events == [Message(big), Message(small)]
+    # The stream offset in errors still counts the bytes that went around the buffer.
+    with pytest.raises(WebSocketProtocolError, match=f"stream byte {len(data)}"):
+        parser.feed(bytes((0x83, 0)))
+
+
+def test_parts_masked_apart_equal_the_whole_masked_at_once() -> None:
+    parts = [os.urandom(n) for n in (3, 0, 5, 70_001, 1)]
+    key = os.urandom(4)
+    assert b"".join(mask_parts(parts, key)) == apply_mask(b"".join(parts), key)
