@@ -1,36 +1,76 @@
 """Incoming traffic benchmark: one run, one table (run as root).
 
-    .venv/bin/python bench/incoming.py [--megabytes 200] [--requests 2000] [--rate 1000] [--seconds 30]
+    .venv/bin/python bench/incoming.py [--megabytes 200] [--requests 2000] [--rate 1000]
+                                       [--paced-seconds 10] [--seconds 30] [--quick]
 
-- steal bulk throughput: a client in the "client" namespace uploads to a sink app, once served by the
-  pod's namespace directly and once stolen by the same app running under ``pymirrord exec --steal``;
-- added latency: 2,000 requests on one keep-alive HTTP connection, steal vs direct (p50, p99);
-- mirror loss: requests/s for N seconds against the pod while a local copy mirrors them; requests
-  the pod answered that never reached the local copy are lost;
-- recovery: after the agent is SIGKILLed, how long until the pod's app answers again.
-Goals from the issue: ratio >= 0.5, added p50 <= 1 ms, 0 lost.
+A client in the "client" namespace talks to the pod's address. The pod's namespace runs one app
+(``apps/sink_and_counter.py``: a byte sink and a keep-alive HTTP responder) for the whole run; the
+same app also runs locally under ``pymirrord exec``, three times: stealing with handover (a local
+agent passes each client's socket to the app), stealing relayed (``PYMIRRORD_HANDOVER=0``: every
+byte crosses agent, websocket and session, as with a Kubernetes target), and mirroring. Each of those
+runs serves all of its phases, so the table compares paths measured minutes apart, not hours.
+
+Phases, and the goal each row is held to (the ``goal`` column names the cell it applies to):
+
+- steal upload: the client sends ``--megabytes`` to the sink, direct and stolen on each path; the
+  client's MB/s and its ratio to direct. Goal: relayed >= 0.5x. A second row checks that the app got
+  every byte on each path;
+- mirror upload: the same upload to the pod's sink while the local copy mirrors it; the client's MB/s
+  against direct, and whether the copy received every byte. A mirrored copy is always relayed (the
+  agent hands over only stolen connections of a port nobody mirrors), so there is no handover cell.
+  Goal: relayed >= 0.5x, and all bytes copied;
+- one at a time: ``--requests`` requests on one keep-alive connection, each sent when the last answer
+  came (after 100 untimed ones); p50 and p99 added to direct. Goal: handover adds <= 1 ms at p50;
+- paced: ``--rate`` requests/s (1,000 for the goal) for ``--paced-seconds`` over 4 keep-alive
+  connections, each request's latency counted from when it was due, so a late answer also charges
+  the requests it held up. Goal: relayed adds <= 0.5 ms at p50;
+- mirror loss: ``--rate`` requests/s for ``--seconds`` over 20 connections to the pod while the local
+  copy (relayed, as every mirror) counts what it gets; requests the pod answered that never reached
+  the copy are lost. Goal: 0 lost;
+- recovery: the agent is SIGKILLed at the end of each steal run; how long until the pod's own app
+  answers again. Goal: <= 2000 ms on both paths.
+
+``--quick`` shrinks every phase to a smoke run of a few seconds; its numbers mean nothing.
+
+Where the time goes
+-------------------
+(to be filled in with profiling findings of the relayed path)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
-import statistics
-import subprocess
-import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pymirrord.lab import Lab, WatchedProcess, in_namespace
+from bench_runs import (
+    PYTHON,
+    answered,
+    app,
+    exec_argv,
+    exec_env,
+    http_load,
+    in_pod,
+    json_from,
+    latencies,
+)
+from bench_table import Row, added, percentile, print_table, rate_mb, versus
 
-APPS = Path(__file__).resolve().parent / "apps"
-PYTHON = sys.executable
+from pymirrord.lab import Lab, WatchedProcess
 
-THROUGHPUT_CLIENT = """
+SINK_PORT = 5001
+HTTP_PORT = 8001
+PACED_CONNECTIONS = 4
+LOAD_CONNECTIONS = 20
+GOAL_RATE = 1000
+
+UPLOAD_CLIENT = """
 import json, socket, sys, time
 host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 chunk = b"x" * (1 << 20)
@@ -38,8 +78,8 @@ with socket.create_connection((host, port), timeout=120) as connection:
     start = time.perf_counter()
     sent = 0
     while sent < size:
-        connection.sendall(chunk)
-        sent += len(chunk)
+        connection.sendall(chunk[: size - sent])
+        sent += min(len(chunk), size - sent)
     connection.shutdown(socket.SHUT_WR)
     answer = b""
     while data := connection.recv(64):
@@ -48,7 +88,7 @@ with socket.create_connection((host, port), timeout=120) as connection:
 print(json.dumps({"seconds": seconds, "sent": sent, "received": int(answer or 0)}))
 """
 
-LATENCY_CLIENT = """
+ONE_AT_A_TIME_CLIENT = """
 import json, socket, sys, time
 host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 request = b"GET / HTTP/1.1\\r\\nHost: bench\\r\\n\\r\\n"
@@ -67,38 +107,9 @@ with socket.create_connection((host, port), timeout=30) as connection:
 print(json.dumps(samples))
 """
 
-LOAD_CLIENT = """
-import asyncio, json, sys, time
-host, port, rate, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-CONNECTIONS = 20
-request = b"GET / HTTP/1.1\\r\\nHost: bench\\r\\n\\r\\n"
-async def worker(index, counts):
-    reader, writer = await asyncio.open_connection(host, port)
-    interval = CONNECTIONS / rate
-    start = time.perf_counter() + index * interval / CONNECTIONS
-    total = int(seconds * rate / CONNECTIONS)
-    for n in range(total):
-        delay = start + n * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)  # pacing the open-loop load, not synchronisation
-        writer.write(request)
-        counts["sent"] += 1
-        await reader.readuntil(b"ok")
-        counts["answered"] += 1
-    writer.close()
-async def main():
-    counts = {"sent": 0, "answered": 0}
-    began = time.perf_counter()
-    await asyncio.gather(*(worker(i, counts) for i in range(CONNECTIONS)))
-    counts["seconds"] = time.perf_counter() - began
-    print(json.dumps(counts))
-asyncio.run(main())
-"""
-
 RECOVERY_CLIENT = """
-import socket, sys, time
-host, port = sys.argv[1], int(sys.argv[2])
-start = time.perf_counter()
+import json, socket, sys, time
+host, port, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])  # start: the kill, time.monotonic()
 while True:
     try:
         with socket.create_connection((host, port), timeout=1) as connection:
@@ -107,38 +118,26 @@ while True:
                 break
     except OSError:
         pass
-    if time.perf_counter() - start > 30:
+    if time.monotonic() - start > 30:
         break
-print((time.perf_counter() - start) * 1000)
+print(json.dumps((time.monotonic() - start) * 1000))
 """
 
 
-def client(lab: Lab, script: str, *args: str, timeout: float = 300) -> Any:
-    argv = in_namespace(lab.client, [PYTHON, "-c", script, *args])
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=True)
-    return json.loads(result.stdout)
+@dataclass
+class PathRun:
+    """What one path (direct, a steal with or without handover, a mirror) measured."""
+
+    upload: dict[str, Any]
+    one_at_a_time: list[float]
+    paced: dict[str, Any] | None = None
+    recovery_ms: float | None = None
+    copied: int | None = None  # bytes the mirrored copy received; None: it never saw the upload end
+    loss: tuple[int, int] | None = None  # (answered by the pod, reached the copy)
 
 
-def in_pod(lab: Lab, app: str, *args: str) -> WatchedProcess:
-    process = WatchedProcess(in_namespace(lab.pod, [PYTHON, str(APPS / app), *args]))
-    process.wait_for("ready")
-    return process
-
-
-def under_pymirrord(
-    lab: Lab, app: str, *args: str, steal: bool, port: int, handover: bool = True
-) -> WatchedProcess:
-    flags = ["--steal"] if steal else []
-    argv = [PYTHON, "-m", "pymirrord", "exec", *flags, "--target", lab.target, "--", PYTHON, str(APPS / app)]
-    env = dict(os.environ, PYMIRRORD_HANDOVER="1" if handover else "0")
-    process = WatchedProcess([*argv, *args], env=env)
-    process.wait_for(f"pymirrord: port {port} {'stolen' if steal else 'mirrored'}")
-    return process
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+def client(lab: Lab, script: str, *args: object, timeout: float = 300) -> Any:
+    return json_from(lab.client, [PYTHON, "-c", script, *map(str, args)], timeout)
 
 
 def agent_pid(lab: Lab) -> int:
@@ -153,114 +152,211 @@ def agent_pid(lab: Lab) -> int:
     raise RuntimeError("no agent process found")
 
 
+def under_pymirrord(lab: Lab, *app_args: str, steal: bool, handover: bool) -> WatchedProcess:
+    """``sink_and_counter.py`` under ``pymirrord exec``, once both of its ports are served."""
+    argv = exec_argv(lab, *(["--steal"] if steal else [])) + app("sink_and_counter.py", *app_args)
+    process = WatchedProcess(argv, env=exec_env(handover))
+    verb = "stolen" if steal else "mirrored"
+    process.wait_for_each(f"pymirrord: port {SINK_PORT} {verb}", f"pymirrord: port {HTTP_PORT} {verb}")
+    return process
+
+
+def latency_phases(lab: Lab, args: argparse.Namespace) -> tuple[list[float], dict[str, Any]]:
+    """One at a time, then paced, against the HTTP port."""
+    one = client(lab, ONE_AT_A_TIME_CLIENT, lab.pod_ip, HTTP_PORT, args.requests)
+    paced = http_load(
+        lab,
+        HTTP_PORT,
+        int(args.rate * args.paced_seconds),
+        PACED_CONNECTIONS,
+        rate=args.rate,
+        warmup=20,
+        timeout=args.paced_seconds * 10 + 60,
+    )
+    return one, paced
+
+
+def measure_direct(lab: Lab, args: argparse.Namespace) -> PathRun:
+    upload = client(lab, UPLOAD_CLIENT, lab.pod_ip, SINK_PORT, args.size)
+    one, paced = latency_phases(lab, args)
+    return PathRun(upload, one, paced)
+
+
+def measure_steal(lab: Lab, args: argparse.Namespace, handover: bool) -> PathRun:
+    with under_pymirrord(lab, str(SINK_PORT), str(HTTP_PORT), steal=True, handover=handover):
+        upload = client(lab, UPLOAD_CLIENT, lab.pod_ip, SINK_PORT, args.size)
+        one, paced = latency_phases(lab, args)
+        os.kill(agent_pid(lab), signal.SIGKILL)
+        # Counted from the kill, so the client's own start-up is part of it rather than hidden.
+        killed = time.monotonic()
+        recovery = client(lab, RECOVERY_CLIENT, lab.pod_ip, HTTP_PORT, killed, timeout=60)
+    return PathRun(upload, one, paced, recovery_ms=float(recovery))
+
+
+def measure_mirror(lab: Lab, args: argparse.Namespace, scratch: str) -> PathRun:
+    count_file = os.path.join(scratch, "count")
+    total = int(args.rate * args.seconds)
+    local = under_pymirrord(
+        lab, str(SINK_PORT), str(HTTP_PORT), count_file, str(total), steal=False, handover=False
+    )
+    try:
+        upload = client(lab, UPLOAD_CLIENT, lab.pod_ip, SINK_PORT, args.size)
+        copied: int | None = None
+        # The copy ends after the client's own connection did: a bounded wait for its count.
+        with contextlib.suppress(TimeoutError):
+            copied = int(local.wait_for("received ", timeout=30).split()[-1])
+        load = http_load(
+            lab, HTTP_PORT, total, LOAD_CONNECTIONS, rate=args.rate, timeout=args.seconds * 4 + 60
+        )
+        pod_answered = answered(load)
+        # Copies still in flight when the client finishes are not lost: a bounded wait for them.
+        with contextlib.suppress(TimeoutError):
+            local.wait_for(f"reached {pod_answered}", timeout=15)
+    finally:
+        local.interrupt()
+    mirrored = int(Path(count_file).read_text()) if os.path.exists(count_file) else 0
+    return PathRun(upload, [], copied=copied, loss=(pod_answered, mirrored))
+
+
+def rows_of(
+    args: argparse.Namespace, direct: PathRun, handover: PathRun, relayed: PathRun, mirror: PathRun
+) -> list[Row]:
+    size = args.size
+    base = rate_mb(size, direct.upload["seconds"])
+    steal_rates = [rate_mb(size, run.upload["seconds"]) for run in (handover, relayed)]
+    mirror_rate = rate_mb(size, mirror.upload["seconds"])
+
+    def whole(run: PathRun) -> str:
+        return "yes" if run.upload["received"] == size else f"NO ({run.upload['received']} bytes)"
+
+    rows = [
+        Row(
+            "steal upload, client MB/s",
+            f"{base:.0f} MB/s",
+            versus(steal_rates[0], base),
+            versus(steal_rates[1], base),
+            "relayed >= 0.5x",
+            steal_rates[1] / base >= 0.5,
+        ),
+        Row(
+            "steal upload, every byte reached the app",
+            whole(direct),
+            whole(handover),
+            whole(relayed),
+            "all",
+            all(run.upload["received"] == size for run in (direct, handover, relayed)),
+        ),
+        Row(
+            "mirror upload, client MB/s",
+            f"{base:.0f} MB/s",
+            "-",
+            versus(mirror_rate, base),
+            "relayed >= 0.5x",
+            mirror_rate / base >= 0.5,
+        ),
+        Row(
+            "mirror upload, bytes the copy received",
+            "-",
+            "-",
+            "no end seen" if mirror.copied is None else f"{mirror.copied} of {size}",
+            "all",
+            mirror.copied == size,
+        ),
+    ]
+    for fraction, name in ((0.5, "p50"), (0.99, "p99")):
+        d = percentile(direct.one_at_a_time, fraction)
+        h, r = (percentile(run.one_at_a_time, fraction) for run in (handover, relayed))
+        goal = name == "p50"
+        rows.append(
+            Row(
+                f"keep-alive HTTP one at a time, added {name}",
+                f"{d:.3f} ms",
+                added(h, d),
+                added(r, d),
+                "handover <= +1 ms" if goal else "-",
+                h - d <= 1.0 if goal else None,
+            )
+        )
+    assert direct.paced is not None and handover.paced is not None and relayed.paced is not None
+    for fraction, name in ((0.5, "p50"), (0.99, "p99")):
+        d = percentile(latencies(direct.paced), fraction)
+        h, r = (percentile(latencies(run), fraction) for run in (handover.paced, relayed.paced))
+        goal = name == "p50"
+        rows.append(
+            Row(
+                f"keep-alive HTTP at {args.rate:g} req/s (paced), added {name}",
+                f"{d:.3f} ms",
+                added(h, d),
+                added(r, d),
+                f"relayed <= +0.5 ms at {GOAL_RATE} req/s" if goal else "-",
+                r - d <= 0.5 if goal and args.rate == GOAL_RATE else None,
+            )
+        )
+    sent = int(args.rate * args.paced_seconds)
+    counts = [answered(run) for run in (direct.paced, handover.paced, relayed.paced)]
+    rows.append(
+        Row(
+            "keep-alive HTTP paced, requests answered",
+            f"{counts[0]} of {sent}",
+            f"{counts[1]} of {sent}",
+            f"{counts[2]} of {sent}",
+            goal="all",
+            met=all(count == sent for count in counts),
+        )
+    )
+    assert mirror.loss is not None
+    pod_answered, mirrored = mirror.loss
+    rows.append(
+        Row(
+            f"mirror at {args.rate:g} req/s for {args.seconds:g} s, lost copies",
+            "-",
+            "-",
+            f"{pod_answered - mirrored} lost ({pod_answered} answered, {mirrored} copied)",
+            "0 lost",
+            mirrored >= pod_answered,
+        )
+    )
+    assert handover.recovery_ms is not None and relayed.recovery_ms is not None
+    rows.append(
+        Row(
+            "pod answers again after agent SIGKILL",
+            "-",
+            f"{handover.recovery_ms:.0f} ms",
+            f"{relayed.recovery_ms:.0f} ms",
+            "<= 2000 ms",
+            max(handover.recovery_ms, relayed.recovery_ms) <= 2000,
+        )
+    )
+    return rows
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--megabytes", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--rate", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=30)
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--megabytes", type=int, default=200, help="upload size")
+    parser.add_argument("--requests", type=int, default=2000, help="one-at-a-time requests")
+    parser.add_argument("--rate", type=float, default=GOAL_RATE, help="req/s, paced and mirror-loss runs")
+    parser.add_argument("--paced-seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=30, help="length of the mirror-loss run")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of every phase: a few seconds")
     args = parser.parse_args()
-    size = str(args.megabytes * 1024 * 1024)
-    rows: list[tuple[str, str, str, str]] = []
+    if args.quick:
+        args.megabytes, args.requests, args.paced_seconds, args.seconds = 4, 100, 0.3, 0.5
+    args.size = args.megabytes * 1024 * 1024
 
-    with Lab.create("pmd-bench") as lab:
-        ip = lab.pod_ip
-        # Throughput.
-        with in_pod(lab, "sink.py", "5001"):
-            direct = client(lab, THROUGHPUT_CLIENT, ip, "5001", size)
-        with under_pymirrord(lab, "sink.py", "5002", steal=True, port=5002):
-            stolen = client(lab, THROUGHPUT_CLIENT, ip, "5002", size)
-        with under_pymirrord(lab, "sink.py", "5006", steal=True, port=5006, handover=False):
-            relayed = client(lab, THROUGHPUT_CLIENT, ip, "5006", size)
-        direct_rate = direct["sent"] / direct["seconds"] / 1e6
-        for label, run, goal in (
-            ("steal throughput / direct", stolen, ">= 0.5"),
-            ("  relayed (PYMIRRORD_HANDOVER=0) / direct", relayed, ""),
-        ):
-            assert direct["received"] == run["received"] == int(size), (direct, run)
-            rate = run["sent"] / run["seconds"] / 1e6
-            rows.append((label, f"{rate:.0f} / {direct_rate:.0f} MB/s", f"{rate / direct_rate:.2f}", goal))
-
-        # Latency.
-        with in_pod(lab, "http_counter.py", "8001"):
-            direct_ms = client(lab, LATENCY_CLIENT, ip, "8001", str(args.requests))
-        with under_pymirrord(lab, "http_counter.py", "8002", steal=True, port=8002):
-            steal_ms = client(lab, LATENCY_CLIENT, ip, "8002", str(args.requests))
-        for label, fraction in (("p50", 0.5), ("p99", 0.99)):
-            d, s = percentile(direct_ms, fraction), percentile(steal_ms, fraction)
-            goal = "<= 1 ms" if label == "p50" else "-"
-            rows.append(
-                (
-                    f"added {label} latency, steal vs direct",
-                    f"{s:.3f} vs {d:.3f} ms",
-                    f"{s - d:+.3f} ms",
-                    goal,
-                )
-            )
-        rows.append(
-            (
-                "  mean latency, steal vs direct",
-                f"{statistics.fmean(steal_ms):.3f} vs {statistics.fmean(direct_ms):.3f} ms",
-                "",
-                "",
-            )
-        )
-
-        # Mirror loss at a fixed rate.
-        with tempfile.TemporaryDirectory() as scratch:
-            count_file = os.path.join(scratch, "count")
-            expected = str(int(args.seconds * args.rate))
-            with in_pod(lab, "http_counter.py", "8003"):
-                local = under_pymirrord(
-                    lab, "http_counter.py", "8003", count_file, expected, steal=False, port=8003
-                )
-                try:
-                    load = client(
-                        lab,
-                        LOAD_CLIENT,
-                        ip,
-                        "8003",
-                        str(args.rate),
-                        str(args.seconds),
-                        timeout=args.seconds * 4 + 60,
-                    )
-                    # Copies still in flight when the client finishes are not lost: a bounded wait for them.
-                    with contextlib.suppress(TimeoutError):
-                        local.wait_for(f"reached {load['answered']}", timeout=15)
-                finally:
-                    local.interrupt()
-            mirrored = int(Path(count_file).read_text())
-        lost = load["answered"] - mirrored
-        rows.append(
-            (
-                f"mirror: {args.rate} req/s for {args.seconds:g} s",
-                f"{load['answered']} answered by the pod, {mirrored} mirrored",
-                f"{lost} lost",
-                "0 lost",
-            )
-        )
-
-        # Recovery after an agent SIGKILL.
-        with (
-            in_pod(lab, "http_counter.py", "8004"),
-            under_pymirrord(lab, "http_counter.py", "8004", steal=True, port=8004),
-        ):
-            os.kill(agent_pid(lab), signal.SIGKILL)
-            recovery = float(
-                subprocess.run(
-                    in_namespace(lab.client, [PYTHON, "-c", RECOVERY_CLIENT, ip, "8004"]),
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    timeout=60,
-                ).stdout
-            )
-        rows.append(("pod answers again after agent SIGKILL", f"{recovery:.0f} ms", "", "<= 2000 ms"))
-
-    widths = [max(len(row[i]) for row in [("measure", "values", "result", "goal"), *rows]) for i in range(4)]
-    header = ("measure", "values", "result", "goal")
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    with Lab.create("pmd-bench") as lab, tempfile.TemporaryDirectory() as scratch:
+        pod_args = (str(SINK_PORT), str(HTTP_PORT))
+        with in_pod(lab, "sink_and_counter.py", *pod_args, ready="all ready"):
+            direct = measure_direct(lab, args)
+            handover = measure_steal(lab, args, handover=True)
+            relayed = measure_steal(lab, args, handover=False)
+            mirror = measure_mirror(lab, args, scratch)
+    print_table(
+        rows_of(args, direct, handover, relayed, mirror),
+        f"({args.megabytes} MB uploads, {args.requests} requests one at a time, {args.rate:g} req/s paced for"
+        f" {args.paced_seconds:g} s and mirrored for {args.seconds:g} s; one run)",
+    )
 
 
 if __name__ == "__main__":

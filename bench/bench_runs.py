@@ -1,0 +1,75 @@
+"""What the benchmarks share to run their parts: the interpreter, the bench apps, ``pymirrord exec``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pymirrord.lab import Lab, WatchedProcess, in_namespace
+
+PYTHON = sys.executable
+APPS = Path(__file__).resolve().parent / "apps"
+HANDOVER_SWITCH = "PYMIRRORD_HANDOVER"
+
+
+def exec_env(handover: bool) -> dict[str, str]:
+    """The environment of a ``pymirrord exec``: handover (a local agent's default) on, or off (relayed)."""
+    return dict(os.environ, **{HANDOVER_SWITCH: "1" if handover else "0"})
+
+
+def exec_argv(lab: Lab, *flags: str) -> list[str]:
+    """``pymirrord exec`` against the lab's pod, up to and including ``--``."""
+    return [PYTHON, "-m", "pymirrord", "exec", *flags, "--target", lab.target, "--"]
+
+
+def app(name: str, *args: str) -> list[str]:
+    """The argv of bench app ``name`` (a file in ``bench/apps``)."""
+    return [PYTHON, str(APPS / name), *args]
+
+
+def json_from(namespace: str, argv: Sequence[str], timeout: float = 300) -> Any:
+    """Runs ``argv`` in ``namespace`` and parses the JSON of its last line of output."""
+    result = subprocess.run(
+        in_namespace(namespace, argv), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} failed in {namespace}: {result.stderr.strip()}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def in_pod(lab: Lab, name: str, *args: str, ready: str = "ready") -> WatchedProcess:
+    """Bench app ``name`` serving in the pod's namespace (once it printed ``ready``)."""
+    process = WatchedProcess(in_namespace(lab.pod, app(name, *args)))
+    process.wait_for(ready)
+    return process
+
+
+def http_load(
+    lab: Lab,
+    port: int,
+    total: int,
+    connections: int,
+    *,
+    rate: float = 0,
+    warmup: int = 0,
+    timeout: float = 600,
+) -> dict[str, Any]:
+    """``http_load.py`` from the client namespace against the pod's address (see that app)."""
+    args = [lab.pod_ip, str(port), str(total), str(connections), "--rate", str(rate), "--warmup", str(warmup)]
+    data: dict[str, Any] = json_from(lab.client, app("http_load.py", *args), timeout)
+    return data
+
+
+def answered(run: dict[str, Any]) -> int:
+    """Requests of an ``http_load`` run that got an answer."""
+    return sum(1 for _, body, _ in run["results"] if body is not None)
+
+
+def latencies(run: dict[str, Any], mine: bool | None = None) -> list[float]:
+    """Milliseconds of the answered requests of an ``http_load`` run (only matching or not, if asked)."""
+    return [ms for is_mine, body, ms in run["results"] if body is not None and mine in (None, is_mine)]
