@@ -16,6 +16,10 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     need_apt+=(python3-venv)
 fi
+# The VS Code extension's webview is tested in Debian's Chromium (through Playwright, which downloads nothing).
+if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1; then
+    need_apt+=(chromium)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: missing system packages: ${need_apt[*]}; run this script as root or install them" >&2
@@ -39,7 +43,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 
-# The VS Code extension's type check uses its npm dev dependencies; its tests need none.
+# The VS Code extension's type check and its .vsix (vsce, esbuild) use its npm dev dependencies.
 if [ -n "$extras" ] && command -v npm >/dev/null 2>&1; then
-    npm ci --no-audit --no-fund --loglevel=error >/dev/null || echo "setup: npm ci failed; the extension's type check will be skipped" >&2
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null || echo "setup: npm ci failed; the extension's type check and package test will be skipped" >&2
 fi

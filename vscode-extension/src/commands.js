@@ -20,6 +20,7 @@ const COMMANDS = Object.freeze({
   showSessions: 'pymirrord.showSessions',
   stopSession: 'pymirrord.stopSession',
   testFilter: 'pymirrord.testFilter',
+  editFilter: 'pymirrord.editFilter',
 });
 const REMEMBERED_TARGET = 'pymirrord.target';
 
@@ -27,7 +28,7 @@ const REMEMBERED_TARGET = 'pymirrord.target';
  * @typedef {import('./client').Helper} Helper
  * @typedef {import('./sessions').SessionsModel} SessionsModel
  * @typedef {{helper: Helper, model: SessionsModel, output: vscode.OutputChannel, state: vscode.Memento,
- *   refresh: () => Promise<void>}} Context
+ *   refresh: () => Promise<void>, openFilterEditor: (uri: vscode.Uri) => unknown}} Context
  */
 
 /** @param {Context} ctx */
@@ -125,9 +126,11 @@ function createCommands(ctx) {
     if (choice) await stopSession(session.sessionId);
   }
 
-  /** @param {string} [sessionId] */
-  async function stopSession(sessionId) {
-    if (typeof sessionId !== 'string') {
+  /** @param {string | {sessionId?: unknown}} [argument] a session id, or the Sessions view's node */
+  async function stopSession(argument) {
+    let sessionId = typeof argument === 'string' ? argument
+      : typeof argument?.sessionId === 'string' ? argument.sessionId : undefined;
+    if (sessionId === undefined) {
       const sessions = await liveSessions();
       if (!sessions) return;
       const picked = sessions.length === 1 ? sessionItems(sessions)[0]
@@ -196,7 +199,22 @@ function createCommands(ctx) {
     return 'filter' in parsed ? parsed.filter : undefined;
   }
 
-  return { selectTarget, showSessions, stopSession, testFilter };
+  /**
+   * Open the HTTP filter editor for a config file.
+   * @param {string | vscode.Uri} [uriArgument] the config file (the helper's code lens passes its URI)
+   */
+  async function editFilter(uriArgument) {
+    const uri = typeof uriArgument === 'string' ? vscode.Uri.parse(uriArgument)
+      : uriArgument instanceof vscode.Uri ? uriArgument : await commandConfig();
+    if (!uri) {
+      void vscode.window.showInformationMessage('pymirrord: there is no config file to edit: add ' +
+        '.mirrord/mirrord.json to the workspace (an empty {} will do), then edit its filter.');
+      return;
+    }
+    ctx.openFilterEditor(uri);
+  }
+
+  return { selectTarget, showSessions, stopSession, testFilter, editFilter };
 }
 
 /**

@@ -10,7 +10,9 @@ const { Helper } = require('./client');
 const { COMMANDS, createCommands, rememberedTarget } = require('./commands');
 const { LaunchProvider, endSessionOf } = require('./debug');
 const { PYTHON_TYPES } = require('./launch');
+const { FilterPanels } = require('./filter-panel');
 const { SessionsModel } = require('./sessions');
+const { SessionsTree } = require('./sessions-view');
 const { METHODS } = require('./protocol');
 
 /** @type {Helper | undefined} */
@@ -23,10 +25,12 @@ async function activate(context) {
   const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 0);
   status.name = 'pymirrord';
   status.command = COMMANDS.showSessions;
+  const tree = new SessionsTree(model);
   const render = () => {
     status.text = model.statusText();
     status.tooltip = model.tooltip();
     status.show();
+    tree.refresh();
   };
   const refresh = async () => {
     model.reset(await started.request(METHODS.sessions, {}));
@@ -44,7 +48,11 @@ async function activate(context) {
     chooseTarget: (uri) => commands.selectTarget(uri),
   });
   helper = started;
-  commands = createCommands({ helper: started, model, output, state: context.workspaceState, refresh });
+  const panels = new FilterPanels({ extensionUri: context.extensionUri, state: context.workspaceState, helper: started });
+  commands = createCommands({
+    helper: started, model, output, state: context.workspaceState, refresh,
+    openFilterEditor: (uri) => panels.open(uri),
+  });
 
   const provider = new LaunchProvider({
     helper: started,
@@ -60,6 +68,10 @@ async function activate(context) {
     vscode.commands.registerCommand(COMMANDS.showSessions, commands.showSessions),
     vscode.commands.registerCommand(COMMANDS.stopSession, commands.stopSession),
     vscode.commands.registerCommand(COMMANDS.testFilter, commands.testFilter),
+    vscode.commands.registerCommand(COMMANDS.editFilter, commands.editFilter),
+    tree,
+    vscode.window.createTreeView('pymirrord.sessions', { treeDataProvider: tree, showCollapseAll: true }),
+    panels,
     ...PYTHON_TYPES.map((type) => vscode.debug.registerDebugConfigurationProvider(type, provider)),
     vscode.debug.onDidTerminateDebugSession((session) => void endSessionOf(session, started)),
     vscode.workspace.onDidChangeConfiguration((change) => {

@@ -10,6 +10,8 @@ const METHODS = Object.freeze({
   verifyConfig: 'pymirrord/verifyConfig',
   prepareLaunch: 'pymirrord/prepareLaunch',
   testFilter: 'pymirrord/testFilter',
+  filterDocument: 'pymirrord/filterDocument',
+  filterEdit: 'pymirrord/filterEdit',
   sessions: 'pymirrord/sessions',
   stopSession: 'pymirrord/stopSession',
   executeCommand: 'workspace/executeCommand',

@@ -32,6 +32,36 @@ class Uri {
   toString() {
     return `${this.scheme}://${this.fsPath}`;
   }
+
+  /**
+   * @param {Uri} base
+   * @param {...string} parts
+   */
+  static joinPath(base, ...parts) {
+    return new Uri(base.scheme, path.join(base.fsPath, ...parts));
+  }
+}
+
+/** @template T */
+class EventEmitter {
+  constructor() {
+    /** @type {((value: T) => void)[]} */
+    this.listeners = [];
+    /** @param {(value: T) => void} listener */
+    this.event = (listener) => {
+      this.listeners.push(listener);
+      return { dispose: () => { this.listeners = this.listeners.filter((l) => l !== listener); } };
+    };
+  }
+
+  /** @param {T} value */
+  fire(value) {
+    this.listeners.forEach((listener) => listener(value));
+  }
+
+  dispose() {
+    this.listeners = [];
+  }
 }
 
 class CancellationTokenSource {
@@ -80,6 +110,14 @@ function createFake(options) {
   const outputLines = /** @type {string[]} */ ([]);
   /** @type {any[]} */
   const statusItems = [];
+  /** @type {Map<string, any>} */
+  const treeViews = new Map();
+  /** @type {any[]} the webview panels made, each with `posted` (messages to the page) and `receive` */
+  const panels = [];
+  /** @type {any[]} the WorkspaceEdits applied */
+  const appliedEdits = [];
+  /** @type {Function[]} */
+  const documentListeners = [];
 
   /**
    * @param {keyof typeof answers} kind
@@ -94,6 +132,42 @@ function createFake(options) {
   const vscode = {
     Uri,
     CancellationTokenSource,
+    EventEmitter,
+    TreeItemCollapsibleState: { None: 0, Collapsed: 1, Expanded: 2 },
+    TreeItem: class {
+      /**
+       * @param {string} label
+       * @param {number} collapsibleState
+       */
+      constructor(label, collapsibleState) {
+        this.label = label;
+        this.collapsibleState = collapsibleState;
+      }
+    },
+    ThemeIcon: class {
+      /** @param {string} id */
+      constructor(id) {
+        this.id = id;
+      }
+    },
+    ViewColumn: { Active: -1, Beside: -2, One: 1 },
+    Range: class {
+      /** @param {number} startLine @param {number} startCharacter @param {number} endLine @param {number} endCharacter */
+      constructor(startLine, startCharacter, endLine, endCharacter) {
+        Object.assign(this, { startLine, startCharacter, endLine, endCharacter });
+      }
+    },
+    WorkspaceEdit: class {
+      constructor() {
+        /** @type {{uri: any, range: any, newText: string}[]} */
+        this.replacements = [];
+      }
+
+      /** @param {any} uri @param {any} range @param {string} newText */
+      replace(uri, range, newText) {
+        this.replacements.push({ uri, range, newText });
+      }
+    },
     RelativePattern: class {
       /**
        * @param {any} base
@@ -142,6 +216,51 @@ function createFake(options) {
         return task({ report: (/** @type {any} */ value) => reports.push(value) }, new CancellationTokenSource().token);
       },
       showTextDocument: async () => undefined,
+      /** @param {string} id @param {any} options */
+      createTreeView: (id, options) => {
+        const view = { id, options, dispose() {} };
+        treeViews.set(id, view);
+        return view;
+      },
+      /** @param {string} viewType @param {string} title @param {any} column @param {any} options */
+      createWebviewPanel: (viewType, title, column, options) => {
+        /** @type {Function[]} */
+        const receivers = [];
+        /** @type {Function[]} */
+        const disposeListeners = [];
+        const panel = {
+          viewType, title, options, revealed: 0, posted: /** @type {any[]} */ ([]),
+          webview: {
+            html: '',
+            cspSource: 'vscode-webview://fake',
+            /** @param {any} uri */
+            asWebviewUri: (uri) => ({ toString: () => `vscode-webview://fake${uri.fsPath}` }),
+            /** @param {any} message */
+            postMessage: async (message) => {
+              panel.posted.push(message);
+              return true;
+            },
+            /** @param {Function} receiver */
+            onDidReceiveMessage: (receiver) => {
+              receivers.push(receiver);
+              return { dispose() {} };
+            },
+          },
+          /** The page sends a message; resolves when the extension has handled it. */
+          receive: async (/** @type {any} */ message) => Promise.all(receivers.map((receiver) => receiver(message))),
+          reveal() {
+            panel.revealed += 1;
+          },
+          /** @param {Function} listener */
+          onDidDispose: (listener) => {
+            disposeListeners.push(listener);
+            return { dispose() {} };
+          },
+          dispose: () => disposeListeners.forEach((listener) => listener()),
+        };
+        panels.push(panel);
+        return panel;
+      },
     },
     commands: {
       /** @param {string} name @param {Function} handler */
@@ -174,6 +293,16 @@ function createFake(options) {
         get: (key, fallback) => (`${section}.${key}` in settings ? settings[`${section}.${key}`] : fallback),
       }),
       onDidChangeConfiguration: () => ({ dispose() {} }),
+      /** @param {Function} listener */
+      onDidChangeTextDocument: (listener) => {
+        documentListeners.push(listener);
+        return { dispose() {} };
+      },
+      /** @param {any} edit */
+      applyEdit: async (edit) => {
+        appliedEdits.push(edit);
+        return true;
+      },
       findFiles: async () => files.map((file) => Uri.file(file)),
       /** @param {any} uri */
       asRelativePath: (uri) => path.relative(options.folder, uri.fsPath ?? uri),
@@ -253,7 +382,7 @@ function createFake(options) {
 
   return {
     vscode, languageclient, helper, shown, answers, commands, debugProviders, terminateListeners, settings,
-    saved, files, outputLines, statusItems, folder,
+    saved, files, outputLines, statusItems, folder, treeViews, panels, appliedEdits, documentListeners,
   };
 }
 
