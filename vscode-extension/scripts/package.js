@@ -1,57 +1,91 @@
 // @ts-check
 'use strict';
 /**
- * Build a .vsix. The extension lives in an npm workspace, whose dependencies are hoisted to the
- * repository's node_modules; vsce would then pack the whole repository. So the extension is staged in a
- * folder of its own (its files, the schema, its runtime dependencies only) and packed there.
+ * Build a .vsix, offline: the extension's code bundled into one file by esbuild (vscode-languageclient
+ * included, `vscode` left to the editor), the webview's files, the config schema for jsonValidation, and a
+ * manifest without dependencies, packed by @vscode/vsce. Both tools are dev dependencies installed by
+ * `npm ci` at the repository root; nothing is downloaded here.
  *
- * Usage: node scripts/package.js [output.vsix]   (needs the npm registry for vscode-languageclient and vsce)
+ * The extension lives in an npm workspace whose dependencies are hoisted to the repository's node_modules;
+ * packing in place would take the whole repository. So the files are staged in a folder of their own.
+ *
+ * Usage: node scripts/package.js [output.vsix]   (npm run package -- [output.vsix])
  */
 
-const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { copySchema } = require('./copy-schema');
 
 const ROOT = path.resolve(__dirname, '..');
-const FILES = ['package.json', 'README.md', '.vscodeignore', 'src'];
-const VSCE = '@vscode/vsce@3';
+const COPIED = ['README.md', 'media'];
+const BUNDLE = 'dist/extension.js';
 
 /**
- * @param {string} command
- * @param {string[]} args
- * @param {string} cwd
+ * A dev dependency, or an error saying how to install it.
+ * @param {string} name
  */
-function run(command, args, cwd) {
-  console.log(`$ ${command} ${args.join(' ')}`);
-  execFileSync(command, args, { cwd, stdio: 'inherit', shell: process.platform === 'win32' });
+function tool(name) {
+  try {
+    return require(name);
+  } catch {
+    throw new Error(`${name} is not installed: run \`npm ci\` at the repository root (scripts/setup.sh --dev does)`);
+  }
 }
 
-function main() {
+/**
+ * The staged manifest: the bundle as entry point, nothing to install, nothing to run before packing.
+ * @param {any} manifest
+ */
+function stagedManifest(manifest) {
+  const { scripts, devDependencies, dependencies, ...rest } = manifest;
+  return { ...rest, main: `./${BUNDLE}` };
+}
+
+/**
+ * @param {string} output the .vsix to write
+ * @returns {Promise<string>}
+ */
+async function buildPackage(output) {
+  const esbuild = tool('esbuild');
+  const vsce = tool('@vscode/vsce');
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-  const output = path.resolve(process.argv[2] || path.join(ROOT, `${manifest.name}-${manifest.version}.vsix`));
   const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'pymirrord-vsix-'));
   try {
-    for (const name of FILES) fs.cpSync(path.join(ROOT, name), path.join(stage, name), { recursive: true });
+    for (const name of COPIED) fs.cpSync(path.join(ROOT, name), path.join(stage, name), { recursive: true });
     copySchema(path.join(stage, 'schema'));
-    // The staged manifest: the schema is copied already, and only runtime dependencies are installed.
-    const staged = { ...manifest, scripts: {}, devDependencies: {} };
-    fs.writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify(staged, null, 2)}\n`);
+    fs.writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify(stagedManifest(manifest), null, 2)}\n`);
     fs.writeFileSync(path.join(stage, 'LICENSE'), `${manifest.license} license: see the pymirrord repository.\n`);
-    run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund'], stage);
-    run('npx', ['--yes', VSCE, 'package', '--allow-missing-repository', '--out', output], stage);
-    console.log(`wrote ${output}`);
+    await esbuild.build({
+      entryPoints: [path.join(ROOT, 'src', 'extension.js')],
+      outfile: path.join(stage, BUNDLE),
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node18',
+      external: ['vscode'],
+      minify: true,
+      keepNames: true,
+      logLevel: 'warning',
+    });
+    fs.mkdirSync(path.dirname(output), { recursive: true });
+    await vsce.createVSIX({ cwd: stage, packagePath: output, dependencies: false, allowMissingRepository: true });
+    return output;
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
   }
 }
 
 if (require.main === module) {
-  try {
-    main();
-  } catch (error) {
-    console.error(`package: ${/** @type {Error} */ (error).message}`);
-    process.exitCode = 1;
-  }
+  const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const output = path.resolve(process.argv[2] || path.join(ROOT, `${manifest.name}-${manifest.version}.vsix`));
+  buildPackage(output).then(
+    (written) => console.log(`wrote ${written}`),
+    (error) => {
+      console.error(`package: ${error instanceof Error ? error.message : error}`);
+      process.exitCode = 1;
+    },
+  );
 }
+
+module.exports = { buildPackage, stagedManifest, BUNDLE };
