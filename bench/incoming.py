@@ -157,7 +157,11 @@ def under_pymirrord(lab: Lab, *app_args: str, steal: bool, handover: bool) -> Wa
     argv = exec_argv(lab, *(["--steal"] if steal else [])) + app("sink_and_counter.py", *app_args)
     process = WatchedProcess(argv, env=exec_env(handover))
     verb = "stolen" if steal else "mirrored"
-    process.wait_for_each(f"pymirrord: port {SINK_PORT} {verb}", f"pymirrord: port {HTTP_PORT} {verb}")
+    try:
+        process.wait_for_each(f"pymirrord: port {SINK_PORT} {verb}", f"pymirrord: port {HTTP_PORT} {verb}")
+    except BaseException:
+        process.interrupt()
+        raise
     return process
 
 
@@ -209,9 +213,10 @@ def measure_mirror(lab: Lab, args: argparse.Namespace, scratch: str) -> PathRun:
             lab, HTTP_PORT, total, LOAD_CONNECTIONS, rate=args.rate, timeout=args.seconds * 4 + 60
         )
         pod_answered = answered(load)
-        # Copies still in flight when the client finishes are not lost: a bounded wait for them.
+        # Copies still in flight when the client finishes are not lost: a bounded wait for them (the app
+        # says when its count reaches the number sent).
         with contextlib.suppress(TimeoutError):
-            local.wait_for(f"reached {pod_answered}", timeout=15)
+            local.wait_for("reached ", timeout=15)
     finally:
         local.interrupt()
     mirrored = int(Path(count_file).read_text()) if os.path.exists(count_file) else 0
