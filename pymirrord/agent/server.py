@@ -20,7 +20,7 @@ import http
 import itertools
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 from pymirrord import __version__
@@ -58,6 +58,10 @@ WEBSOCKET_WRITE_LIMIT = 1024 * 1024
 """High-water mark of the websocket's own send buffer."""
 BATCH_BYTES = 1024 * 1024
 """Queued messages past this size wait for the next websocket message."""
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 20.0
+"""A session that answers no ping within this long is gone (its machine slept or lost the network): it is
+dropped like one that disconnected, so its rules and stolen ports are released."""
 CLOSE_TIMEOUT = 3.0
 """Seconds to wait for a session to acknowledge a close; a stuck session must not hold up the shutdown."""
 CLOSE_PROTOCOL_ERROR = 1002
@@ -81,30 +85,32 @@ EnvironmentSource = Callable[[], ProcessEnvironment]
 
 
 class Outbox:
-    """One session's outgoing messages, sent in order by a single writer task (``run``).
+    """One session's outgoing messages, sent in order.
 
     ``put`` always queues; ``offer`` refuses once ``limit`` bytes are queued; ``wait_writable`` waits until at
-    most ``resume_below`` bytes are queued. After ``close`` everything is discarded. ``send`` takes every
-    message queued meanwhile at once (one websocket message when the session agreed to batches), and
-    ``drain`` waits for the websocket to take more.
+    most ``resume_below`` bytes are queued. What is queued during one turn of the event loop leaves at the end
+    of that turn in one ``send`` (one websocket message when the session agreed to batches), with no task to
+    wake in between. While the websocket is full (``ready`` says no) messages wait, and ``resume`` sends them
+    on. After ``close`` everything is discarded.
     """
 
     def __init__(
         self,
         send: Callable[[list[bytes]], None],
-        drain: Callable[[], Awaitable[None]],
+        ready: Callable[[], bool],
         *,
         limit: int = MIRROR_QUEUE_LIMIT,
         resume_below: int = STEAL_RESUME_BELOW,
     ) -> None:
         self._send = send
-        self._drain = drain
+        self._ready = ready
         self._limit = limit
         self._resume_below = resume_below
         self._frames: collections.deque[bytes] = collections.deque()
         self._size = 0
         self._closed = False
-        self._wakeup = asyncio.Event()
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
         self._writable = asyncio.Event()
         self._writable.set()
         self._empty = asyncio.Event()
@@ -123,10 +129,10 @@ class Outbox:
             return
         self._frames.append(frame)
         self._size += len(frame)
-        self._wakeup.set()
         self._empty.clear()
         if self._size > self._resume_below:
             self._writable.clear()
+        self.resume()
 
     def offer(self, frame: bytes) -> bool:
         if self._closed:
@@ -144,40 +150,38 @@ class Outbox:
         """Wait until everything queued so far has been handed to the websocket (or the outbox closed)."""
         await self._empty.wait()
 
+    def resume(self) -> None:
+        """Send what waits at the end of this turn (the websocket has room again, or something was queued)."""
+        if not self._scheduled and not self._closed and self._frames:
+            self._scheduled = True
+            self._loop.call_soon(self._send_queued)
+
     def close(self) -> None:
         self._closed = True
         self._frames.clear()
         self._size = 0
-        self._wakeup.set()
         self._writable.set()
         self._empty.set()
 
-    async def run(self) -> None:
-        """Send queued frames until ``close``; a failed send closes the outbox."""
-        try:
-            while not self._closed:
-                if not self._frames:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                taken: list[bytes] = []
-                size = 0
-                # A burst goes out at once, but not so much that one write holds the loop for long.
-                while self._frames and size < BATCH_BYTES:
-                    frame = self._frames.popleft()
-                    taken.append(frame)
-                    size += len(frame)
-                self._size -= size
-                if self._size <= self._resume_below:
-                    self._writable.set()
-                self._send(taken)
-                if not self._frames:
-                    self._empty.set()
-                await self._drain()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.close()
+    def _send_queued(self) -> None:
+        self._scheduled = False
+        if self._closed or not self._ready():
+            return
+        taken: list[bytes] = []
+        size = 0
+        # A burst goes out at once, but not so much that one write holds the loop for long.
+        while self._frames and size < BATCH_BYTES:
+            frame = self._frames.popleft()
+            taken.append(frame)
+            size += len(frame)
+        self._size -= size
+        if self._size <= self._resume_below:
+            self._writable.set()
+        self._send(taken)
+        if self._frames:
+            self.resume()
+        else:
+            self._empty.set()
 
 
 class _Session:
@@ -187,7 +191,8 @@ class _Session:
         self.peer = peer
         self.connection = connection
         self.batched = connection.subprotocol == BATCH_SUBPROTOCOL
-        self.outbox = Outbox(self._send_frames, connection.drain)
+        self.outbox = Outbox(self._send_frames, lambda: connection.writable)
+        connection.on_writable = self.outbox.resume
 
     def __str__(self) -> str:
         return f"session {self.id} ({self.name!r} from {self.peer})"
@@ -224,6 +229,7 @@ class AgentServer:
         incoming: Incoming,
         handover: HandoverChannels | None = None,
         outgoing: Outgoing | None = None,
+        ping_interval: float = PING_INTERVAL,
         environment: EnvironmentSource | None = None,
     ) -> None:
         if not token:
@@ -235,6 +241,7 @@ class AgentServer:
         self._incoming = incoming
         self._handover = handover
         self._outgoing = outgoing
+        self._ping_interval = ping_interval
         self._environment = environment
         self._sessions: dict[int, _Session] = {}
         self._session_ids = itertools.count(1)
@@ -357,6 +364,7 @@ class AgentServer:
         raw = connection.socket
         if raw is not None:
             no_delay(raw)
+        connection.keep_alive(self._ping_interval, PING_TIMEOUT)
         peer = _peer(connection)
         hello = await self._hello(connection, peer)
         if hello is None:
@@ -367,7 +375,6 @@ class AgentServer:
         self._incoming.attach(session.id, session.outbox)
         if self._outgoing is not None:
             self._outgoing.attach(session.id, session.outbox)
-        writer = asyncio.ensure_future(session.outbox.run())
         log.info("%s connected (pymirrord %s)", session, hello.client_version)
         if self._handover is not None:
             path, key = self._handover.path, self._handover.key_for(session.id)
@@ -383,8 +390,6 @@ class AgentServer:
         finally:
             await self._drop(session)
             session.outbox.close()
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
             log.info("%s disconnected", session)
 
     async def _serve_session(self, session: _Session) -> None:

@@ -17,7 +17,7 @@ import itertools
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from pymirrord.transport import frames
 from pymirrord.transport.errors import ConnectionClosed, WebSocketProtocolError
@@ -31,6 +31,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_TOO_BIG = 1009
 CLOSE_ABNORMAL = 1006
+CLOSE_INTERNAL_ERROR = 1011
 READ_QUEUE_LIMIT = 16 * 1024 * 1024
 """Bytes of received messages waiting for the reader before the socket stops being read."""
 _IOV_MAX = 64
@@ -64,15 +65,18 @@ class WebSocket(asyncio.BufferedProtocol):
         self._fd = -1
         self._watching = False
         self._close_when_flushed = False
+        self.on_writable: Callable[[], None] | None = None
+        """Called when the queue of unwritten bytes has drained below half the high-water mark."""
         self._close_sent = False
         self._closed: ConnectionClosed | None = None
         self._lost = self._loop.create_future()
+        self._pongs: dict[bytes, asyncio.Future[None]] = {}
+        self._keepalive: asyncio.Task[None] | None = None
 
     # --- asyncio protocol ----------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
         raw = transport.get_extra_info("socket")
         # Our own descriptor for writing: the event loop refuses to watch a transport's descriptor for
         # anyone else. It is closed with the transport, which then sends the FIN.
@@ -101,6 +105,8 @@ class WebSocket(asyncio.BufferedProtocol):
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         self._stop_writing()
         self._release_fd()
         if self._closed is None:
@@ -148,6 +154,10 @@ class WebSocket(asyncio.BufferedProtocol):
                     return
             elif event.opcode is Opcode.PING:
                 self._write(frames.frame(Opcode.PONG, event.payload, masked=self.client))
+            elif event.opcode is Opcode.PONG:
+                waiter = self._pongs.pop(event.payload, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
             elif event.opcode is Opcode.CLOSE:
                 self._close_received(event)
         if self._messages:
@@ -210,6 +220,29 @@ class WebSocket(asyncio.BufferedProtocol):
             while True:
                 for payload in await self.recv_many():
                     yield payload
+
+    # --- keepalive -----------------------------------------------------------------------------------------
+
+    def keep_alive(self, interval: float, timeout: float) -> None:
+        """Pings the peer every ``interval`` seconds; one that does not answer within ``timeout`` is dropped.
+
+        A peer that vanished without closing (a laptop put to sleep behind a port-forward) is noticed, so
+        what it held is released instead of lasting as long as the TCP connection seems open.
+        """
+        self._keepalive = self._loop.create_task(self._ping_forever(interval, timeout))
+
+    async def _ping_forever(self, interval: float, timeout: float) -> None:
+        while self._closed is None:
+            await asyncio.sleep(interval)  # the interval between pings, not a wait for an event
+            payload = os.urandom(4)
+            waiter = self._pongs[payload] = self._loop.create_future()
+            self._write(frames.frame(Opcode.PING, payload, masked=self.client))
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            except asyncio.TimeoutError:
+                self._fail(CLOSE_INTERNAL_ERROR, f"no answer to a ping within {timeout:g} s")
+                self.abort()
+                return
 
     # --- writing -------------------------------------------------------------------------------------------
 
@@ -274,6 +307,8 @@ class WebSocket(asyncio.BufferedProtocol):
             self._writing_paused = False
             if self._writable is not None and not self._writable.done():
                 self._writable.set_result(None)
+            if self.on_writable is not None:
+                self.on_writable()
         if not out and self._close_when_flushed and self.transport is not None:
             self._release_fd()
             self.transport.close()
@@ -302,6 +337,11 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._watching = False
             os.close(self._fd)
             self._fd = -1
+
+    @property
+    def writable(self) -> bool:
+        """False while more than the high-water mark waits to be written."""
+        return not self._writing_paused
 
     async def drain(self) -> None:
         """Waits while more than the high-water mark waits to be written (``ConnectionClosed`` if closed)."""
@@ -498,9 +538,7 @@ class WebSocketServer:
             if not websocket.closed:
                 await websocket.close()
             else:
-                websocket.abort() if not websocket._lost.done() and websocket.client else None
-                if websocket.transport is not None:
-                    websocket.transport.close()
+                websocket._close_transport()
 
     def close(self) -> None:
         if self._server is not None:

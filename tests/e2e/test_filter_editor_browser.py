@@ -177,6 +177,13 @@ def _open(browser: Browser, url: str, bridge: Bridge) -> Page:
     return page
 
 
+def _config(folder: Path, name: str, text: str) -> Path:
+    config = folder / ".mirrord" / name
+    config.parent.mkdir()
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
 def _verdicts(page: Page, *words: str) -> None:
     rows = page.locator("#samples tbody tr")
     expect(rows).to_have_count(len(words))
@@ -190,9 +197,7 @@ JSON_CONFIG = '{\n  "target": "netns/shop",\n  "feature": {"network": {"incoming
 def test_typing_a_filter_marks_the_samples_and_save_writes_the_file(
     browser: Browser, served: str, helper: HelperClient, tmp_path: Path
 ) -> None:
-    config = tmp_path / ".mirrord" / "mirrord.json"
-    config.parent.mkdir()
-    config.write_text(JSON_CONFIG, encoding="utf-8")
+    config = _config(tmp_path, "mirrord.json", JSON_CONFIG)
     bridge = Bridge(helper, config, "json")
     assert [d["code"] for d in helper.diagnostics(bridge.uri, version=1)] == ["warning"]  # steal, no filter
     page = _open(browser, served, bridge)
@@ -261,10 +266,8 @@ def test_typing_a_filter_marks_the_samples_and_save_writes_the_file(
 def test_mirror_mode_marks_copies_and_save_keeps_the_yaml(
     browser: Browser, served: str, helper: HelperClient, tmp_path: Path
 ) -> None:
-    config = tmp_path / ".mirrord" / "mirrord.yaml"
-    config.parent.mkdir()
     original = "# the shop's config\ntarget: netns/shop   # the pod\nfeature:\n  network:\n    dns: true\n"
-    config.write_text(original, encoding="utf-8")
+    config = _config(tmp_path, "mirrord.yaml", original)
     page = _open(browser, served, Bridge(helper, config, "yaml"))
     expect(page.locator("#summary")).to_contain_text("Mirror mode")
     expect(page.locator("#verdict-head")).to_have_text("Copied?")
@@ -286,10 +289,8 @@ def test_mirror_mode_marks_copies_and_save_keeps_the_yaml(
 def test_a_config_that_does_not_parse_shows_the_error_and_cannot_be_saved(
     browser: Browser, served: str, helper: HelperClient, tmp_path: Path
 ) -> None:
-    config = tmp_path / ".mirrord" / "mirrord.toml"
-    config.parent.mkdir()
     broken = '[feature.network.incoming]\nmode = "steal"\nhttp_filter = { header_filter = "^X-A: 1" \n'
-    config.write_text(broken, encoding="utf-8")
+    config = _config(tmp_path, "mirrord.toml", broken)
     page = _open(browser, served, Bridge(helper, config, "toml"))
     banner = page.locator("#parse-error")
     expect(banner).to_be_visible()

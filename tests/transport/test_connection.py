@@ -17,7 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from pymirrord.transport.connection import WebSocket, WebSocketServer, connect
 from pymirrord.transport.errors import ConnectionClosed, HandshakeRejected
-from pymirrord.transport.handshake import BATCH_SUBPROTOCOL, UpgradeRequest
+from pymirrord.transport.handshake import BATCH_SUBPROTOCOL, ClientHandshake, UpgradeRequest
 
 TIMEOUT = 10.0
 T = TypeVar("T")
@@ -270,6 +270,32 @@ def test_our_client_masks_large_batches_the_server_can_read() -> None:
         for _ in range(8):
             assert await asyncio.wait_for(websocket.recv(), TIMEOUT) == b"".join(parts)
         await websocket.close()
+        server.close()
+        await server.wait_closed()
+
+    run(scenario())
+
+
+def test_a_peer_that_answers_no_ping_is_dropped() -> None:
+    async def scenario() -> None:
+        ended: asyncio.Future[ConnectionClosed] = asyncio.get_running_loop().create_future()
+
+        async def pinging(websocket: WebSocket) -> None:
+            websocket.keep_alive(0.05, 0.2)
+            try:
+                await websocket.recv()
+            except ConnectionClosed as closed:
+                ended.set_result(closed)
+
+        server, port = await our_server(pinging)
+        # A peer that completes the handshake and then reads nothing and answers nothing.
+        handshake = ClientHandshake(f"127.0.0.1:{port}", "/", {"Authorization": "Bearer ok"})
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(handshake.request)
+        closed = await asyncio.wait_for(ended, TIMEOUT)
+        assert closed.code == 1011
+        assert "ping" in closed.reason
+        writer.close()
         server.close()
         await server.wait_closed()
 

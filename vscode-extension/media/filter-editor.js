@@ -157,6 +157,21 @@ function start() {
     renderItems();
   }
 
+  /**
+   * A row's ✕ button.
+   * @param {string} title
+   * @param {() => void} onClick
+   */
+  function removeButton(title, onClick) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'icon';
+    button.title = title;
+    button.textContent = '✕';
+    button.addEventListener('click', onClick);
+    return button;
+  }
+
   function renderItems() {
     const container = $('items');
     container.replaceChildren(...state.form.items.map((item, index) => {
@@ -187,12 +202,7 @@ function start() {
       error.id = `item-${index}-error`;
       error.hidden = true;
       field.append(input, error);
-      const remove = document.createElement('button');
-      remove.type = 'button';
-      remove.className = 'icon';
-      remove.title = 'Remove this condition';
-      remove.textContent = '✕';
-      remove.addEventListener('click', () => {
+      const remove = removeButton('Remove this condition', () => {
         state.form.items.splice(index, 1);
         renderItems();
         changed();
@@ -235,12 +245,7 @@ function start() {
       });
       const verdict = document.createElement('td');
       verdict.className = 'verdict';
-      const remove = document.createElement('button');
-      remove.type = 'button';
-      remove.className = 'icon';
-      remove.title = 'Remove this request';
-      remove.textContent = '✕';
-      remove.addEventListener('click', () => {
+      const remove = removeButton('Remove this request', () => {
         state.samples.splice(index, 1);
         renderSamples();
         samplesChanged();
