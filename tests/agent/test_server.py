@@ -295,31 +295,32 @@ def test_wait_idle_returns_after_the_last_session_leaves() -> None:
 def test_outbox_sends_in_order_refuses_copies_over_its_bound_and_paces_writers() -> None:
     async def scenario() -> None:
         sent: list[list[bytes]] = []
-        gate = asyncio.Event()
+        room = True
 
         def send(frames: list[bytes]) -> None:
             sent.append(frames)
 
-        async def slow_drain() -> None:
-            await gate.wait()
-
-        outbox = Outbox(send, slow_drain, limit=10, resume_below=4)
-        runner = asyncio.ensure_future(outbox.run())
+        outbox = Outbox(send, lambda: room, limit=10, resume_below=4)
         outbox.put(b"aaaa")
-        await asyncio.sleep(0)  # one turn: the writer sends and then waits for the socket to drain
-        assert sent == [[b"aaaa"]]
-        assert outbox.offer(b"bbbb")
-        assert not outbox.offer(b"ccccccc")  # 4 + 7 > 10
-        outbox.put(b"dddddd")  # control messages always go in
-        writable = asyncio.ensure_future(outbox.wait_writable())
-        await asyncio.sleep(0)
-        assert not writable.done()
-        gate.set()
-        await asyncio.wait_for(writable, TIMEOUT)
+        outbox.put(b"bb")
         await asyncio.wait_for(outbox.flush(), TIMEOUT)
-        assert sent == [[b"aaaa"], [b"bbbb", b"dddddd"]]  # what waited meanwhile leaves as one batch
+        assert sent == [[b"aaaa", b"bb"]]  # one turn's messages leave together
+        room = False  # the websocket is full: nothing leaves until it says it has room
+        assert outbox.offer(b"cccc")
+        assert not outbox.offer(b"ddddddd")  # 4 + 7 > 10
+        outbox.put(b"eeeeee")  # control messages always go in
+        writable = asyncio.ensure_future(outbox.wait_writable())
+        flushed = asyncio.ensure_future(outbox.flush())
+        await asyncio.sleep(0)  # a turn of the loop: the scheduled send finds no room
+        assert not writable.done()
+        assert not flushed.done()
+        assert sent == [[b"aaaa", b"bb"]]
+        room = True
+        outbox.resume()
+        await asyncio.wait_for(writable, TIMEOUT)
+        await asyncio.wait_for(flushed, TIMEOUT)
+        assert sent == [[b"aaaa", b"bb"], [b"cccc", b"eeeeee"]]
         outbox.close()
-        await asyncio.wait_for(runner, TIMEOUT)
         assert outbox.offer(b"x" * 100)  # a closed outbox swallows everything
         await asyncio.wait_for(outbox.wait_writable(), TIMEOUT)
 
