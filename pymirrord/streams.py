@@ -75,3 +75,22 @@ async def open_stream(sock: socket.socket, limit: int) -> tuple[ChunkReader, asy
         # asyncio reads 256 KiB at a time; a bulk relay does fewer, larger reads with its own chunk size.
         transport.max_size = max(limit, 64 * 1024)
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+def backlog(writer: asyncio.StreamWriter) -> int:
+    """Bytes written to ``writer`` that its socket has not taken yet."""
+    return writer.transport.get_write_buffer_size()
+
+
+async def drained(writer: asyncio.StreamWriter, low: int) -> None:
+    """Returns once at most ``low`` bytes wait in ``writer``'s buffer; ``ConnectionError`` if it is ending.
+
+    It waits on the transport's own pause and resume, so it sets the transport's limits to ``low`` (nothing
+    else waits on that writer's ``drain``: its relay pauses the source instead).
+    """
+    transport = writer.transport
+    transport.set_write_buffer_limits(high=low, low=low)
+    while transport.get_write_buffer_size() > low:
+        if transport.is_closing():
+            raise ConnectionResetError("the connection is closing")
+        await writer.drain()

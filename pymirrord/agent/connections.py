@@ -19,6 +19,7 @@ from pymirrord.protocol.agent_to_session import (
     AgentToSession,
     ConnectionClosed,
     ConnectionRead,
+    ConnectionWriteFlow,
     Log,
     NewConnection,
 )
@@ -49,7 +50,15 @@ class CloseClient:
     connection_id: int
 
 
-Effect = Send | WriteClient | CloseClient
+@dataclass(frozen=True)
+class PauseClient:
+    """Stop (``paused``) or resume reading the client; its other direction and other connections go on."""
+
+    connection_id: int
+    paused: bool
+
+
+Effect = Send | WriteClient | CloseClient | PauseClient
 
 
 @dataclass
@@ -67,6 +76,10 @@ class Connection:
     """The client will send nothing more."""
     owner_eof: bool = False
     """The stealing session will send nothing more (it sent an empty ``ConnectionWrite``)."""
+    reading_paused: bool = False
+    """The stealing session asked to stop reading the client until its app catches up."""
+    writes_paused: bool = False
+    """The stealing session was asked to stop writing until the client catches up."""
 
     def audience(self) -> Iterable[tuple[int, bool]]:
         """Every session told about this connection, with whether its messages are copies."""
@@ -191,6 +204,22 @@ class ConnectionTable:
             return effects
         connection.copies.pop(session, None)
         return []
+
+    def read_flow(self, session: int, connection_id: int, paused: bool) -> list[Effect]:
+        """``session`` asks to stop or resume reading the client; only its owner may (never a copy)."""
+        connection = self._connections.get(connection_id)
+        if connection is None or connection.owner != session or connection.reading_paused == paused:
+            return []
+        connection.reading_paused = paused
+        return [PauseClient(connection_id, paused)]
+
+    def write_flow(self, connection_id: int, paused: bool) -> list[Effect]:
+        """Too much (``paused``) or again little of the owner's data waits for the client: tell the owner."""
+        connection = self._connections.get(connection_id)
+        if connection is None or connection.owner is None or connection.writes_paused == paused:
+            return []
+        connection.writes_paused = paused
+        return [Send(connection.owner, ConnectionWriteFlow(connection_id, paused))]
 
     def unsubscribe(self, session: int, connection_id: int) -> list[Effect]:
         """``session`` wants no more copies; for the stealer this is a close (nobody else would serve it)."""

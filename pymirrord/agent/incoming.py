@@ -4,7 +4,10 @@ Every accepted connection is asked for its original destination (``SO_ORIGINAL_D
 port through ``Subscriptions``:
 
 - **steal**: the stealing session serves it. What the client sends goes to that session; reading pauses while
-  the session's outgoing queue is full, so a large upload moves at the session's pace with bounded memory.
+  the session's outgoing queue is full, or while the session asks (``ClientReadFlow``: its app reads that
+  connection slowly), so a large upload moves at the app's pace with bounded memory. The session's answer is
+  written without waiting; when too much of it waits for a slow client, the session is asked to hold that
+  connection's writes (``ConnectionWriteFlow``), so one slow client never delays the session's other messages.
 - **mirror** (or nobody subscribed any more): the agent connects to the original destination itself, with the
   bypass mark on its socket so the redirect rules let it through, and pipes both ways; the pod's app answers
   the client. Mirroring sessions get copies of the client's bytes. A copy never slows the passthrough: a
@@ -25,15 +28,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, Send, WriteClient
+from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, PauseClient, Send, WriteClient
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.http_incoming import HttpIncoming
 from pymirrord.agent.subscriptions import Route, Subscriptions
+from pymirrord.flow import FlowControl, Verdict
 from pymirrord.nodelay import no_delay
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress
-from pymirrord.streams import open_stream
+from pymirrord.streams import backlog, drained, open_stream
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,10 @@ SO_MARK = getattr(socket, "SO_MARK", 36)
 READ_CHUNK = 1024 * 1024
 """Bytes read from a socket at once: big chunks mean fewer messages and less per-message overhead."""
 CLIENT_WRITE_HIGH_WATER = 1024 * 1024
-"""Bytes buffered towards a socket before writers wait for it to drain."""
+"""Bytes buffered towards a socket before writers wait for it to drain (a stolen connection's session is
+asked to hold its writes instead)."""
+CLIENT_WRITE_LOW_WATER = 256 * 1024
+"""A stolen connection's session may write again once no more than this waits for its client."""
 CONNECT_TIMEOUT = 10.0
 """How long the passthrough waits for the pod's app to accept, before the client's connection is dropped."""
 
@@ -87,6 +94,13 @@ class _Client:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    readable: asyncio.Event = field(default_factory=asyncio.Event)
+    """Clear while the session asked to stop reading the client."""
+    waiter: asyncio.Task[None] | None = None
+    """Waits for the client to take what the session wrote, once the session was asked to hold its writes."""
+
+    def __post_init__(self) -> None:
+        self.readable.set()
 
     def write(self, data: bytes) -> None:
         if self.closed.is_set() or self.writer.is_closing():
@@ -98,6 +112,9 @@ class _Client:
 
     def close(self) -> None:
         self.closed.set()
+        self.readable.set()
+        if self.waiter is not None and self.waiter is not asyncio.current_task():
+            self.waiter.cancel()
         self.writer.close()
 
 
@@ -132,6 +149,7 @@ class Incoming:
         self._bypass_mark = bypass_mark
         self._read_chunk = read_chunk
         self._table = ConnectionTable()
+        self._write_flow = FlowControl(CLIENT_WRITE_HIGH_WATER, CLIENT_WRITE_LOW_WATER)
         self._sinks: dict[int, SessionSink] = {}
         self._clients: dict[int, _Client] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -154,14 +172,27 @@ class Incoming:
         self._apply(self._table.session_gone(session))
         self.http.session_gone(session)
 
-    async def session_write(self, session: int, connection_id: int, data: bytes) -> None:
+    def session_write(self, session: int, connection_id: int, data: bytes) -> None:
+        """Never waits: the session's other messages must not queue behind one slow client."""
         self._apply(self._table.write(session, connection_id, data))
         client = self._clients.get(connection_id)
-        if client is not None and not client.writer.is_closing():
-            # Waiting here pauses this session's messages while the client reads slowly: memory stays bounded.
-            # A failure here is seen by the client's reader too, which ends the connection.
-            with contextlib.suppress(ConnectionError, OSError):
-                await client.writer.drain()
+        if client is None or client.closed.is_set() or client.writer.is_closing():
+            return
+        if self._write_flow.grew(connection_id, backlog(client.writer)) is Verdict.PAUSE:
+            self._apply(self._table.write_flow(connection_id, paused=True))
+            client.waiter = asyncio.get_running_loop().create_task(self._resume_writes(connection_id, client))
+
+    async def _resume_writes(self, connection_id: int, client: _Client) -> None:
+        try:
+            await drained(client.writer, CLIENT_WRITE_LOW_WATER)
+        except OSError:
+            return  # the client's reader sees the failure too, and ends the connection
+        if self._write_flow.shrank(connection_id, backlog(client.writer)) is Verdict.RESUME:
+            self._apply(self._table.write_flow(connection_id, paused=False))
+
+    def session_read_flow(self, session: int, connection_id: int, paused: bool) -> None:
+        """The session's app reads the connection slowly (``paused``), or caught up again."""
+        self._apply(self._table.read_flow(session, connection_id, paused))
 
     def session_close(self, session: int, connection_id: int) -> None:
         self._apply(self._table.close(session, connection_id))
@@ -297,6 +328,7 @@ class Incoming:
                 sink = self._sinks.get(owner)
                 if sink is not None:
                     await sink.wait_writable()
+                await client.readable.wait()
             # The client only half-closed: the session may still answer until it closes its side too, or the
             # client's connection goes away.
             await _until_closed(client)
@@ -304,6 +336,7 @@ class Incoming:
             reason = f"the client's connection failed: {exc}"
         finally:
             self._clients.pop(connection_id, None)
+            self._write_flow.forget(connection_id)
             client.close()
             self._apply(self._table.closed(connection_id, reason))
 
@@ -431,3 +464,9 @@ class Incoming:
                 client = self._clients.get(effect.connection_id)
                 if client is not None:
                     client.close()
+            elif isinstance(effect, PauseClient):
+                client = self._clients.get(effect.connection_id)
+                if client is not None and effect.paused and not client.closed.is_set():
+                    client.readable.clear()
+                elif client is not None:
+                    client.readable.set()

@@ -9,31 +9,32 @@ bookkeeping; this module moves bytes between sockets and the sessions' outboxes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import ipaddress
 import logging
 import socket
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymirrord.agent.dns import Resolver
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.incoming import SO_MARK, SessionSink
 from pymirrord.agent.outgoing_table import OutgoingTable, describe_error
+from pymirrord.flow import FlowControl, Verdict
 from pymirrord.protocol.agent_to_session import (
     CODEC,
     AgentToSession,
     OutgoingClosed,
     OutgoingConnectResult,
     OutgoingRead,
+    OutgoingWriteFlow,
 )
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.outgoing_types import Transport
 from pymirrord.protocol.session_to_agent import DnsLookup, OutgoingConnect
 from pymirrord.protocol.types import SocketAddress
-from pymirrord.streams import open_stream
+from pymirrord.streams import backlog, drained, open_stream
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ CONNECT_TIMEOUT = 20.0
 """The longest a TCP handshake may take when the session does not ask for less."""
 READ_CHUNK = 1024 * 1024
 WRITE_HIGH_WATER = 1024 * 1024
-"""Bytes buffered towards a remote peer before the session's messages wait for it to drain."""
+"""Bytes buffered towards a remote peer before its session is asked to hold that connection's writes."""
+WRITE_LOW_WATER = 256 * 1024
+"""The session may write again once no more than this waits for the remote peer."""
 MAX_DATAGRAM = 65535
 
 
@@ -49,6 +52,13 @@ MAX_DATAGRAM = 65535
 class _Stream:
     writer: asyncio.StreamWriter
     task: asyncio.Task[None] | None = None
+    readable: asyncio.Event = field(default_factory=asyncio.Event)
+    """Clear while the session asked to stop reading the remote peer (its app reads slowly)."""
+    waiter: asyncio.Task[None] | None = None
+    """Waits for the remote peer to take what the session wrote, while the session holds its writes."""
+
+    def __post_init__(self) -> None:
+        self.readable.set()
 
 
 @dataclass
@@ -105,6 +115,7 @@ class Outgoing:
         self._bypass_mark = bypass_mark
         self._read_chunk = read_chunk
         self._table = OutgoingTable()
+        self._write_flow = FlowControl(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         self._sinks: dict[int, SessionSink] = {}
         self._streams: dict[int, _Stream] = {}
         self._datagrams: dict[int, _Datagram] = {}
@@ -132,7 +143,8 @@ class Outgoing:
         """Resolves in the background; the answer goes to the session's outbox."""
         self._spawn(self._lookup(session, request))
 
-    async def write(self, session: int, connection_id: int, data: bytes) -> None:
+    def write(self, session: int, connection_id: int, data: bytes) -> None:
+        """Never waits: the session's other messages must not queue behind one slow remote peer."""
         connection = self._table.owned(session, connection_id)
         if connection is None:
             return  # already over: the session hears (or heard) OutgoingClosed
@@ -151,10 +163,29 @@ class Outgoing:
         if done:
             self._finish(connection_id, "", "")
             return
-        if stream.writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
-            # Waiting pauses this session's messages while the remote peer reads slowly: memory stays bounded.
-            with contextlib.suppress(ConnectionError, OSError):
-                await stream.writer.drain()
+        if self._write_flow.grew(connection_id, backlog(stream.writer)) is Verdict.PAUSE:
+            self._send(session, OutgoingWriteFlow(connection_id, True))
+            stream.waiter = asyncio.get_running_loop().create_task(
+                self._resume_writes(connection_id, session, stream)
+            )
+
+    async def _resume_writes(self, connection_id: int, session: int, stream: _Stream) -> None:
+        try:
+            await drained(stream.writer, WRITE_LOW_WATER)
+        except OSError:
+            return  # the connection's reader sees the failure too, and ends it
+        if self._write_flow.shrank(connection_id, backlog(stream.writer)) is Verdict.RESUME:
+            self._send(session, OutgoingWriteFlow(connection_id, False))
+
+    def read_flow(self, session: int, connection_id: int, paused: bool) -> None:
+        """The session's app reads the connection slowly (``paused``), or caught up again."""
+        stream = self._streams.get(connection_id)
+        if stream is None or self._table.owned(session, connection_id) is None:
+            return
+        if paused:
+            stream.readable.clear()
+        else:
+            stream.readable.set()
 
     def close(self, session: int, connection_id: int) -> None:
         if self._table.owned(session, connection_id) is None:
@@ -326,6 +357,9 @@ class Outgoing:
                 sink = self._sinks.get(session)
                 if sink is not None:
                     await sink.wait_writable()
+                stream = self._streams.get(connection_id)
+                if stream is not None:
+                    await stream.readable.wait()
         except (ConnectionError, OSError) as error:
             name, message = describe_error(error)
             self._finish(connection_id, name, message)
@@ -346,9 +380,12 @@ class Outgoing:
 
     def _close_socket(self, connection_id: int) -> None:
         stream = self._streams.pop(connection_id, None)
+        self._write_flow.forget(connection_id)
         if stream is not None:
             if stream.task is not None and stream.task is not asyncio.current_task():
                 stream.task.cancel()
+            if stream.waiter is not None and stream.waiter is not asyncio.current_task():
+                stream.waiter.cancel()
             stream.writer.close()
         datagram = self._datagrams.pop(connection_id, None)
         if datagram is not None:

@@ -426,7 +426,9 @@ class AgentServer:
 
     async def _dispatch(self, session: _Session, message: from_session.SessionToAgent) -> None:
         if isinstance(message, from_session.ConnectionWrite):
-            await self._incoming.session_write(session.id, message.connection_id, message.data)
+            self._incoming.session_write(session.id, message.connection_id, message.data)
+        elif isinstance(message, from_session.ClientReadFlow):
+            self._incoming.session_read_flow(session.id, message.connection_id, message.paused)
         elif isinstance(message, from_session.ConnectionClose):
             self._incoming.session_close(session.id, message.connection_id)
         elif isinstance(message, from_session.ConnectionUnsubscribe):
@@ -497,7 +499,9 @@ class AgentServer:
                 )
             return
         if isinstance(message, from_session.OutgoingWrite):
-            await outgoing.write(session.id, message.connection_id, message.data)
+            outgoing.write(session.id, message.connection_id, message.data)
+        elif isinstance(message, from_session.OutgoingReadFlow):
+            outgoing.read_flow(session.id, message.connection_id, message.paused)
         elif isinstance(message, from_session.OutgoingConnect):
             outgoing.connect(session.id, message)
         elif isinstance(message, from_session.OutgoingClose):
@@ -547,6 +551,7 @@ class AgentServer:
 
 _OUTGOING_MESSAGES = (
     from_session.OutgoingWrite,
+    from_session.OutgoingReadFlow,
     from_session.OutgoingConnect,
     from_session.OutgoingClose,
     from_session.DnsLookup,

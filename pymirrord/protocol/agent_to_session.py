@@ -254,6 +254,34 @@ class EnvResult:
     warning: Optional[str]
 
 
+@dataclass(frozen=True)
+class ConnectionWriteFlow:
+    """Agent -> session: stop (``paused``) or resume sending ``ConnectionWrite`` for ``connection_id``.
+
+    The agent sends it when too many of the local app's bytes wait for a remote client that reads slowly,
+    and resumes it once the client has caught up; the session then stops reading the app's side of that
+    connection only.
+    """
+
+    TAG: ClassVar[int] = 80
+    connection_id: int
+    paused: bool
+
+
+@dataclass(frozen=True)
+class OutgoingWriteFlow:
+    """Agent -> session: stop (``paused``) or resume sending ``OutgoingWrite`` for ``connection_id``.
+
+    The agent sends it when too many of the local app's bytes wait for a remote peer that reads slowly, and
+    resumes it once the peer has caught up; the session then stops reading the app's side of that
+    connection only.
+    """
+
+    TAG: ClassVar[int] = 81
+    connection_id: int
+    paused: bool
+
+
 AgentToSession = Union[
     AgentHello,
     Pong,
@@ -273,6 +301,8 @@ AgentToSession = Union[
     HttpRequestAbort,
     HttpConnectionWanted,
     EnvResult,
+    ConnectionWriteFlow,
+    OutgoingWriteFlow,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -296,5 +326,7 @@ CODEC: Codec[AgentToSession] = codec_for(
         HttpRequestAbort,
         HttpConnectionWanted,
         EnvResult,
+        ConnectionWriteFlow,
+        OutgoingWriteFlow,
     ],
 )

@@ -208,6 +208,33 @@ class EnvRequest:
     exclude: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ClientReadFlow:
+    """Session -> agent: stop (``paused``) or resume reading the client of stolen ``connection_id``.
+
+    The session sends it when too many of the client's bytes wait for a local app that reads slowly, and
+    resumes it once the app has caught up; the connection's other traffic and every other connection keep
+    flowing. Only the stealing session may pause a connection; copies are never paused.
+    """
+
+    TAG: ClassVar[int] = 80
+    connection_id: int
+    paused: bool
+
+
+@dataclass(frozen=True)
+class OutgoingReadFlow:
+    """Session -> agent: stop (``paused``) or resume reading the remote peer of outgoing ``connection_id``.
+
+    The session sends it when too many of the peer's bytes wait for a local app that reads slowly, and
+    resumes it once the app has caught up.
+    """
+
+    TAG: ClassVar[int] = 81
+    connection_id: int
+    paused: bool
+
+
 SessionToAgent = Union[
     ClientHello,
     Ping,
@@ -224,6 +251,8 @@ SessionToAgent = Union[
     HttpResponseEnd,
     HttpResponseFailed,
     EnvRequest,
+    ClientReadFlow,
+    OutgoingReadFlow,
 ]
 
 CODEC: Codec[SessionToAgent] = codec_for(
@@ -244,5 +273,7 @@ CODEC: Codec[SessionToAgent] = codec_for(
         HttpResponseEnd,
         HttpResponseFailed,
         EnvRequest,
+        ClientReadFlow,
+        OutgoingReadFlow,
     ],
 )

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
+from pymirrord.flow import FlowControl, Verdict
 from pymirrord.nodelay import no_delay
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import layer_to_session as from_layer
@@ -24,7 +25,7 @@ from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.outgoing_types import ResolveError, Transport
 from pymirrord.protocol.types import SocketAddress
 from pymirrord.session.handover import HandoverReceiver
-from pymirrord.session.held_stream import HeldStream
+from pymirrord.session.held_stream import HIGH_WATER, LOW_WATER, HeldStream
 from pymirrord.session.outgoing_state import LayerId, OutgoingState
 from pymirrord.streams import open_stream
 
@@ -45,6 +46,7 @@ AGENT_MESSAGES = (
     from_agent.OutgoingRead,
     from_agent.OutgoingClosed,
     from_agent.DnsResult,
+    from_agent.OutgoingWriteFlow,
 )
 LAYER_MESSAGES = (from_layer.ConnectRequest, from_layer.ConnectionDone, from_layer.ResolveRequest)
 
@@ -122,6 +124,7 @@ class OutgoingRelay:
         self._state = OutgoingState()
         self._futures: dict[int, asyncio.Future[Any]] = {}
         self._tcp: dict[int, _TcpRelay] = {}
+        self._flow = FlowControl(HIGH_WATER, LOW_WATER)
         self._udp: dict[int, _UdpInterceptor] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._lost = False
@@ -257,6 +260,10 @@ class OutgoingRelay:
             await self._send_all(messages)
         elif isinstance(message, from_agent.OutgoingClosed):
             self._closed_by_agent(message.connection_id, message.error)
+        elif isinstance(message, from_agent.OutgoingWriteFlow):
+            relay = self._tcp.get(message.connection_id)
+            if relay is not None:
+                relay.hold_writes(message.paused)
         elif isinstance(message, from_agent.DnsResult):
             self._state.lookup_answered(message.request_id)
             future = self._futures.get(message.request_id)
@@ -290,11 +297,19 @@ class OutgoingRelay:
         relay = self._tcp.get(connection_id)
         if relay is None:
             return
+        # Never waits for the app: the agent pump that runs this serves every connection of the session.
+        relay.write(data)
+        if self._flow.grew(connection_id, relay.backlog) is Verdict.PAUSE:
+            await self._send(to_agent.OutgoingReadFlow(connection_id, True))
+            relay.waiter = self._spawn(self._resume_when_drained(relay))
+
+    async def _resume_when_drained(self, relay: _TcpRelay) -> None:
         try:
-            await relay.send(data)
-        except ConnectionError:
-            self._release(connection_id, abort=True)
-            await self._send_all(self._state.closed_by_app(connection_id))
+            await relay.until_drained()
+        except OSError:
+            return  # the relay's reader sees the failure too, and ends the connection
+        if self._flow.shrank(relay.connection_id, relay.backlog) is Verdict.RESUME:
+            await self._send(to_agent.OutgoingReadFlow(relay.connection_id, False))
 
     def _closed_by_agent(self, connection_id: int, error: str) -> None:
         connection = self._state.closed_by_agent(connection_id)
@@ -347,6 +362,7 @@ class OutgoingRelay:
         try:
             while True:
                 data = await reader.read(CHUNK)
+                await relay.writable.wait()  # the agent may ask to hold this connection's bytes for a while
                 connection = self._state.from_app(connection_id, len(data))
                 if connection is None:
                     return
@@ -389,8 +405,10 @@ class OutgoingRelay:
         if udp is not None:
             udp.close()
         relay = self._tcp.pop(connection_id, None)
+        self._flow.forget(connection_id)
         if relay is None:
             return
+        relay.stop()
         if relay.task is not None and relay.task is not asyncio.current_task():
             relay.task.cancel()
         if relay.listener is not None:

@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymirrord.console import say
+from pymirrord.flow import FlowControl, Verdict
 from pymirrord.nodelay import no_delay
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import layer_to_session as from_layer
+from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol import session_to_layer as to_layer
 from pymirrord.protocol.errors import ProtocolError
 from pymirrord.protocol.framing import FrameDecoder, frame
@@ -29,7 +31,7 @@ from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import LogLevel, Mode, SocketAddress
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.handover import HandoverReceiver, send_with_socket
-from pymirrord.session.held_stream import HeldStream
+from pymirrord.session.held_stream import COPY_LIMIT, HIGH_WATER, LOW_WATER, HeldStream
 from pymirrord.session.http_requests import AGENT_MESSAGES as HTTP_FROM_AGENT
 from pymirrord.session.http_requests import HttpRequests
 from pymirrord.session.outgoing import AGENT_MESSAGES as OUTGOING_FROM_AGENT
@@ -159,6 +161,7 @@ class Session:
         self._layer_ids = itertools.count(1)
         self._layers: dict[int, asyncio.StreamWriter] = {}
         self._apps: dict[int, _AppConnection] = {}
+        self._flow = FlowControl(HIGH_WATER, LOW_WATER, COPY_LIMIT)
         self._server: asyncio.Server | None = None
         self._layer_sockets: dict[int, socket.socket] = {}  # for answers that carry a socket
         self._handing: set[asyncio.Task[None]] = set()
@@ -271,6 +274,10 @@ class Session:
             await self._http.on_agent_message(message)
         elif isinstance(message, from_agent.ConnectionRead):
             await self._to_app(message.connection_id, message.data)
+        elif isinstance(message, from_agent.ConnectionWriteFlow):
+            app = self._apps.get(message.connection_id)
+            if app is not None:
+                app.hold_writes(message.paused)
         elif isinstance(message, from_agent.NewConnection):
             await self._apply(
                 self._state.new_connection(
@@ -330,11 +337,28 @@ class Session:
         app = self._apps.get(connection_id)
         if app is None:
             return
-        try:
-            await app.send(data)
-        except ConnectionError:
+        # Never waits for the app: this runs on the one task that serves every connection of the session.
+        app.write(data)
+        connection = self._state.connections.get(connection_id)
+        copy = connection is not None and connection.mode is Mode.MIRROR
+        verdict = self._flow.grew(connection_id, app.backlog, copy=copy)
+        if verdict is Verdict.PAUSE:
+            await self._link.send(to_agent.ClientReadFlow(connection_id, True))
+            app.waiter = asyncio.create_task(self._resume_when_drained(app))
+        elif verdict is Verdict.DROP:
+            limit = COPY_LIMIT // (1024 * 1024)
+            text = f"mirrored connection {connection_id} dropped: the app fell more than {limit} MiB behind"
+            self._on_event(SessionEvent("log", text))
             await self._apply(self._state.app_closed(connection_id))
             self._abort_app(app)
+
+    async def _resume_when_drained(self, app: _AppConnection) -> None:
+        try:
+            await app.until_drained()
+        except OSError:
+            return  # the relay sees the failure too, and ends the connection
+        if self._flow.shrank(app.connection_id, app.backlog) is Verdict.RESUME:
+            await self._link.send(to_agent.ClientReadFlow(app.connection_id, False))
 
     # Session <-> app ---------------------------------------------------------------------------
 
@@ -359,6 +383,7 @@ class Session:
         try:
             while True:
                 chunk = await reader.read(_CHUNK)
+                await app.writable.wait()  # the agent may ask to hold this connection's bytes for a while
                 await self._apply(self._state.from_app(connection_id, chunk))
                 if not chunk:
                     break
@@ -402,6 +427,8 @@ class Session:
         """Both sides are done: let the last bytes drain to the app, then close."""
         self._state.forget(app.connection_id)
         self._apps.pop(app.connection_id, None)
+        self._flow.forget(app.connection_id)
+        app.stop()
         if app.writer is not None:
             app.writer.close()
 
@@ -409,6 +436,8 @@ class Session:
         """Ends the connection at once; the app sees a reset rather than a clean end."""
         self._state.forget(app.connection_id)
         self._apps.pop(app.connection_id, None)
+        self._flow.forget(app.connection_id)
+        app.stop()
         if app.task is not None and app.task is not asyncio.current_task():
             app.task.cancel()
         if app.writer is not None:

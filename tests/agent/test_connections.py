@@ -2,9 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from pymirrord.agent.connections import CloseClient, ConnectionTable, Send, WriteClient
+from pymirrord.agent.connections import CloseClient, ConnectionTable, PauseClient, Send, WriteClient
 from pymirrord.agent.subscriptions import Route
-from pymirrord.protocol.agent_to_session import ConnectionClosed, ConnectionRead, Log, NewConnection
+from pymirrord.protocol.agent_to_session import (
+    ConnectionClosed,
+    ConnectionRead,
+    ConnectionWriteFlow,
+    Log,
+    NewConnection,
+)
 from pymirrord.protocol.types import Mode, SocketAddress
 
 A, B, C = 1, 2, 3
@@ -161,3 +167,25 @@ def test_a_handed_over_connection_is_announced_once_and_not_tracked() -> None:
     assert len(table) == 0
     other, _ = table.open(80, Route(A, ()), CLIENT, LOCAL)
     assert other != cid
+
+
+def test_only_the_owner_pauses_reading_its_client() -> None:
+    table = ConnectionTable()
+    cid = open_(table, Route(A, (B,)))
+    assert table.read_flow(B, cid, True) == [], "a copy never slows the client"
+    assert table.read_flow(A, cid, True) == [PauseClient(cid, True)]
+    assert table.read_flow(A, cid, True) == [], "paused already"
+    assert table.read_flow(A, cid, False) == [PauseClient(cid, False)]
+    assert table.read_flow(A, 999, True) == []
+
+
+def test_the_owner_is_asked_to_hold_its_writes_and_to_go_on() -> None:
+    table = ConnectionTable()
+    cid = open_(table, Route(A, (B,)))
+    assert table.write_flow(cid, True) == [Send(A, ConnectionWriteFlow(cid, True))]
+    assert table.write_flow(cid, True) == []
+    assert table.write_flow(cid, False) == [Send(A, ConnectionWriteFlow(cid, False))]
+    mirrored = open_(table, Route(None, (B,)))
+    assert table.write_flow(mirrored, True) == [], "nobody writes to a mirrored connection"
+    table.closed(cid, "gone")
+    assert table.write_flow(cid, True) == []

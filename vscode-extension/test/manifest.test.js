@@ -67,3 +67,21 @@ test('config files are validated with the schema copied from the repository', ()
     fs.rmSync(destination, { recursive: true, force: true });
   }
 });
+
+test('menus and views name commands and views that exist', () => {
+  const commands = new Set(manifest.contributes.commands.map((/** @type {any} */ c) => c.command));
+  const views = new Set(Object.values(manifest.contributes.views).flat().map((/** @type {any} */ v) => v.id));
+  assert.ok(views.has('pymirrord.sessions'));
+  for (const [menu, entries] of Object.entries(manifest.contributes.menus)) {
+    for (const entry of /** @type {any[]} */ (entries)) {
+      assert.ok(commands.has(entry.command), `${menu} names ${entry.command}`);
+      const viewIn = /view == ([\w.]+)/.exec(entry.when || '');
+      if (viewIn) assert.ok(views.has(viewIn[1]), `${menu} names the view ${viewIn[1]}`);
+      if (entry.group === 'inline' || entry.group === 'navigation') {
+        const command = manifest.contributes.commands.find((/** @type {any} */ c) => c.command === entry.command);
+        assert.ok(command.icon, `${entry.command} has an icon for ${menu}`);
+      }
+    }
+  }
+  for (const welcome of manifest.contributes.viewsWelcome) assert.ok(views.has(welcome.view));
+});
