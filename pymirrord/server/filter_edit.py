@@ -112,8 +112,6 @@ def _with_filter(data: dict[str, Any], http_filter: dict[str, Any] | None) -> di
         if isinstance(child, str) and part == "incoming":
             child = {"mode": child}  # the shorthand `"incoming": "steal"` becomes the object form
         elif not isinstance(child, dict):
-            if http_filter is None:
-                return result
             child = {}
         node[part] = child
         node = child
@@ -171,7 +169,8 @@ def _removal(text: str, fmt: Format, parsed: ParsedSource, expected: dict[str, A
         if len(_get(parsed.data, PATH[:3])) == 1 and incoming is not None and incoming.key is not None:
             # The filter was all incoming held: it stays a mapping, not an empty (null) value.
             colon = text.find(":", incoming.key.end)
-            ending = "\r\n" if text[:end].endswith("\r\n") else text[end - 1 : end].strip(" \t")
+            tail = text[:end]
+            ending = "\r\n" if tail.endswith("\r\n") else tail[-1] if tail.endswith(("\n", "\r")) else ""
             return Edit(colon, end, ": {}" + ending)
         return Edit(_line_start(text, node.key.start), end, "")
     if node is not None and fmt == "toml" and _is_header(text, node.value.start):

@@ -117,6 +117,9 @@ CONFIGS: list[tuple[Format, str]] = [
     ("toml", 'target = "pod/a"\n'),
     ("toml", '[feature.network]\nincoming = { mode = "steal" }\n'),
     ("toml", '[feature]\nnetwork.incoming.mode = "steal"\n'),
+    ("json", '{\r\n\t"feature": {\r\n\t\t"network": {"dns": false}\r\n\t}\r\n}'),
+    ("yaml", "feature:\n  network:\n    incoming:\n      mode: steal\n# last words"),
+    ("toml", '[feature.network.incoming]\r\nmode = "steal"\r\n\r\n[agent]\r\nttl = 5'),
 ]
 
 
@@ -145,6 +148,8 @@ def test_removing_keeps_what_follows_the_filter() -> None:
     assert _written(text, "yaml", None) == (
         "feature:\n  network:\n    incoming:\n      mode: steal\n    # outgoing next\n    outgoing: false\n"
     )
+    alone = "feature:\n  network:\n    incoming:\n      http_filter:\n        path_filter: x"
+    assert _written(alone, "yaml", None) == "feature:\n  network:\n    incoming: {}"
     toml = '[feature.network.incoming.http_filter]\npath_filter = "x"\n\n# kept\n[target]\npath = "a"\n'
     assert _written(toml, "toml", None) == '\n# kept\n[target]\npath = "a"\n'
     assert filter_edit('{"feature": {"network": {"incoming": "steal"}}}', "json", None) is None
