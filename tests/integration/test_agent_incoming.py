@@ -443,6 +443,49 @@ def test_a_50_mb_stolen_upload_arrives_intact(pod: Topology, agent: Agent) -> No
         assert sent_digest == echoed == digest.hexdigest()
 
 
+# A stolen client that asks for a download, then reads nothing until a line comes on its stdin.
+HELD_DOWNLOAD = r"""
+import hashlib, socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60) as s:
+    s.sendall(b"download\n")
+    print("asked", flush=True)
+    sys.stdin.readline()
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := s.recv(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+print(size, digest.hexdigest(), flush=True)
+"""
+
+
+def test_a_slow_client_holds_back_only_its_own_connection(pod: Topology, agent: Agent) -> None:
+    chunk, chunks = os.urandom(1 << 20), 24
+    with session(agent) as s:
+        assert s.subscribe(80, Mode.STEAL).error is None
+        slow = pod.client.start_python(HELD_DOWNLOAD, pod.pod_ip, "80")
+        held = s.new_connection().connection_id
+        assert s.read_until(held, lambda data: data.endswith(b"\n")) == b"download\n"
+        for _ in range(chunks):
+            s.send(from_session.ConnectionWrite(held, chunk))
+        s.send(from_session.ConnectionWrite(held, b""))
+        paused = s.expect(lambda m: isinstance(m, to_session.ConnectionWriteFlow))
+        assert paused == to_session.ConnectionWriteFlow(held, True)
+        # The agent's loop for this session does not wait for the slow client: another one is served.
+        client = start_get(pod.client, pod.pod_ip, "/other")
+        new, request = answer(s, b"not held up")
+        assert new.connection_id != held
+        assert request.startswith(b"GET /other ")
+        assert client.read_line() == "not held up"
+        slow.write_line("read now")
+        resumed = s.expect(lambda m: isinstance(m, to_session.ConnectionWriteFlow))
+        assert resumed == to_session.ConnectionWriteFlow(held, False)
+        assert slow.read_line(timeout=60).split() == [
+            str(chunks << 20),
+            hashlib.sha256(chunk * chunks).hexdigest(),
+        ]
+
+
 # --- exit paths --------------------------------------------------------------------------------------------
 
 
