@@ -89,6 +89,11 @@ class _Pages(BaseHTTPRequestHandler):
         elif self.path in ("/media/filter-editor.js", "/media/filter-editor.css"):
             body = (MEDIA / self.path.rsplit("/", 1)[1]).read_bytes()
             kind = "text/javascript" if self.path.endswith(".js") else "text/css"
+        elif self.path == "/favicon.ico":
+            # A browser tab asks for one; a webview does not.
+            self.send_response(204)
+            self.end_headers()
+            return
         else:
             self.send_error(404)
             return
@@ -134,6 +139,7 @@ class Bridge:
         self.version = 1
         self.samples: list[dict[str, str]] | None = None
         self.saved_edits: list[list[dict[str, Any]]] = []
+        self.page_errors: list[str] = []
         helper.open(self.uri, config.read_text(encoding="utf-8"), language_id=language_id)
 
     def handle(self, message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -170,11 +176,22 @@ class Bridge:
 def _open(browser: Browser, url: str, bridge: Bridge) -> Page:
     page = browser.new_page(viewport={"width": 1000, "height": 760})
     expect.set_options(timeout=WAIT_MS)
+    # Script errors and CSP refusals would otherwise pass unseen; _close asserts there were none.
+    page.on("pageerror", lambda error: bridge.page_errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: bridge.page_errors.append(message.text) if message.type == "error" else None,
+    )
     page.expose_function("pymirrordBridge", bridge.handle)
     page.add_init_script(STAND_IN)
     page.goto(url)
     expect(page.locator("#file")).to_contain_text(bridge.config.name)
     return page
+
+
+def _close(page: Page, bridge: Bridge) -> None:
+    page.close()
+    assert bridge.page_errors == []
 
 
 def _config(folder: Path, name: str, text: str) -> Path:
@@ -260,7 +277,7 @@ def test_typing_a_filter_marks_the_samples_and_save_writes_the_file(
     # The form shows the file as it is now.
     expect(page.locator("#single")).to_have_value("^X-User: (alice|bob)$")
     expect(page.locator("#ports")).to_have_value("8080")
-    page.close()
+    _close(page, bridge)
 
 
 def test_mirror_mode_marks_copies_and_save_keeps_the_yaml(
@@ -268,7 +285,8 @@ def test_mirror_mode_marks_copies_and_save_keeps_the_yaml(
 ) -> None:
     original = "# the shop's config\ntarget: netns/shop   # the pod\nfeature:\n  network:\n    dns: true\n"
     config = _config(tmp_path, "mirrord.yaml", original)
-    page = _open(browser, served, Bridge(helper, config, "yaml"))
+    bridge = Bridge(helper, config, "yaml")
+    page = _open(browser, served, bridge)
     expect(page.locator("#summary")).to_contain_text("Mirror mode")
     expect(page.locator("#verdict-head")).to_have_text("Copied?")
     page.select_option("#kind", "any_of")
@@ -289,7 +307,7 @@ def test_mirror_mode_marks_copies_and_save_keeps_the_yaml(
         '    incoming:\n      http_filter:\n        any_of:\n          - header: "^X-User: bob"\n'
         '          - path: "^/health"\n'
     )
-    page.close()
+    _close(page, bridge)
 
 
 def test_a_config_that_does_not_parse_shows_the_error_and_cannot_be_saved(
@@ -297,7 +315,8 @@ def test_a_config_that_does_not_parse_shows_the_error_and_cannot_be_saved(
 ) -> None:
     broken = '[feature.network.incoming]\nmode = "steal"\nhttp_filter = { header_filter = "^X-A: 1" \n'
     config = _config(tmp_path, "mirrord.toml", broken)
-    page = _open(browser, served, Bridge(helper, config, "toml"))
+    bridge = Bridge(helper, config, "toml")
+    page = _open(browser, served, bridge)
     banner = page.locator("#parse-error")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("mirrord.toml:3:")
@@ -307,4 +326,4 @@ def test_a_config_that_does_not_parse_shows_the_error_and_cannot_be_saved(
     page.locator("#single").fill("^/api")
     expect(page.locator("#save")).to_be_disabled()
     assert config.read_text(encoding="utf-8") == broken
-    page.close()
+    _close(page, bridge)
