@@ -2,7 +2,8 @@
 'use strict';
 /**
  * The Sessions view: each live session of the SessionsModel as a tree (target, mode and state; its ports,
- * counters, processes and last requests), refreshed whenever the model changes. `sessionNodes` is the
+ * counters, processes, the names of the variables that came from the target and last requests), refreshed
+ * whenever the model changes. `sessionNodes` is the
  * pure part; the provider turns nodes into TreeItems.
  */
 
@@ -42,6 +43,7 @@ function sessionNodes(sessions) {
         description: session.processes.length ? session.processes.map((pid) => `pid ${pid}`).join(', ') : 'none connected',
         icon: 'server-process',
       },
+      ...environmentNodes(session),
       {
         id: `${id}/last`, sessionId: id, label: 'Last requests',
         description: recent.length ? `${recent.length}` : 'none yet', icon: 'history', expanded: recent.length > 0,
@@ -62,6 +64,23 @@ function sessionNodes(sessions) {
       contextValue: 'pymirrordSession', children, expanded: true,
     };
   });
+}
+
+/**
+ * The names of the launch's variables that came from the target, as a collapsed node; none when there are
+ * none. Only names are shown: the model never holds a value.
+ * @param {Session} session
+ * @returns {Node[]}
+ */
+function environmentNodes(session) {
+  const id = session.sessionId;
+  const names = session.remoteEnv || [];
+  if (names.length === 0) return [];
+  return [{
+    id: `${id}/env`, sessionId: id, label: 'Environment from the target', description: `${names.length}`,
+    tooltip: 'Variables the launch took from the target (values not shown)', icon: 'symbol-variable',
+    children: names.map((name) => ({ id: `${id}/env/${name}`, sessionId: id, label: name, icon: 'symbol-constant' })),
+  }];
 }
 
 /** @implements {vscode.TreeDataProvider<Node>} */

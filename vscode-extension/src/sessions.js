@@ -13,7 +13,7 @@ const LAST_REQUESTS = 20;
  * @typedef {{sessionId: string, target: string, mode: string, configPath?: string | null, state: string,
  *   startedAt?: number, processes: number[], ports: {port: number, mode: string}[],
  *   connections: {[mode: string]: number}, requests: {[mode: string]: number},
- *   bytes?: {in: number, out: number}, lastRequests: RequestSeen[]}} Session
+ *   bytes?: {in: number, out: number}, lastRequests: RequestSeen[], remoteEnv?: string[]}} Session
  * @typedef {{sessionId: string, kind: string, [key: string]: any}} SessionEvent
  */
 
@@ -24,8 +24,20 @@ const LAST_REQUESTS = 20;
 function emptySession(sessionId) {
   return {
     sessionId, target: '', mode: '', state: 'starting', processes: [], ports: [],
-    connections: { mirror: 0, steal: 0 }, requests: { mirror: 0, steal: 0 }, lastRequests: [],
+    connections: { mirror: 0, steal: 0 }, requests: { mirror: 0, steal: 0 }, lastRequests: [], remoteEnv: [],
   };
+}
+
+/**
+ * The names of the variables that came from the target, sorted and unique. The helper sends names only;
+ * anything after a `=` is cut and a name-to-value map keeps its keys, so a value never reaches the editor.
+ * @param {unknown} names
+ * @returns {string[]}
+ */
+function envNames(names) {
+  const list = Array.isArray(names) ? names : names && typeof names === 'object' ? Object.keys(names) : [];
+  const cut = list.filter((name) => typeof name === 'string').map((name) => name.split('=', 1)[0]).filter(Boolean);
+  return [...new Set(cut)].sort();
 }
 
 /** @param {{[mode: string]: number}} counts */
@@ -47,7 +59,9 @@ class SessionsModel {
    */
   reset(result) {
     // A copy: events update the model in place, never the caller's result.
-    this.sessions = new Map((result.sessions || []).map((s) => [s.sessionId, { ...emptySession(s.sessionId), ...structuredClone(s) }]));
+    this.sessions = new Map((result.sessions || []).map((s) => [
+      s.sessionId, { ...emptySession(s.sessionId), ...structuredClone(s), remoteEnv: envNames(s.remoteEnv) },
+    ]));
   }
 
   /**
@@ -89,6 +103,9 @@ class SessionsModel {
         session.lastRequests = [...session.lastRequests, /** @type {RequestSeen} */ (request)].slice(-LAST_REQUESTS);
         break;
       }
+      case 'environment':
+        session.remoteEnv = envNames(event.remoteEnv);
+        break;
       default: // `log` and kinds added later change nothing shown here
         break;
     }

@@ -89,6 +89,64 @@ test('the Sessions view shows each session with its ports, counters and last req
   assert.equal(item.id, 's1');
 });
 
+/** Every TreeItem of the tree, collapsed nodes' children included. */
+function items(node = undefined) {
+  /** @type {any[]} */
+  const all = [];
+  for (const child of tree().getChildren(node)) all.push(tree().getTreeItem(child), ...items(child));
+  return all;
+}
+
+test('the names of the variables from the target show under a collapsed node, updated by the environment event', () => {
+  sessionEvent({ sessionId: 's1', kind: 'ready', target: 'netns/shop', mode: 'mirror' });
+  assert.ok(!shown().some((line) => line.includes('Environment')), 'no node before the launch has an environment');
+  sessionEvent({ sessionId: 's1', kind: 'environment', remoteEnv: ['SHOP_MODE', 'DATABASE_URL', 'API_URL'] });
+  const lines = shown();
+  const at = lines.indexOf('  Environment from the target — 3');
+  assert.ok(at > 0, lines.join('\n'));
+  assert.deepEqual(lines.slice(at + 1, at + 4), ['    API_URL', '    DATABASE_URL', '    SHOP_MODE']);
+  const [session] = tree().getChildren();
+  const node = tree().getChildren(session).find((/** @type {any} */ n) => n.label === 'Environment from the target');
+  const item = tree().getTreeItem(node);
+  assert.equal(item.collapsibleState, 1, 'collapsed');
+  assert.equal(item.id, 's1/env');
+  assert.deepEqual(tree().getChildren(node).map((/** @type {any} */ n) => tree().getTreeItem(n).collapsibleState), [0, 0, 0]);
+
+  sessionEvent({ sessionId: 's1', kind: 'environment', remoteEnv: [] });
+  assert.ok(!shown().some((line) => line.includes('Environment')), 'an empty list shows no node');
+});
+
+test('a refresh shows the snapshot\'s remoteEnv; a value never reaches the view', async () => {
+  const secret = 'postgres://admin:hunter2@db:5432/users';
+  fake.helper.handle = (method) => (method === 'pymirrord/sessions' ? {
+    sessions: [{
+      sessionId: 's1', target: 'netns/shop', mode: 'steal', configPath: null, state: 'ready', startedAt: 1,
+      processes: [], ports: [], connections: { mirror: 0, steal: 0 }, requests: { mirror: 0, steal: 0 },
+      bytes: { in: 0, out: 0 }, lastRequests: [], remoteEnv: ['SHOP_MODE', 'DATABASE_URL'],
+    }],
+  } : undefined);
+  await fake.commands.get('pymirrord.showSessions')?.();
+  assert.deepEqual(shown(), [
+    'netns/shop — steal',
+    '  Ports — none yet',
+    '  Connections — 0',
+    '  Requests — 0',
+    '  Processes — none connected',
+    '  Environment from the target — 2',
+    '    DATABASE_URL',
+    '    SHOP_MODE',
+    '  Last requests — none yet',
+  ]);
+
+  // Names only, whatever a helper sends: a `NAME=value` entry or a name-to-value map keeps just the names.
+  sessionEvent({ sessionId: 's1', kind: 'environment', remoteEnv: [`DATABASE_URL=${secret}`, 'SHOP_MODE'] });
+  assert.deepEqual(shown().slice(5, 8), ['  Environment from the target — 2', '    DATABASE_URL', '    SHOP_MODE']);
+  sessionEvent({ sessionId: 's1', kind: 'environment', remoteEnv: { DATABASE_URL: secret } });
+  assert.deepEqual(shown().slice(5, 7), ['  Environment from the target — 1', '    DATABASE_URL']);
+  assert.ok(!JSON.stringify(items()).includes('hunter2'));
+  assert.ok(!JSON.stringify(fake.statusItems).includes('hunter2'));
+});
+
 test('a session that ends on its own leaves the view; Stop works from the view\'s node', async () => {
   sessionEvent({ sessionId: 's1', kind: 'ready', target: 'netns/a', mode: 'mirror' });
   sessionEvent({ sessionId: 's2', kind: 'ready', target: 'netns/b', mode: 'steal' });
