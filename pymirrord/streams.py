@@ -85,12 +85,15 @@ def backlog(writer: asyncio.StreamWriter) -> int:
 async def drained(writer: asyncio.StreamWriter, low: int) -> None:
     """Returns once at most ``low`` bytes wait in ``writer``'s buffer; ``ConnectionError`` if it is ending.
 
-    It waits on the transport's own pause and resume, so it sets the transport's limits to ``low`` (nothing
-    else waits on that writer's ``drain``: its relay pauses the source instead).
+    It waits on the transport's own pause and resume, so the transport's limits are ``low`` while it waits.
     """
     transport = writer.transport
+    old_low, old_high = transport.get_write_buffer_limits()
     transport.set_write_buffer_limits(high=low, low=low)
-    while transport.get_write_buffer_size() > low:
-        if transport.is_closing():
-            raise ConnectionResetError("the connection is closing")
-        await writer.drain()
+    try:
+        while transport.get_write_buffer_size() > low:
+            if transport.is_closing():
+                raise ConnectionResetError("the connection is closing")
+            await writer.drain()
+    finally:
+        transport.set_write_buffer_limits(high=old_high, low=old_low)

@@ -23,7 +23,6 @@ HTTP framing lives in ``pymirrord.http1`` and the decision in ``http_routing``; 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import socket
@@ -34,6 +33,7 @@ from typing import Protocol
 from pymirrord.agent.app_connections import AppConnections
 from pymirrord.agent.http_routing import route_request
 from pymirrord.agent.subscriptions import Subscriptions
+from pymirrord.flow import FlowControl, Verdict
 from pymirrord.http1 import (
     NEED_DATA,
     Body,
@@ -49,7 +49,7 @@ from pymirrord.http1 import (
 )
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol.types import Mode, SocketAddress
-from pymirrord.streams import open_stream
+from pymirrord.streams import backlog, drained, open_stream
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ DETECT_TIMEOUT = 1.0
 REPLAY_LIMIT = 1024 * 1024
 """Bytes of a stolen request kept until its response starts, to send it to the pod if the session fails."""
 WRITE_HIGH_WATER = 1024 * 1024
+RESPONSE_LOW_WATER = 256 * 1024
+"""A session held back by a slow client (``HttpResponseFlow``) sends again once this little waits for it."""
 
 Connect = Callable[[SocketAddress], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 """Opens a connection to the pod's app (Nagle off, as on every socket the agent relays on: ``nodelay``)."""
@@ -110,14 +112,22 @@ class _Stolen:
     done: asyncio.Future[str | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    readable: asyncio.Event = field(default_factory=asyncio.Event)
+    """Clear while the session asked to stop reading the request's body (its app reads slowly)."""
+    waiter: asyncio.Task[None] | None = None
+    """Waits for the client to take the response while the session holds it back."""
 
     def __post_init__(self) -> None:
         self.responses.expect(self.method)
+        self.readable.set()
 
     def finish(self, failure: str | None) -> None:
         if not self.done.done():
             self.done.set_result(failure)
         self.head_seen.set()
+        self.readable.set()
+        if self.waiter is not None and self.waiter is not asyncio.current_task():
+            self.waiter.cancel()
 
     async def data(self, data: bytes) -> None:
         if self.done.done() or self.client.is_closing():
@@ -134,9 +144,6 @@ class _Stolen:
             except FramingError as error:
                 log.info("session %d answered request %d with %s", self.session, self.request_id, error)
                 self.head_seen.set()
-        # Waiting here pauses the session's messages while the client reads slowly: memory stays bounded.
-        with contextlib.suppress(ConnectionError, OSError):
-            await self.client.drain()
 
 
 @dataclass
@@ -173,6 +180,7 @@ class HttpIncoming:
         self._read_chunk = read_chunk
         self._ids = itertools.count(1)
         self._stolen: dict[int, StolenResponse] = {}
+        self._response_flow = FlowControl(WRITE_HIGH_WATER, RESPONSE_LOW_WATER)
         self._apps: AppConnections[_AppStream] = AppConnections()
         self._adopting: set[asyncio.Task[None]] = set()
         self.can_hand_over: Callable[[int], bool] = lambda session: False
@@ -182,8 +190,41 @@ class HttpIncoming:
 
     async def response_data(self, session: int, request_id: int, data: bytes) -> None:
         request = self._stolen.get(request_id)
-        if request is not None and request.session == session:
-            await request.data(data)
+        if request is None or request.session != session:
+            return
+        await request.data(data)
+        if not isinstance(request, _Stolen) or request.client.is_closing():
+            return
+        # Never waits for the client: past the high-water mark the session holds this response instead.
+        if self._response_flow.grew(request_id, backlog(request.client)) is Verdict.PAUSE:
+            self._tell(session, to_session.HttpResponseFlow(request_id, True))
+            request.waiter = asyncio.get_running_loop().create_task(self._resume_response(request))
+
+    async def _resume_response(self, request: _Stolen) -> None:
+        request_id = request.request_id
+        try:
+            await drained(request.client, RESPONSE_LOW_WATER)
+            verdict = self._response_flow.shrank(request_id, backlog(request.client))
+        except OSError:
+            # The client is gone: the session may finish its response, which goes nowhere.
+            verdict = Verdict.RESUME if self._response_flow.paused(request_id) else None
+            self._response_flow.forget(request_id)
+        if verdict is Verdict.RESUME:
+            self._tell(request.session, to_session.HttpResponseFlow(request_id, False))
+
+    def request_flow(self, session: int, request_id: int, paused: bool) -> None:
+        """The session's app reads the request's body slowly (``paused``), or caught up again."""
+        request = self._stolen.get(request_id)
+        if isinstance(request, _Stolen) and request.session == session and not request.done.done():
+            if paused:
+                request.readable.clear()
+            else:
+                request.readable.set()
+
+    def _tell(self, session: int, message: to_session.AgentToSession) -> None:
+        sink = self._sinks.get(session)
+        if sink is not None:
+            sink.put(_encode(message))
 
     def response_end(self, session: int, request_id: int, failure: str | None = None) -> None:
         request = self._stolen.get(request_id)
@@ -602,6 +643,7 @@ class _Connection:
                 replay = None
             sink.put(_encode(to_session.HttpRequestBody(request_id, data)))
             await sink.wait_writable()
+            await request.readable.wait()
 
         # A request that arrived whole needs no task reading its body alongside the response.
         sending = None if complete else asyncio.ensure_future(self._forward_body(forward, copies, request))
@@ -635,6 +677,9 @@ class _Connection:
                 sending.cancel()
                 await asyncio.gather(sending, return_exceptions=True)
             owner._stolen.pop(request_id, None)
+            owner._response_flow.forget(request_id)
+            if request.waiter is not None:
+                request.waiter.cancel()
 
     async def _forward_body(
         self,

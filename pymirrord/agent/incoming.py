@@ -186,7 +186,9 @@ class Incoming:
         try:
             await drained(client.writer, CLIENT_WRITE_LOW_WATER)
         except OSError:
-            return  # the client's reader sees the failure too, and ends the connection
+            # The client is gone; its reader may be paused and never see it, so the connection ends here.
+            client.close()
+            return
         if self._write_flow.shrank(connection_id, backlog(client.writer)) is Verdict.RESUME:
             self._apply(self._table.write_flow(connection_id, paused=False))
 

@@ -172,8 +172,10 @@ class Outgoing:
     async def _resume_writes(self, connection_id: int, session: int, stream: _Stream) -> None:
         try:
             await drained(stream.writer, WRITE_LOW_WATER)
-        except OSError:
-            return  # the connection's reader sees the failure too, and ends it
+        except OSError as error:
+            # The peer is gone; the connection's reader may be paused and never see it, so it ends here.
+            self._finish(connection_id, *describe_error(error))
+            return
         if self._write_flow.shrank(connection_id, backlog(stream.writer)) is Verdict.RESUME:
             self._send(session, OutgoingWriteFlow(connection_id, False))
 

@@ -439,6 +439,8 @@ class AgentServer:
             await self._dispatch_outgoing(session, message)
         elif isinstance(message, from_session.HttpResponseData):
             await self._incoming.http.response_data(session.id, message.request_id, message.data)
+        elif isinstance(message, from_session.HttpRequestFlow):
+            self._incoming.http.request_flow(session.id, message.request_id, message.paused)
         elif isinstance(message, from_session.HttpResponseEnd):
             self._incoming.http.response_end(session.id, message.request_id)
         elif isinstance(message, from_session.HttpResponseFailed):

@@ -282,6 +282,19 @@ class OutgoingWriteFlow:
     paused: bool
 
 
+@dataclass(frozen=True)
+class HttpResponseFlow:
+    """Agent -> session: stop (``paused``) or resume sending ``HttpResponseData`` for ``request_id``.
+
+    The agent sends it when too much of the response waits for a client that reads slowly, and resumes it
+    once the client has caught up; the session then stops reading that response from the app only.
+    """
+
+    TAG: ClassVar[int] = 82
+    request_id: int
+    paused: bool
+
+
 AgentToSession = Union[
     AgentHello,
     Pong,
@@ -303,6 +316,7 @@ AgentToSession = Union[
     EnvResult,
     ConnectionWriteFlow,
     OutgoingWriteFlow,
+    HttpResponseFlow,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -328,5 +342,6 @@ CODEC: Codec[AgentToSession] = codec_for(
         EnvResult,
         ConnectionWriteFlow,
         OutgoingWriteFlow,
+        HttpResponseFlow,
     ],
 )

@@ -235,6 +235,19 @@ class OutgoingReadFlow:
     paused: bool
 
 
+@dataclass(frozen=True)
+class HttpRequestFlow:
+    """Session -> agent: stop (``paused``) or resume reading the body of stolen request ``request_id``.
+
+    The session sends it when too much of the body waits for a local app that reads slowly, and resumes it
+    once the app has caught up; other requests keep flowing.
+    """
+
+    TAG: ClassVar[int] = 82
+    request_id: int
+    paused: bool
+
+
 SessionToAgent = Union[
     ClientHello,
     Ping,
@@ -253,6 +266,7 @@ SessionToAgent = Union[
     EnvRequest,
     ClientReadFlow,
     OutgoingReadFlow,
+    HttpRequestFlow,
 ]
 
 CODEC: Codec[SessionToAgent] = codec_for(
@@ -275,5 +289,6 @@ CODEC: Codec[SessionToAgent] = codec_for(
         EnvRequest,
         ClientReadFlow,
         OutgoingReadFlow,
+        HttpRequestFlow,
     ],
 )

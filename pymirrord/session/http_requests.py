@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pymirrord.config.model import HttpFilterConfig
+from pymirrord.flow import FlowControl, Verdict
 from pymirrord.http1 import NEED_DATA, End, FramingError, ResponseHead, ResponseReader
 from pymirrord.http_filter import HttpFilterSpec, spec_from_config
 from pymirrord.nodelay import no_delay
@@ -33,9 +34,9 @@ from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol.types import SHARED_SOURCE, Mode, SocketAddress
 from pymirrord.session.h2_app_link import NOT_HTTP2, H2AppLink
-from pymirrord.session.held_stream import relieve
+from pymirrord.session.held_stream import HIGH_WATER, LOW_WATER
 from pymirrord.session.state import SessionState
-from pymirrord.streams import open_stream
+from pymirrord.streams import drained, open_stream
 
 AGENT_MESSAGES = (
     from_agent.HttpRequestStart,
@@ -43,6 +44,7 @@ AGENT_MESSAGES = (
     from_agent.HttpRequestEnd,
     from_agent.HttpRequestAbort,
     from_agent.HttpConnectionWanted,
+    from_agent.HttpResponseFlow,
 )
 """The agent's messages this module handles."""
 
@@ -80,6 +82,20 @@ class _Request:
     task: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # the request's end arrived
     h2: H2AppLink | None = None  # while the request goes over HTTP/2 (``_feed_h2`` drains ``pending``)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)  # HTTP/1: the request went to the app
+    writable: asyncio.Event = field(default_factory=asyncio.Event)  # clear while the agent holds the response
+    waiter: asyncio.Task[None] | None = None  # waits for the app to take a paused body
+
+    def __post_init__(self) -> None:
+        self.writable.set()
+
+    @property
+    def backlog(self) -> int:
+        """Body bytes the app has not read yet."""
+        size = sum(len(chunk) for chunk in self.pending)
+        if self.connection is not None:
+            size += self.connection.writer.transport.get_write_buffer_size()
+        return size
 
     def write(self, data: bytes) -> None:
         if self.kept is not None:
@@ -101,6 +117,7 @@ class HttpRequests:
         self._address_of = address_of
         self._log = on_log
         self._requests: dict[int, _Request] = {}
+        self._flow = FlowControl(HIGH_WATER, LOW_WATER)
         self._idle: dict[SocketAddress, list[_AppConnection]] = {}
         self._handing: set[asyncio.Task[None]] = set()
         self._h2_links: dict[SocketAddress, H2AppLink] = {}
@@ -139,10 +156,14 @@ class HttpRequests:
                 request.write(message.data)
                 if request.h2 is not None:
                     await _feed_h2(request)
-                connection = request.connection
-                if connection is not None:
-                    with contextlib.suppress(ConnectionError, OSError):
-                        await relieve(connection.writer)
+                elif not request.message.http2 or request.connection is not None:
+                    await self._body_written(request)
+        elif isinstance(message, from_agent.HttpResponseFlow):
+            request = self._requests.get(message.request_id)
+            if request is not None and message.paused:
+                request.writable.clear()
+            elif request is not None:
+                request.writable.set()
         elif isinstance(message, from_agent.HttpRequestEnd):
             request = self._requests.get(message.request_id)
             if request is not None:
@@ -153,6 +174,26 @@ class HttpRequests:
             request = self._requests.pop(message.request_id, None)
             if request is not None and request.task is not None:
                 request.task.cancel()
+
+    async def _body_written(self, request: _Request) -> None:
+        """Never waits for the app: past the high-water mark the agent stops reading this request's body."""
+        request_id = request.message.request_id
+        if self._flow.grew(request_id, request.backlog) is Verdict.PAUSE:
+            await self._send(to_agent.HttpRequestFlow(request_id, True))
+            request.waiter = asyncio.create_task(self._resume_when_drained(request))
+
+    async def _resume_when_drained(self, request: _Request) -> None:
+        await request.connected.wait()
+        connection = request.connection
+        if connection is None:
+            return
+        try:
+            await drained(connection.writer, LOW_WATER)
+        except OSError:
+            return  # the request fails with its connection
+        request_id = request.message.request_id
+        if self._flow.shrank(request_id, request.backlog) is Verdict.RESUME:
+            await self._send(to_agent.HttpRequestFlow(request_id, False))
 
     async def close(self) -> None:
         """Drop every request and idle connection (the agent is gone or the session ends)."""
@@ -189,6 +230,9 @@ class HttpRequests:
             raise
         finally:
             self._requests.pop(request_id, None)
+            self._flow.forget(request_id)
+            if request.waiter is not None:
+                request.waiter.cancel()
         if failure is not None:
             self._log(f"request {request.message.method} {request.message.target}: {failure}")
             if steal:
@@ -236,6 +280,7 @@ class HttpRequests:
             request.connection = connection
             connection.writer.write(request.message.head + b"".join(request.pending))
             request.pending.clear()
+            request.connected.set()
             try:
                 outcome = await self._relay_response(request, connection)
             except (ConnectionError, OSError, FramingError) as error:
@@ -276,6 +321,7 @@ class HttpRequests:
                     if not finished:
                         break  # upgraded: the rest is relayed raw below
             if data and steal:
+                await request.writable.wait()  # the agent may hold this response while its client is slow
                 await self._send(to_agent.HttpResponseData(request_id, data))
             if responses.upgraded:
                 await self._tunnel(request, connection, responses)
@@ -303,6 +349,7 @@ class HttpRequests:
         request.upgraded = True
         _half_close_tunnel(request)
         while data := await connection.reader.read(_CHUNK):
+            await request.writable.wait()
             await self._send(to_agent.HttpResponseData(request_id, data))
         await self._send(to_agent.HttpResponseEnd(request_id))
         connection.writer.close()

@@ -295,6 +295,7 @@ class Session:
                 self._state.forget(message.connection_id)
                 return
             app.agent_closed = True
+            app.hold_writes(False)  # nothing the app sends goes anywhere now: let its relay read to the end
             if app.app_done:
                 self._finish_app(app)
             elif not app.pending or app.pending[-1]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 
@@ -90,3 +92,57 @@ def test_a_session_that_fails_a_request_sends_it_to_the_pod(topology: Topology, 
         assert line["served_by"] == "pod"
         assert line["json"]["length"] == 5, "the pod got the whole request, body included"
         client.wait()
+
+
+# Asks for a response, then reads none of it until a line comes on its stdin; prints the body's size and hash.
+HELD_RESPONSE = r"""
+import hashlib, socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60) as s:
+    s.sendall(b"GET /big HTTP/1.1\r\nHost: pod\r\nX-User: alice\r\nConnection: close\r\n\r\n")
+    print("asked", flush=True)
+    sys.stdin.readline()
+    answer = b""
+    while chunk := s.recv(1 << 20):
+        answer += chunk
+body = answer.partition(b"\r\n\r\n")[2]
+print(len(body), hashlib.sha256(body).hexdigest(), flush=True)
+"""
+
+
+def test_a_slow_client_holds_back_only_its_own_response(topology: Topology, agent: Agent) -> None:
+    chunk, chunks = os.urandom(1 << 20), 24
+    with session(agent) as s:
+        subscribe(s, "^x-user: alice$")
+        slow = topology.client.start_python(HELD_RESPONSE, topology.pod_ip, "80")
+        start = s.expect(lambda m: isinstance(m, to_session.HttpRequestStart))
+        assert isinstance(start, to_session.HttpRequestStart) and start.target == "/big"
+        held = start.request_id
+        s.send(
+            from_session.HttpResponseData(
+                held, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (chunks << 20)
+            )
+        )
+        for _ in range(chunks):
+            s.send(from_session.HttpResponseData(held, chunk))
+        paused = s.expect(lambda m: isinstance(m, to_session.HttpResponseFlow))
+        assert paused == to_session.HttpResponseFlow(held, True)
+        # The agent's loop for this session does not wait for the slow client: another request is served.
+        other = [{"target": "/a", "headers": [["X-User", "alice"]]}]
+        client = topology.client.start(
+            sys.executable,
+            str(APPS / "http_client.py"),
+            topology.pod_ip,
+            "80",
+            json.dumps(other),
+            ready=False,
+        )
+        assert answer_one(s, "alice").target == "/a"
+        assert json.loads(client.read_line())["served_by"] == "alice"
+        slow.write_line("read now")
+        resumed = s.expect(lambda m: isinstance(m, to_session.HttpResponseFlow))
+        assert resumed == to_session.HttpResponseFlow(held, False)
+        s.send(from_session.HttpResponseEnd(held))
+        assert slow.read_line(timeout=60).split() == [
+            str(chunks << 20),
+            hashlib.sha256(chunk * chunks).hexdigest(),
+        ]

@@ -1,13 +1,16 @@
-"""The session's side of filtered HTTP traffic: handing the agent connections to the local app."""
+"""The session's side of filtered HTTP traffic: handing the agent connections to the local app, and flow
+control towards an app that reads a body slowly or a client that reads a response slowly."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import socket
 
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
-from pymirrord.protocol.types import SocketAddress
+from pymirrord.protocol.types import Mode, SocketAddress
 from pymirrord.session.http_requests import HttpRequests
 
 
@@ -100,3 +103,112 @@ def test_an_app_that_refuses_is_logged() -> None:
         assert logs and "could not open a connection to the app" in logs[0]
 
     asyncio.run(scenario())
+
+
+MIB = 1024 * 1024
+CLIENT = SocketAddress("10.0.0.9", 40000)
+LOCAL = SocketAddress("10.0.0.2", 80)
+
+
+class Recorder:
+    """Plays the agent link: keeps what the session sends, and wakes whoever waits for one message."""
+
+    def __init__(self) -> None:
+        self.sent: list[to_agent.SessionToAgent] = []
+        self.changed = asyncio.Event()
+
+    async def send(self, message: to_agent.SessionToAgent) -> None:
+        self.sent.append(message)
+        self.changed.set()
+
+    async def wait_for(self, message: to_agent.SessionToAgent) -> None:
+        while message not in self.sent:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), 10)
+
+
+def response_of(agent: Recorder, request_id: int) -> bytes:
+    sent = agent.sent
+    return b"".join(
+        m.data for m in sent if isinstance(m, to_agent.HttpResponseData) and m.request_id == request_id
+    )
+
+
+def post(request_id: int, path: str, size: int) -> from_agent.HttpRequestStart:
+    head = f"POST {path} HTTP/1.1\r\nHost: app\r\nContent-Length: {size}\r\n\r\n".encode()
+    return from_agent.HttpRequestStart(request_id, 80, Mode.STEAL, CLIENT, LOCAL, "POST", path, "path", head)
+
+
+def test_an_app_that_does_not_read_a_body_pauses_that_request_only() -> None:
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def app(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head.startswith(b"POST /hold "):
+                await release.wait()
+            size = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(size)
+            answer = f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+            await writer.drain()
+
+        server = await asyncio.start_server(app, "127.0.0.1", 0)
+        address = SocketAddress("127.0.0.1", server.sockets[0].getsockname()[1])
+        agent = Recorder()
+        http = HttpRequests(agent.send, lambda port: address, lambda text: None)
+        chunk, chunks = os.urandom(MIB), 24
+        await http.on_agent_message(post(1, "/hold", chunks * MIB))
+        for _ in range(chunks):
+            await http.on_agent_message(from_agent.HttpRequestBody(1, chunk))
+        await http.on_agent_message(from_agent.HttpRequestEnd(1))
+        await agent.wait_for(to_agent.HttpRequestFlow(1, True))
+        # The pump is free: another request is served to its end meanwhile.
+        await http.on_agent_message(post(2, "/quick", 4))
+        await http.on_agent_message(from_agent.HttpRequestBody(2, b"ping"))
+        await http.on_agent_message(from_agent.HttpRequestEnd(2))
+        await agent.wait_for(to_agent.HttpResponseEnd(2))
+        assert to_agent.HttpRequestFlow(1, False) not in agent.sent
+        release.set()
+        await agent.wait_for(to_agent.HttpRequestFlow(1, False))
+        await agent.wait_for(to_agent.HttpResponseEnd(1))
+        assert response_of(agent, 1).endswith(
+            f"{chunks * MIB} {hashlib.sha256(chunk * chunks).hexdigest()}".encode()
+        )
+        await http.close()
+        server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_agent_holds_one_response_while_its_client_is_slow() -> None:
+    async def scenario() -> None:
+        async def app(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            path = head.split()[1]
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+            await writer.drain()
+            await reader.readexactly(4)  # the go-ahead for the rest of the response
+            writer.write(path[:8].ljust(8, b"."))
+            await writer.drain()
+
+        server = await asyncio.start_server(app, "127.0.0.1", 0)
+        address = SocketAddress("127.0.0.1", server.sockets[0].getsockname()[1])
+        agent = Recorder()
+        http = HttpRequests(agent.send, lambda port: address, lambda text: None)
+        for request_id, path in ((1, "/held"), (2, "/free")):
+            await http.on_agent_message(post(request_id, path, 4))
+        await http.on_agent_message(from_agent.HttpResponseFlow(1, True))
+        for request_id in (1, 2):
+            await http.on_agent_message(from_agent.HttpRequestBody(request_id, b"go.."))
+            await http.on_agent_message(from_agent.HttpRequestEnd(request_id))
+        await agent.wait_for(to_agent.HttpResponseEnd(2))
+        assert response_of(agent, 2).endswith(b"/free...")
+        assert response_of(agent, 1) == b"", "held back by the agent"
+        await http.on_agent_message(from_agent.HttpResponseFlow(1, False))
+        await agent.wait_for(to_agent.HttpResponseEnd(1))
+        assert response_of(agent, 1).endswith(b"/held...")
+        await http.close()
+        server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
