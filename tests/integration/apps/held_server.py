@@ -5,7 +5,7 @@ Each connection's first line says what it wants:
 - ``hold``: nothing more is read until a ``release`` comes; then the rest is read to its end, and the byte
   count and sha256 go back (and to stdout).
 - ``release``: held connections go on; answers ``released``.
-- ``ping``: answers ``pong``.
+- ``ping``: logs ``got ping`` and answers ``pong``.
 - ``fetch PORT``: connects to 127.0.0.1:PORT (the pod's, through pymirrord), sends ``hello`` and answers
   with the line that came back.
 - ``pull PORT``: connects to 127.0.0.1:PORT and reads nothing until a ``release`` comes; then reads to the
@@ -45,6 +45,7 @@ def serve(connection: socket.socket) -> None:
             released.set()
             connection.sendall(b"released\n")
         elif command == ["ping"]:
+            print("got ping", flush=True)
             connection.sendall(b"pong\n")
         elif len(command) == 2 and command[0] == "fetch":
             with socket.create_connection(("127.0.0.1", int(command[1])), timeout=20) as upstream:
