@@ -34,7 +34,7 @@ from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol.types import SHARED_SOURCE, Mode, SocketAddress
 from pymirrord.session.h2_app_link import NOT_HTTP2, H2AppLink
-from pymirrord.session.held_stream import HIGH_WATER, LOW_WATER
+from pymirrord.session.held_stream import COPY_LIMIT, HIGH_WATER, LOW_WATER
 from pymirrord.session.state import SessionState
 from pymirrord.streams import drained, open_stream
 
@@ -117,7 +117,7 @@ class HttpRequests:
         self._address_of = address_of
         self._log = on_log
         self._requests: dict[int, _Request] = {}
-        self._flow = FlowControl(HIGH_WATER, LOW_WATER)
+        self._flow = FlowControl(HIGH_WATER, LOW_WATER, COPY_LIMIT)
         self._idle: dict[SocketAddress, list[_AppConnection]] = {}
         self._handing: set[asyncio.Task[None]] = set()
         self._h2_links: dict[SocketAddress, H2AppLink] = {}
@@ -176,11 +176,22 @@ class HttpRequests:
                 request.task.cancel()
 
     async def _body_written(self, request: _Request) -> None:
-        """Never waits for the app: past the high-water mark the agent stops reading this request's body."""
-        request_id = request.message.request_id
-        if self._flow.grew(request_id, request.backlog) is Verdict.PAUSE:
-            await self._send(to_agent.HttpRequestFlow(request_id, True))
+        """Never waits for the app: past the high-water mark the agent stops reading this request's body (a
+        mirrored copy is dropped instead, far past it: it must never slow the pod's traffic)."""
+        message = request.message
+        verdict = self._flow.grew(message.request_id, request.backlog, copy=message.mode is Mode.MIRROR)
+        if verdict is Verdict.PAUSE:
+            await self._send(to_agent.HttpRequestFlow(message.request_id, True))
             request.waiter = asyncio.create_task(self._resume_when_drained(request))
+        elif verdict is Verdict.DROP:
+            limit = COPY_LIMIT // (1024 * 1024)
+            self._log(
+                f"mirrored request {message.method} {message.target} dropped:"
+                f" the app fell more than {limit} MiB behind"
+            )
+            self._requests.pop(message.request_id, None)
+            if request.task is not None:
+                request.task.cancel()
 
     async def _resume_when_drained(self, request: _Request) -> None:
         await request.connected.wait()

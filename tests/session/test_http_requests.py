@@ -4,6 +4,7 @@ control towards an app that reads a body slowly or a client that reads a respons
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import socket
@@ -208,6 +209,36 @@ def test_the_agent_holds_one_response_while_its_client_is_slow() -> None:
         await http.on_agent_message(from_agent.HttpResponseFlow(1, False))
         await agent.wait_for(to_agent.HttpResponseEnd(1))
         assert response_of(agent, 1).endswith(b"/held...")
+        await http.close()
+        server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_mirrored_request_the_app_does_not_read_is_dropped_not_paused() -> None:
+    async def scenario() -> None:
+        connected = asyncio.Event()
+
+        async def app(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connected.set()
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.Event().wait()  # reads nothing more
+
+        server = await asyncio.start_server(app, "127.0.0.1", 0)
+        address = SocketAddress("127.0.0.1", server.sockets[0].getsockname()[1])
+        agent = Recorder()
+        logs: list[str] = []
+        http = HttpRequests(agent.send, lambda port: address, logs.append)
+        start = post(1, "/copy", 48 * MIB)
+        await http.on_agent_message(dataclasses.replace(start, mode=Mode.MIRROR))
+        await asyncio.wait_for(connected.wait(), 10)
+        for _ in range(48):
+            await http.on_agent_message(from_agent.HttpRequestBody(1, bytes(MIB)))
+            if not http.active:
+                break
+        assert http.active == 0
+        assert logs == ["mirrored request POST /copy dropped: the app fell more than 16 MiB behind"]
+        assert agent.sent == [], "a copy is never paused, and nothing answers it"
         await http.close()
         server.close()
 
