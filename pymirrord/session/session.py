@@ -377,6 +377,8 @@ class Session:
         except OSError as error:
             sock.close()
             self._apps.pop(connection_id, None)
+            self._flow.forget(connection_id)
+            app.stop()
             self._on_event(SessionEvent("log", f"cannot reach the app at {address}: {error}"))
             await self._apply(self._state.app_unreachable(connection_id))
             return
