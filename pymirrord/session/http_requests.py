@@ -34,7 +34,7 @@ from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
 from pymirrord.protocol.types import SHARED_SOURCE, Mode, SocketAddress
 from pymirrord.session.h2_app_link import NOT_HTTP2, H2AppLink
-from pymirrord.session.held_stream import COPY_LIMIT, HIGH_WATER, LOW_WATER
+from pymirrord.session.held_stream import COPY_LIMIT, HIGH_WATER, LOW_WATER, relieve
 from pymirrord.session.state import SessionState
 from pymirrord.streams import drained, open_stream
 
@@ -156,8 +156,13 @@ class HttpRequests:
                 request.write(message.data)
                 if request.h2 is not None:
                     await _feed_h2(request)
-                elif not request.message.http2 or request.connection is not None:
+                elif not request.message.http2:
                     await self._body_written(request)
+                elif request.connection is not None:
+                    # An HTTP/2 stream to an app that speaks HTTP/1.1 only: the agent cannot hold one stream's
+                    # body, so the pump waits for the app to read it.
+                    with contextlib.suppress(ConnectionError, OSError):
+                        await relieve(request.connection.writer)
         elif isinstance(message, from_agent.HttpResponseFlow):
             request = self._requests.get(message.request_id)
             if request is not None and message.paused:
