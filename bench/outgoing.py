@@ -23,7 +23,13 @@ Phases, and the goal each row is held to (the ``goal`` column names the cell it 
 
 Where the time goes
 -------------------
-(to be filled in with profiling findings of the relayed path)
+The relayed download takes the same road as a relayed steal, backwards: the agent reads the peer with
+``ChunkReader`` and writes ``OutgoingRead`` messages with ``writev``; the session reads each large one
+straight into a buffer of its own, copies the data out once while decoding, and writes it to the app.
+The costs and the limit are those of ``incoming.py``'s steal row (see there): two more TCP hops than
+direct, each copied twice by the kernel, on the same 2 cores as the client and the server. Connects and
+lookups are a request and an answer across the websocket each; their added time is the round trip
+through the session and the agent (one turn of each event loop per message, batched per turn).
 """
 
 from __future__ import annotations

@@ -65,6 +65,15 @@ class ChunkReader(asyncio.StreamReader):
         return chunk
 
 
+_VIEW_FROM = 64 * 1024
+
+
+def unsliced(data: bytes) -> bytes | memoryview:
+    """What to hand a transport's ``write``: a large chunk as a view, because when the socket takes only
+    part of it the transport keeps ``data[sent:]``, a copy of the rest for ``bytes`` and none for a view."""
+    return memoryview(data) if len(data) >= _VIEW_FROM else data
+
+
 async def open_stream(sock: socket.socket, limit: int) -> tuple[ChunkReader, asyncio.StreamWriter]:
     """Streams over a connected (or accepted) socket, reading up to ``limit`` bytes per system call."""
     loop = asyncio.get_running_loop()

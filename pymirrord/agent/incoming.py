@@ -37,7 +37,7 @@ from pymirrord.nodelay import no_delay
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress
-from pymirrord.streams import backlog, drained, open_stream
+from pymirrord.streams import backlog, drained, open_stream, unsliced
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class _Client:
         if self.closed.is_set() or self.writer.is_closing():
             return
         if data:
-            self.writer.write(data)
+            self.writer.write(unsliced(data))
         elif self.writer.can_write_eof():
             self.writer.write_eof()
 
@@ -419,7 +419,7 @@ class Incoming:
             data = await reader.read(self._read_chunk)
             if not data:
                 break
-            writer.write(data)
+            writer.write(unsliced(data))
             if copies_of is not None:
                 self._apply(self._table.client_data(copies_of, data))
             await writer.drain()

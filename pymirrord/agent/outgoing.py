@@ -34,7 +34,7 @@ from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.outgoing_types import Transport
 from pymirrord.protocol.session_to_agent import DnsLookup, OutgoingConnect
 from pymirrord.protocol.types import SocketAddress
-from pymirrord.streams import backlog, drained, open_stream
+from pymirrord.streams import backlog, drained, open_stream, unsliced
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Outgoing:
         if stream is None or stream.writer.is_closing():
             return
         if data:
-            stream.writer.write(data)
+            stream.writer.write(unsliced(data))
         elif stream.writer.can_write_eof():
             stream.writer.write_eof()
         if done:

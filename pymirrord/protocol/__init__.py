@@ -2,10 +2,12 @@
 
 Four directions, one module each: ``session_to_agent``, ``agent_to_session``, ``layer_to_session`` and
 ``session_to_layer``. ``codec`` turns messages into bytes and back; ``framing`` cuts a byte stream into
-length-prefixed frames for the layer's local socket (the agent link is a websocket, one message per frame).
+length-prefixed frames for the layer's local socket; on the agent's websocket, ``batch`` puts the messages
+of one turn of the event loop in one websocket message.
 """
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = 1
-"""Bumped whenever a message changes shape; both ends refuse a peer with another version."""
+PROTOCOL_VERSION = 2
+"""Bumped whenever a message changes shape or is added; both ends refuse a peer with another version.
+2: environment requests, per-connection flow control, batches on the agent's websocket."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pymirrord.streams import drained
+from pymirrord.streams import drained, unsliced
 
 HIGH_WATER = 4 * 1024 * 1024
 """Past this much unwritten data towards one app connection, the agent is asked to stop reading that
@@ -55,7 +55,7 @@ class HeldStream:
         elif writer.is_closing():
             return
         elif data:
-            writer.write(data)
+            writer.write(unsliced(data))
         elif writer.can_write_eof():
             writer.write_eof()
 

@@ -27,7 +27,7 @@ from pymirrord.protocol.types import SocketAddress
 from pymirrord.session.handover import HandoverReceiver
 from pymirrord.session.held_stream import HIGH_WATER, LOW_WATER, HeldStream
 from pymirrord.session.outgoing_state import LayerId, OutgoingState
-from pymirrord.streams import open_stream
+from pymirrord.streams import open_stream, unsliced
 
 AnswerWithSocket = Callable[[LayerId, asyncio.StreamWriter, bytes, socket.socket], Awaitable[None]]
 """Sends a framed answer to a layer with a socket riding on it (the session owns the layer's socket)."""
@@ -166,7 +166,7 @@ class OutgoingRelay:
         payload = frame(to_layer.CODEC.encode(answer))
         if connected is None:
             if not writer.is_closing():
-                writer.write(payload)
+                writer.write(unsliced(payload))
             return
         try:
             await self._answer_with_socket(layer, writer, payload, connected)
