@@ -34,7 +34,7 @@ from pymirrord.nodelay import no_delay
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol import session_to_agent as from_session
-from pymirrord.protocol.batch import batch_parts, split_batch
+from pymirrord.protocol.batch import split_batch
 from pymirrord.protocol.errors import ProtocolError
 from pymirrord.protocol.http_types import HttpFilterSpec
 from pymirrord.protocol.outgoing_types import ResolveError
@@ -201,11 +201,7 @@ class _Session:
         self.outbox.put(to_session.CODEC.encode(message))
 
     def _send_frames(self, frames: list[bytes]) -> None:
-        if self.batched:
-            self.connection.send_parts(batch_parts(frames))
-        else:
-            for frame in frames:
-                self.connection.send(frame)
+        self.connection.send_messages(frames, batched=self.batched)
 
 
 def _peer(connection: WebSocket) -> str:
@@ -350,10 +346,7 @@ class AgentServer:
 
     async def _refuse(self, connection: WebSocket, code: str, message: str, hint: str) -> None:
         report = to_session.CODEC.encode(to_session.ErrorReport(code, message, hint))
-        if connection.subprotocol == BATCH_SUBPROTOCOL:
-            connection.send_parts(batch_parts([report]))
-        else:
-            connection.send(report)
+        connection.send_messages([report], batched=connection.subprotocol == BATCH_SUBPROTOCOL)
         await connection.close(CLOSE_PROTOCOL_ERROR, code)
 
     # --- a session's life ----------------------------------------------------------------------------------

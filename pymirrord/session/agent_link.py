@@ -16,7 +16,7 @@ from pymirrord import __version__
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
-from pymirrord.protocol.batch import batch_parts, split_batch
+from pymirrord.protocol.batch import split_batch
 from pymirrord.protocol.errors import ProtocolError
 from pymirrord.session.errors import AgentUnavailable
 from pymirrord.transport.connection import WebSocket, connect
@@ -100,11 +100,7 @@ class AgentLink:
             self._send_now(pending)
 
     def _send_now(self, frames: list[bytes]) -> None:
-        if self._batched:
-            self._websocket.send_parts(batch_parts(frames))
-        else:
-            for frame in frames:
-                self._websocket.send(frame)
+        self._websocket.send_messages(frames, batched=self._batched)
 
     def _decode(self, frame: bytes | bytearray | str) -> list[from_agent.AgentToSession]:
         if isinstance(frame, str):

@@ -19,6 +19,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
 
+from pymirrord.protocol.batch import batch_parts
 from pymirrord.transport import frames
 from pymirrord.transport.errors import ConnectionClosed, WebSocketProtocolError
 from pymirrord.transport.frames import Control, Message, Opcode
@@ -262,6 +263,15 @@ class WebSocket(asyncio.BufferedProtocol):
             self._write([frames.header(Opcode.BINARY, length, mask_key=key), *frames.mask_parts(parts, key)])
             return
         self._write([frames.header(Opcode.BINARY, length), *parts])
+
+    def send_messages(self, messages: list[bytes], *, batched: bool) -> None:
+        """Encoded protocol messages, in order: one batch (``pymirrord.protocol.batch``) when the peer agreed
+        to batches, else one websocket message each."""
+        if batched:
+            self.send_parts(batch_parts(messages))
+        else:
+            for message in messages:
+                self.send(message)
 
     def _write(self, parts: Sequence[Bytes]) -> None:
         transport = self.transport
