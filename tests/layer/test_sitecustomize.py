@@ -11,6 +11,7 @@ from typing import Any
 from fake_session import FakeSession
 from layer_harness import APPS, LAYER_DIR, App, layer_env
 
+from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import layer_to_session as to_session
 from pymirrord.protocol.types import SocketAddress
 
@@ -168,7 +169,7 @@ def test_fork_child_uses_its_own_connection() -> None:
         parent_messages = [
             messages
             for messages in by_connection.values()
-            if messages[0] == to_session.LayerHello(1, parent, messages[0].parent_pid)  # type: ignore[union-attr]
+            if messages[0] == to_session.LayerHello(PROTOCOL_VERSION, parent, messages[0].parent_pid)  # type: ignore[union-attr]
         ]
         assert len(parent_messages) == 1
         kinds = [type(m).__name__ for m in parent_messages[0]]
@@ -177,7 +178,7 @@ def test_fork_child_uses_its_own_connection() -> None:
         child_messages = [
             messages
             for messages in by_connection.values()
-            if messages[0] == to_session.LayerHello(1, child, parent)
+            if messages[0] == to_session.LayerHello(PROTOCOL_VERSION, child, parent)
         ]
         assert len(child_messages) == 1
         listens = [m for m in child_messages[0] if isinstance(m, to_session.ListenRequest)]
