@@ -56,7 +56,7 @@ _U64 = struct.Struct("!Q")
 _MAX_CONTROL_PAYLOAD = 125
 _INITIAL_BUFFER = 256 * 1024
 _MIN_READ = 64 * 1024
-_DIRECT_FROM = 128 * 1024
+_DIRECT_FROM = 64 * 1024
 """An unmasked payload at least this large is read straight into a buffer of its own, which becomes the
 message: one copy (the kernel's) instead of two."""
 
