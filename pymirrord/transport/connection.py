@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from pymirrord.protocol.batch import batch_parts
 from pymirrord.transport import frames
-from pymirrord.transport.errors import ConnectionClosed, WebSocketProtocolError
+from pymirrord.transport.errors import ConnectionClosed, MessageTooBig, WebSocketProtocolError
 from pymirrord.transport.frames import Control, Message, Opcode
 from pymirrord.transport.handshake import Accepted, ClientHandshake, ServerHandshake, UpgradeRequest
 
@@ -96,7 +96,9 @@ class WebSocket(asyncio.BufferedProtocol):
         try:
             events = self._parser.advance(nbytes)
         except WebSocketProtocolError as error:
-            self._fail(CLOSE_TOO_BIG if "limit" in str(error) else CLOSE_PROTOCOL_ERROR, str(error))
+            self._fail(
+                CLOSE_TOO_BIG if isinstance(error, MessageTooBig) else CLOSE_PROTOCOL_ERROR, str(error)
+            )
             return
         self._take(events)
 
@@ -189,32 +191,32 @@ class WebSocket(asyncio.BufferedProtocol):
 
     async def recv_many(self) -> list[bytes | bytearray | str]:
         """Every message received so far (at least one); ``ConnectionClosed`` once none will come."""
-        while not self._messages:
-            if self._closed is not None:
-                raise self._closed
-            self._reader = self._loop.create_future()
-            await self._reader
+        await self._wait_for_messages()
         taken = list(self._messages)
         self._messages.clear()
-        self._queued = 0
-        if self._reading_paused and self.transport is not None and self._closed is None:
-            self._reading_paused = False
-            self.transport.resume_reading()
+        self._taken(self._queued)
         return taken
 
     async def recv(self) -> bytes | bytearray | str:
         """The next message (``str`` for a text message); ``ConnectionClosed`` once none will come."""
+        await self._wait_for_messages()
+        payload = self._messages.popleft()
+        self._taken(len(payload))
+        return payload
+
+    async def _wait_for_messages(self) -> None:
         while not self._messages:
             if self._closed is not None:
                 raise self._closed
             self._reader = self._loop.create_future()
             await self._reader
-        payload = self._messages.popleft()
-        self._queued -= len(payload)
+
+    def _taken(self, size: int) -> None:
+        """The reader took ``size`` bytes of messages: read the socket again once half the queue is free."""
+        self._queued -= size
         if self._reading_paused and self._queued <= READ_QUEUE_LIMIT // 2 and self.transport is not None:
             self._reading_paused = False
             self.transport.resume_reading()
-        return payload
 
     async def __aiter__(self) -> AsyncIterator[bytes | bytearray | str]:
         with contextlib.suppress(ConnectionClosed):

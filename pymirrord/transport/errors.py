@@ -13,6 +13,10 @@ class WebSocketProtocolError(TransportError):
     """The peer broke RFC 6455 (a bad frame, a bad handshake); the message names the place."""
 
 
+class MessageTooBig(WebSocketProtocolError):
+    """The peer sent a message over the agreed size limit."""
+
+
 class HandshakeRejected(TransportError):
     """The server answered the opening handshake with an HTTP status other than 101."""
 

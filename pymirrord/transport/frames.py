@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from pymirrord.transport.errors import WebSocketProtocolError
+from pymirrord.transport.errors import MessageTooBig, WebSocketProtocolError
 
 MaskFunction = Callable[[bytes | bytearray | memoryview, bytes], bytes]
 
@@ -240,7 +240,9 @@ class FrameParser:
         if opcode in _CONTROL and (length > _MAX_CONTROL_PAYLOAD or not fin):
             raise self._error(start, "a fragmented or oversized control frame")
         if length + self._fragments_size > self._max_message:
-            raise self._error(start, f"a message over the {self._max_message}-byte limit")
+            raise MessageTooBig(
+                self._error(start, f"a message over the {self._max_message}-byte limit").message
+            )
         key_at = start + offset
         if self._masked:
             offset += 4
