@@ -1,6 +1,6 @@
 """Outgoing traffic and DNS benchmark: one run, one table (run as root).
 
-    .venv/bin/python bench/outgoing.py [--megabytes 256] [--connects 500] [--lookups 500] [--quick]
+    .venv/bin/python bench/outgoing.py [--megabytes 1024] [--connects 500] [--lookups 500] [--quick]
 
 The same client runs three times, each doing every phase in one process: inside the pod's namespace
 (direct), and on this machine under ``pymirrord exec`` against that namespace, once with handover (the
@@ -195,7 +195,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--megabytes", type=int, default=256)
+    parser.add_argument("--megabytes", type=int, default=1024)
     parser.add_argument("--connects", type=int, default=500)
     parser.add_argument("--lookups", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="a smoke run of every phase: a few seconds")
