@@ -47,7 +47,7 @@ stolen relayed, on 2 cores:
   of views (no join, no send buffer), reads a large payload straight into a buffer of its own, and
   carries a burst of protocol messages in one websocket message; relays read with ``ChunkReader`` (the
   socket's chunks as they are). Now about 0.75 s per GB in the agent and 0.6 s in the session
-  (830-910 MB/s, 0.32-0.39x), of which Python holds the GIL for about 0.17 s in the agent: the rest is
+  (830-940 MB/s, 0.29-0.39x), of which Python holds the GIL for about 0.17 s in the agent: the rest is
   the kernel.
 - What is left is three TCP hops instead of one (client to agent over the veth pair, agent to session
   and session to app over loopback), each a send and a receive copy in the kernel. A bare Python
@@ -55,7 +55,7 @@ stolen relayed, on 2 cores:
   gain worth its complexity: loopback copies anyway). The client (about 0.35 s per GB) and the app
   (about 0.45 s) share the same 2 cores, so 0.5x of direct (about 1.4 GB/s) would leave the agent and
   the session 0.6 s per GB together: less than two bare copy loops. On 2 cores the relayed path stays
-  near 0.35-0.4x; on more cores the four processes stop competing.
+  near 0.3-0.4x; on more cores the four processes stop competing.
 - uvloop was measured and not adopted: no gain here (the agent used 20% more CPU), about 7% on the
   HTTP filter bench.
 """
