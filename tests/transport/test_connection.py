@@ -15,7 +15,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed as WsClosed
 from websockets.exceptions import InvalidStatus
 
-from pymirrord.transport.connection import WebSocket, WebSocketServer, connect
+from pymirrord.transport.connection import READ_QUEUE_LIMIT, WebSocket, WebSocketServer, connect
 from pymirrord.transport.errors import ConnectionClosed, HandshakeRejected
 from pymirrord.transport.handshake import BATCH_SUBPROTOCOL, ClientHandshake, UpgradeRequest
 
@@ -176,6 +176,9 @@ def test_a_reader_that_falls_behind_pauses_the_socket_and_loses_nothing() -> Non
 
         async def slow(websocket: WebSocket) -> None:
             await release.wait()
+            # The socket was paused with at most one message past the bound queued for this reader.
+            assert websocket._reading_paused
+            assert websocket._queued <= READ_QUEUE_LIMIT + (1 << 19)
             async for message in websocket:
                 got.append(message)
 
