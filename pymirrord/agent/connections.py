@@ -108,9 +108,13 @@ class ConnectionTable:
     # --- the client's side -------------------------------------------------------------------------------
 
     def open(
-        self, port: int, route: Route, client: SocketAddress, local: SocketAddress
+        self, port: int, route: Route, client: SocketAddress, local: SocketAddress, tunnel: int = 0
     ) -> tuple[int, list[Effect]]:
-        """A client connected to ``port``; announce it to the stealer and the mirrors of ``route``."""
+        """A client connected to ``port``; announce it to the stealer and the mirrors of ``route``.
+
+        ``tunnel``: the stealer's tunnel that carries the bytes (a route without mirrors only)."""
+        if tunnel and route.mirrors:
+            raise ValueError("a tunneled connection has no copies: mirrors need its bytes as messages")
         connection_id = self._next_id
         self._next_id += 1
         connection = Connection(connection_id, port, client, local, route.stealer)
@@ -121,7 +125,7 @@ class ConnectionTable:
             mode = Mode.MIRROR if is_copy else Mode.STEAL
             # The announcement is never refused: a copy dropped later is then reported under a known id.
             effects.append(
-                Send(session, NewConnection(connection_id, port, mode, client, local, handed_over=False))
+                Send(session, NewConnection(connection_id, port, mode, client, local, False, tunnel))
             )
         return connection_id, effects
 

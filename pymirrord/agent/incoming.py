@@ -32,12 +32,14 @@ from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, Pa
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.http_incoming import HttpIncoming
 from pymirrord.agent.subscriptions import Route, Subscriptions
+from pymirrord.agent.tunnels import IdleTunnel, Tunnels
 from pymirrord.flow import FlowControl, Verdict
 from pymirrord.nodelay import no_delay
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress
 from pymirrord.streams import backlog, drained, open_stream, unsliced
+from pymirrord.tunnel.pump import TunnelRelay, reset
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,9 @@ class Incoming:
         self._write_flow = FlowControl(CLIENT_WRITE_HIGH_WATER, CLIENT_WRITE_LOW_WATER)
         self._sinks: dict[int, SessionSink] = {}
         self._clients: dict[int, _Client] = {}
+        self.tunnels = Tunnels()
+        """Sessions' idle tunnels: a stolen connection takes one, and its bytes bypass the websocket."""
+        self._tunneled: dict[int, TunnelRelay] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
@@ -226,7 +231,11 @@ class Incoming:
                 continue
             if self._hand_over(sock):
                 continue
-            task = loop.create_task(self._accepted_socket(sock))
+            tunneled = self._tunnel(sock)
+            if tunneled is not None:
+                task = loop.create_task(self._serve_tunneled(*tunneled))
+            else:
+                task = loop.create_task(self._accepted_socket(sock))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -249,6 +258,59 @@ class Incoming:
         sock.close()  # the session holds its own descriptor now
         return True
 
+    def _tunnel(self, sock: socket.socket) -> tuple[int, socket.socket, IdleTunnel] | None:
+        """Gives a stolen connection one of its session's idle tunnels, when the session has one and
+        nobody needs the bytes as messages (HTTP filtering, mirrors)."""
+        try:
+            destination = original_destination(sock)
+            client = _address(sock.getpeername())
+        except OSError:
+            return None
+        if destination is None:
+            return None
+        route = self._subscriptions.route(destination.port)
+        if route.stealer is None or route.http or route.mirrors:
+            return None
+        tunnel = self.tunnels.take(route.stealer)
+        if tunnel is None:
+            return None
+        connection_id, effects = self._table.open(
+            destination.port, route, client, destination, tunnel=tunnel.tunnel_id
+        )
+        self._apply(effects)
+        log.debug(
+            "connection %d from %s stolen by session %d through tunnel %d",
+            connection_id,
+            client,
+            route.stealer,
+            tunnel.tunnel_id,
+        )
+        return connection_id, sock, tunnel
+
+    async def _serve_tunneled(self, connection_id: int, sock: socket.socket, tunnel: IdleTunnel) -> None:
+        sock.setblocking(False)
+        no_delay(sock)
+        reason = "both sides closed"
+        failed = True
+        try:
+            relay = TunnelRelay(sock, tunnel.sock, head_back=tunnel.rest)
+            self._tunneled[connection_id] = relay
+            relay.start()
+            outcome = await relay.wait()
+            failed = outcome.failure is not None
+            if outcome.failure is not None:
+                reason = f"the connection failed: {outcome.failure}"
+        except OSError as error:
+            reason = f"the connection failed: {error}"
+        finally:
+            self._tunneled.pop(connection_id, None)
+            for end in (sock, tunnel.sock):
+                if failed:
+                    reset(end)
+                else:
+                    end.close()
+            self._apply(self._table.closed(connection_id, reason))
+
     async def _accepted_socket(self, sock: socket.socket) -> None:
         no_delay(sock)
         reader, writer = await open_stream(sock, self._read_chunk)
@@ -262,6 +324,9 @@ class Incoming:
                 await self._accepting
         for client in list(self._clients.values()):
             client.close()
+        for relay in list(self._tunneled.values()):
+            relay.abort("the agent is stopping")
+        self.tunnels.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -466,6 +531,9 @@ class Incoming:
                 client = self._clients.get(effect.connection_id)
                 if client is not None:
                     client.close()
+                relay = self._tunneled.get(effect.connection_id)
+                if relay is not None:
+                    relay.abort("closed by the session")
             elif isinstance(effect, PauseClient):
                 client = self._clients.get(effect.connection_id)
                 if client is not None and effect.paused and not client.closed.is_set():

@@ -21,6 +21,7 @@ from pymirrord.agent.dns import Resolver
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.incoming import SO_MARK, SessionSink
 from pymirrord.agent.outgoing_table import OutgoingTable, describe_error
+from pymirrord.agent.tunnels import IdleTunnel, Tunnels
 from pymirrord.flow import FlowControl, Verdict
 from pymirrord.protocol.agent_to_session import (
     CODEC,
@@ -35,6 +36,7 @@ from pymirrord.protocol.outgoing_types import Transport
 from pymirrord.protocol.session_to_agent import DnsLookup, OutgoingConnect
 from pymirrord.protocol.types import SocketAddress
 from pymirrord.streams import backlog, drained, open_stream, unsliced
+from pymirrord.tunnel.pump import TunnelRelay, reset
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,9 @@ class Outgoing:
         self._streams: dict[int, _Stream] = {}
         self._datagrams: dict[int, _Datagram] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.tunnels: Tunnels | None = None
+        """Sessions' tunnels: a TCP connection made in one that the session named moves its bytes there."""
+        self._tunneled: dict[int, TunnelRelay] = {}
 
     @property
     def open_connections(self) -> int:
@@ -196,6 +201,8 @@ class Outgoing:
         self._close_socket(connection_id)
 
     async def close_all(self) -> None:
+        for relay in list(self._tunneled.values()):
+            relay.abort("the agent is stopping")
         for connection in self._table:
             self._table.forget(connection.id)
             self._close_socket(connection.id)
@@ -217,6 +224,8 @@ class Outgoing:
             else:
                 connection_id = await self._open_tcp(session, request, family, address)
         except (OSError, asyncio.TimeoutError) as error:
+            if request.tunnel and self.tunnels is not None:
+                self.tunnels.discard(session, request.tunnel)
             if isinstance(error, asyncio.TimeoutError) and not isinstance(error, OSError):
                 error = TimeoutError()
             name, message = describe_error(error)
@@ -289,6 +298,10 @@ class Outgoing:
         try:
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.sock_connect(sock, address), min(timeout, CONNECT_TIMEOUT))
+            if request.tunnel and self.tunnels is not None:
+                tunnel = await self.tunnels.claim(session, request.tunnel)
+                if tunnel is not None:
+                    return self._open_tunneled(session, request, sock, tunnel)
             reader, writer = await open_stream(sock, self._read_chunk)
         except BaseException:
             sock.close()
@@ -310,6 +323,48 @@ class Outgoing:
         )
         stream.task = self._spawn(self._pump(connection_id, session, reader))
         return connection_id
+
+    def _open_tunneled(
+        self, session: int, request: OutgoingConnect, sock: socket.socket, tunnel: IdleTunnel
+    ) -> int:
+        local = _socket_address(sock.getsockname())
+        if session not in self._sinks:
+            tunnel.sock.close()
+            raise ConnectionAbortedError(errno.ECONNABORTED, "the session went away")
+        connection_id = self._table.open(session, Transport.TCP, request.remote, local)
+        try:
+            relay = TunnelRelay(sock, tunnel.sock, head_back=tunnel.rest)
+        except BaseException:
+            self._table.forget(connection_id)
+            tunnel.sock.close()
+            raise
+        self._tunneled[connection_id] = relay
+        result = OutgoingConnectResult(
+            request.request_id, Transport.TCP, connection_id, local, "", "", False, request.tunnel
+        )
+        self._send(session, result)
+        self._spawn(self._relay_tunneled(connection_id, relay, sock, tunnel.sock))
+        return connection_id
+
+    async def _relay_tunneled(
+        self, connection_id: int, relay: TunnelRelay, sock: socket.socket, tunnel: socket.socket
+    ) -> None:
+        """Remote peer <-> tunnel until both ends closed; the session hears how it ended."""
+        failure: str | None = "stopped"
+        try:
+            relay.start()
+            failure = (await relay.wait()).failure
+        finally:
+            self._tunneled.pop(connection_id, None)
+            for end in (sock, tunnel):
+                if failure is not None:
+                    reset(end)
+                else:
+                    end.close()
+            if failure is None:
+                self._finish(connection_id, "", "")
+            else:
+                self._finish(connection_id, "ECONNRESET", f"the connection failed: {failure}")
 
     async def _open_udp(
         self, session: int, request: OutgoingConnect, family: socket.AddressFamily, address: tuple[str, int]
@@ -381,6 +436,9 @@ class Outgoing:
         self._close_socket(connection_id)
 
     def _close_socket(self, connection_id: int) -> None:
+        relay = self._tunneled.get(connection_id)
+        if relay is not None:
+            relay.abort("closed")
         stream = self._streams.pop(connection_id, None)
         self._write_flow.forget(connection_id)
         if stream is not None:

@@ -42,7 +42,10 @@ from pymirrord.protocol.types import LogLevel, Mode
 from pymirrord.remote_env import select_variables
 from pymirrord.transport.connection import WebSocket, WebSocketServer
 from pymirrord.transport.errors import ConnectionClosed
-from pymirrord.transport.handshake import BATCH_SUBPROTOCOL, UpgradeRequest
+from pymirrord.transport.handshake import BATCH_SUBPROTOCOL, STREAM_SUBPROTOCOL, UpgradeRequest
+from pymirrord.tunnel import ID_HEADER as TUNNEL_ID_HEADER
+from pymirrord.tunnel import KEY_HEADER as TUNNEL_KEY_HEADER
+from pymirrord.tunnel import USE_HEADER as TUNNEL_USE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +240,8 @@ class AgentServer:
         self._incoming = incoming
         self._handover = handover
         self._outgoing = outgoing
+        if outgoing is not None:
+            outgoing.tunnels = incoming.tunnels
         self._ping_interval = ping_interval
         self._environment = environment
         self._sessions: dict[int, _Session] = {}
@@ -255,7 +260,7 @@ class AgentServer:
         self._server = WebSocketServer(
             self._handle,
             authenticate=self._authenticate,
-            subprotocols=(BATCH_SUBPROTOCOL,),
+            subprotocols=(BATCH_SUBPROTOCOL, STREAM_SUBPROTOCOL),
             max_message=MAX_MESSAGE,
             write_limit=WEBSOCKET_WRITE_LIMIT,
             close_timeout=CLOSE_TIMEOUT,
@@ -357,6 +362,9 @@ class AgentServer:
         raw = connection.socket
         if raw is not None:
             no_delay(raw)
+        if connection.subprotocol == STREAM_SUBPROTOCOL:
+            await self._add_tunnel(connection)
+            return
         connection.keep_alive(self._ping_interval, PING_TIMEOUT)
         peer = _peer(connection)
         hello = await self._hello(connection, peer)
@@ -373,7 +381,10 @@ class AgentServer:
             path, key = self._handover.path, self._handover.key_for(session.id)
         else:
             path, key = None, ""
-        session.send(to_session.AgentHello(PROTOCOL_VERSION, __version__, self._target, path, key))
+        tunnel_key = self._incoming.tunnels.key_for(session.id)
+        session.send(
+            to_session.AgentHello(PROTOCOL_VERSION, __version__, self._target, path, key, tunnel_key)
+        )
         try:
             await self._serve_session(session)
         except ConnectionClosed:
@@ -384,6 +395,24 @@ class AgentServer:
             await self._drop(session)
             session.outbox.close()
             log.info("%s disconnected", session)
+
+    async def _add_tunnel(self, connection: WebSocket) -> None:
+        """A session's tunnel: kept idle for the session's next stolen connection."""
+        request = connection.request
+        headers = request.headers if request is not None else {}
+        try:
+            tunnel_id = int(headers.get(TUNNEL_ID_HEADER, ""))
+        except ValueError:
+            tunnel_id = 0
+        peer = _peer(connection)
+        try:
+            sock, rest = await connection.detach()
+        except ConnectionClosed:
+            return
+        key, use = headers.get(TUNNEL_KEY_HEADER, ""), headers.get(TUNNEL_USE_HEADER, "incoming")
+        if not self._incoming.tunnels.add(key, tunnel_id, use, sock, rest):
+            log.warning("a tunnel from %s names no live session; closed", peer)
+            sock.close()
 
     async def _serve_session(self, session: _Session) -> None:
         connection = session.connection
@@ -409,6 +438,7 @@ class AgentServer:
             self._outgoing.session_gone(session.id)
         if self._handover is not None:
             self._handover.forget(session.id)
+        self._incoming.tunnels.forget(session.id)
         try:
             async with self._rules_lock:
                 await self._apply_rules(self._subscriptions.session_gone(session.id))

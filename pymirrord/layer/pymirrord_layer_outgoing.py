@@ -222,10 +222,15 @@ class Outgoing:
             warn_once("outgoing", f"cannot connect through the target ({error}); connecting from here")
             return None
         udp = plan.transport is Transport.UDP
+        local = None
+        if answer.local is not None:
+            local = _for_family(sock.family, answer.local.host, answer.local.port)
         if handed is not None:
+            # A socket connected from the pod, or a tunnel to the agent's connection: either way
+            # ``getsockname`` shows the connection's address in the pod. Nothing to tell the session
+            # when it closes: the connection is the app's alone.
             take_over(sock, handed)
-            # Nothing to tell the session when it closes: the connection is the app's alone.
-            return Connected(0, plan.peer, None, udp=False), None
+            return Connected(0, plan.peer, local, udp=False), None
         interceptor = answer.interceptor
         if interceptor is None:
             raise _os_error(answer.error, answer.message, timeout)
@@ -233,9 +238,6 @@ class Outgoing:
             target: SockAddr = (interceptor.host, interceptor.port, 0, 0)
         else:
             target = (interceptor.host, interceptor.port)
-        local = None
-        if answer.local is not None:
-            local = _for_family(sock.family, answer.local.host, answer.local.port)
         return Connected(answer.connection_id, plan.peer, local, udp), target
 
     def closed(self, state: Connected) -> None:

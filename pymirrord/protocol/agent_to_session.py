@@ -16,6 +16,8 @@ class AgentHello:
 
     ``handover_path`` is the agent's unix (SOCK_SEQPACKET) socket for handing over stolen connections
     to a session on the same machine; a session that opens it first sends ``handover_key``.
+    ``tunnel_key`` (empty: the agent opens no tunnels) names this session on the tunnels it opens to
+    the agent (``pymirrord.tunnel``).
     """
 
     TAG: ClassVar[int] = 1
@@ -24,6 +26,7 @@ class AgentHello:
     target: str
     handover_path: Optional[str]
     handover_key: str
+    tunnel_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ class NewConnection:
     ``client`` is the remote peer as the pod sees it, ``local`` the pod-side address it connected to
     (its original destination), ``port`` the subscribed pod port (``local.port``). The client's bytes
     follow as ``ConnectionRead`` messages with the same ``connection_id`` unless ``handed_over``: then
-    the client's socket itself comes over the handover channel, and no other message uses the id.
+    the client's socket itself comes over the handover channel, and no other message uses the id. With
+    ``tunnel`` (not 0) the client's bytes flow both ways through the session's idle tunnel of that id,
+    and only ``ConnectionClosed`` follows here.
     """
 
     TAG: ClassVar[int] = 20
@@ -83,6 +88,7 @@ class NewConnection:
     client: SocketAddress
     local: SocketAddress
     handed_over: bool
+    tunnel: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,9 @@ class OutgoingConnectResult:
     On success ``connection_id`` names it from now on and ``local`` is its address in the pod (what
     ``getsockname`` shows); ``error`` is empty. On failure ``error`` is the errno's name (``ECONNREFUSED``,
     portable between systems whose errno numbers differ) and ``message`` says it for people.
-    ``handed_over``: the connected socket went over the handover channel; no id is in use.
+    ``handed_over``: the connected socket went over the handover channel; no id is in use. ``tunnel``: the
+    tunnel named in the request carries the connection's bytes (0: they come as ``OutgoingRead``, and the
+    session closes the tunnel it offered).
     """
 
     TAG: ClassVar[int] = 30
@@ -121,6 +129,7 @@ class OutgoingConnectResult:
     error: str
     message: str
     handed_over: bool
+    tunnel: int = 0
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,8 @@ class OutgoingConnect:
 
     Answered by ``OutgoingConnectResult`` with the same ``request_id``. ``timeout_ms`` bounds the TCP
     handshake (0: the agent's default). With ``handover`` the session takes the connected socket itself
-    over the agent's handover channel (both run on one machine), and nothing is relayed.
+    over the agent's handover channel (both run on one machine), and nothing is relayed. With ``tunnel``
+    (not 0, TCP only) the connection's bytes go through the session's outgoing tunnel of that id.
     """
 
     TAG: ClassVar[int] = 30
@@ -111,6 +112,7 @@ class OutgoingConnect:
     remote: SocketAddress
     timeout_ms: int
     handover: bool
+    tunnel: int = 0
 
 
 @dataclass(frozen=True)

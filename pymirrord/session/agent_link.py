@@ -36,6 +36,9 @@ class AgentLink:
         self._pending: list[bytes] = []
         self._flush_scheduled = False
         self.hello = hello
+        self.address: tuple[str, int] | None = None
+        """Where the agent listens (for the session's tunnels)."""
+        self.token = ""
 
     @classmethod
     async def open(cls, url: str, token: str, session_name: str, timeout: float) -> AgentLink:
@@ -79,6 +82,8 @@ class AgentLink:
             await websocket.close()
             raise AgentUnavailable(f"the agent answered the handshake with {type(reply).__name__}")
         link.hello = reply
+        link.address = (parts.hostname, parts.port)
+        link.token = token
         return link
 
     async def send(self, message: to_agent.SessionToAgent) -> None:

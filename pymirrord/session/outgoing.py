@@ -3,7 +3,8 @@
 When the app connects a socket, its layer asks here first. The agent opens the connection from the pod; then
 the session opens a one-shot local interceptor (a loopback listener for TCP, a loopback UDP socket for UDP),
 tells the layer where it is, and the layer connects the app's socket to it. From then on the interceptor and
-the agent's connection are relayed both ways. ``OutgoingState`` holds the bookkeeping.
+the agent's connection are relayed both ways: through one of the session's outgoing tunnels when one is
+open (``pymirrord.tunnel``), else as messages on the websocket. ``OutgoingState`` holds the bookkeeping.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from pymirrord.protocol.types import SocketAddress
 from pymirrord.session.handover import HandoverReceiver
 from pymirrord.session.held_stream import HIGH_WATER, LOW_WATER, HeldStream
 from pymirrord.session.outgoing_state import LayerId, OutgoingState
+from pymirrord.session.tunnels import TunnelPool
 from pymirrord.streams import open_stream, unsliced
+from pymirrord.tunnel.pump import TunnelRelay, reset
 
 AnswerWithSocket = Callable[[LayerId, asyncio.StreamWriter, bytes, socket.socket], Awaitable[None]]
 """Sends a framed answer to a layer with a socket riding on it (the session owns the layer's socket)."""
@@ -59,6 +62,10 @@ class _TcpRelay(HeldStream):
         self.connection_id = connection_id
         self.listener = listener
         self.task: asyncio.Task[None] | None = None
+        self.tunnel: tuple[socket.socket, bytes] | None = None
+        """The tunnel that carries the connection's bytes (its socket, and bytes read behind its
+        handshake)."""
+        self.tunnel_relay: TunnelRelay | None = None
 
 
 class _UdpInterceptor(asyncio.DatagramProtocol):
@@ -121,6 +128,10 @@ class OutgoingRelay:
         self._answer_with_socket = answer_with_socket
         self.handover: HandoverReceiver | None = None
         """Set when the agent runs on this machine: connections then come as connected sockets."""
+        self.tunnels: TunnelPool | None = None
+        """The session's outgoing tunnels, when the agent takes tunnels."""
+        self.hand_tunnels = True
+        """A tunnel goes to the app in place of its socket (else the session relays it)."""
         self._state = OutgoingState()
         self._futures: dict[int, asyncio.Future[Any]] = {}
         self._tcp: dict[int, _TcpRelay] = {}
@@ -142,13 +153,32 @@ class OutgoingRelay:
         elif isinstance(message, from_layer.ResolveRequest):
             self._spawn(self._answer(writer, self._resolve(layer, message)))
         elif isinstance(message, from_layer.ConnectionDone):
+            if self._tunneled(message.connection_id):
+                return  # the app's close reaches the pod through the tunnel, after its last bytes
             self._release(message.connection_id)
             self._spawn(self._send_all(self._state.closed_by_app(message.connection_id, layer)))
 
+    def _tunneled(self, connection_id: int) -> bool:
+        """The app is connected to this connection's tunnel relay, which ends it by itself."""
+        relay = self._tcp.get(connection_id)
+        return (
+            relay is not None
+            and relay.tunnel is not None
+            and relay.listener is None
+            and relay.task is not None
+        )
+
     def layer_gone(self, layer: LayerId) -> None:
+        tunneled = {connection_id for connection_id in self._tcp if self._tunneled(connection_id)}
         gone, messages = self._state.layer_gone(layer)
+        messages = [
+            message
+            for message in messages
+            if not (isinstance(message, to_agent.OutgoingClose) and message.connection_id in tunneled)
+        ]
         for connection_id in gone:
-            self._release(connection_id)
+            if connection_id not in tunneled:
+                self._release(connection_id)
         if messages and not self._lost:
             self._spawn(self._send_all(messages))
 
@@ -180,7 +210,11 @@ class OutgoingRelay:
             return _connect_failed("ENETDOWN", "pymirrord lost its agent"), None
         # A handed-over socket replaces the app's, so the two must be of one family.
         handover = self.handover is not None and (":" in request.remote.host) == request.ipv6_socket
-        request_id, message = self._state.connect(layer, request, handover=handover)
+        reserved = None
+        if not handover and request.transport is Transport.TCP and self.tunnels is not None:
+            reserved = self.tunnels.reserve()
+        tunnel_id = reserved[0] if reserved is not None else 0
+        request_id, message = self._state.connect(layer, request, handover=handover, tunnel=tunnel_id)
         future: asyncio.Future[from_agent.OutgoingConnectResult] = asyncio.get_running_loop().create_future()
         self._futures[request_id] = future
         try:
@@ -188,11 +222,16 @@ class OutgoingRelay:
             result = await asyncio.wait_for(future, ANSWER_TIMEOUT)
         except asyncio.TimeoutError:
             self._state.abandon_connect(request_id)
+            _close_reserved(reserved)
             return _connect_failed("ETIMEDOUT", "the agent did not answer in time"), None
         except ConnectionError as error:
+            _close_reserved(reserved)
             return _connect_failed("ENETDOWN", f"pymirrord lost its agent: {error}"), None
         finally:
             self._futures.pop(request_id, None)
+        if reserved is not None and (result.error or result.tunnel != tunnel_id):
+            _close_reserved(reserved)  # the agent did not take it: nobody else may
+            reserved = None
         if result.error:
             return _connect_failed(result.error, result.message), None
         if result.handed_over and self.handover is not None:
@@ -202,6 +241,17 @@ class OutgoingRelay:
                 return _connect_failed("EIO", str(error)), None
             return to_layer.ConnectAnswer(0, None, result.local, "", "", handover=True), connected
         connection_id = result.connection_id
+        relay = self._tcp.get(connection_id)
+        if reserved is not None and relay is not None:
+            tunnel, head = reserved[1].result()
+            if self.hand_tunnels and not head and (tunnel.family == socket.AF_INET6) == request.ipv6_socket:
+                # The app's socket becomes the tunnel itself: no byte of it passes the session.
+                self._tcp.pop(connection_id, None)
+                self._state.connections.pop(connection_id, None)
+                return to_layer.ConnectAnswer(0, None, result.local, "", "", handover=True), tunnel
+            relay.tunnel = (tunnel, head)
+        elif reserved is not None:
+            _close_reserved(reserved)  # already over
         try:
             if request.transport is Transport.UDP:
                 interceptor = await self._open_udp(connection_id, request.ipv6_socket)
@@ -347,12 +397,16 @@ class OutgoingRelay:
                 sock, _ = await asyncio.wait_for(loop.sock_accept(listener), ACCEPT_TIMEOUT)
             finally:
                 listener.close()
+                relay.listener = None
         except (OSError, asyncio.TimeoutError) as error:
             self._log(f"the app never connected to outgoing connection {connection_id}: {error!r}")
             self._release(connection_id)
             await self._send_all(self._state.closed_by_app(connection_id))
             return
         no_delay(sock)
+        if relay.tunnel is not None:
+            await self._serve_tunneled(relay, sock, *relay.tunnel)
+            return
         reader, writer = await open_stream(sock, CHUNK)
         relay.connected(writer)
         if connection_id not in self._state.connections:
@@ -376,6 +430,41 @@ class OutgoingRelay:
         if self._state.connections.get(connection_id) is not None:
             self._release(connection_id, abort=True)
             await self._send_all(self._state.closed_by_app(connection_id))
+
+    async def _serve_tunneled(
+        self, relay: _TcpRelay, sock: socket.socket, tunnel: socket.socket, head: bytes
+    ) -> None:
+        """App <-> tunnel until both ends closed; a failure resets both and closes the pod's side."""
+        connection_id = relay.connection_id
+        failure: str | None = "stopped"
+        try:
+            no_delay(tunnel)
+            pump = TunnelRelay(
+                sock,
+                tunnel,
+                head_back=head,
+                on_moved=lambda forward, size: self._tunnel_moved(connection_id, forward, size),
+            )
+            relay.tunnel_relay = pump
+            if connection_id in self._state.connections:
+                pump.start()
+                failure = (await pump.wait()).failure
+        finally:
+            relay.tunnel_relay = None
+            for end in (sock, tunnel):
+                if failure is not None:
+                    reset(end)
+                else:
+                    end.close()
+            self._tcp.pop(connection_id, None)
+            if failure is not None and self._state.connections.get(connection_id) is not None:
+                await self._send_all(self._state.closed_by_app(connection_id))
+
+    def _tunnel_moved(self, connection_id: int, forward: bool, size: int) -> None:
+        if forward:
+            self._state.from_app(connection_id, size)
+        else:
+            self._state.from_remote(connection_id, size)
 
     async def _open_udp(self, connection_id: int, ipv6: bool) -> SocketAddress:
         sock, address = _loopback_socket(socket.SOCK_DGRAM, ipv6)
@@ -408,11 +497,20 @@ class OutgoingRelay:
         self._flow.forget(connection_id)
         if relay is None:
             return
+        if relay.tunnel is not None and relay.listener is None:
+            # The app is connected: the tunnel's own ends of stream finish it, or a failure resets it.
+            if abort and relay.tunnel_relay is not None:
+                relay.tunnel_relay.abort("the connection failed in the pod")
+            elif relay.tunnel_relay is None and relay.task is None:
+                relay.tunnel[0].close()
+            return
         relay.stop()
         if relay.task is not None and relay.task is not asyncio.current_task():
             relay.task.cancel()
         if relay.listener is not None:
             relay.listener.close()
+        if relay.tunnel is not None and relay.tunnel_relay is None:
+            relay.tunnel[0].close()
         if relay.writer is not None:
             if abort:
                 with contextlib.suppress(OSError):
@@ -431,6 +529,11 @@ class OutgoingRelay:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _close_reserved(reserved: tuple[int, asyncio.Task[tuple[socket.socket, bytes]]] | None) -> None:
+    if reserved is not None:
+        reserved[1].result()[0].close()
 
 
 def _connect_failed(error: str, message: str) -> to_layer.ConnectAnswer:

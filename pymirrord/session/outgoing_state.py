@@ -53,13 +53,14 @@ class OutgoingState:
     # Requests -------------------------------------------------------------------------------
 
     def connect(
-        self, layer: LayerId, request: ConnectRequest, *, handover: bool = False
+        self, layer: LayerId, request: ConnectRequest, *, handover: bool = False, tunnel: int = 0
     ) -> tuple[int, to_agent.OutgoingConnect]:
-        """``handover``: ask for the connected socket itself (a local agent)."""
+        """``handover``: ask for the connected socket itself (a local agent); ``tunnel``: the session's
+        outgoing tunnel to carry the connection's bytes."""
         request_id = next(self._request_ids)
         self.pending_connects[request_id] = PendingConnect(layer, request)
         message = to_agent.OutgoingConnect(
-            request_id, request.transport, request.remote, request.timeout_ms, handover
+            request_id, request.transport, request.remote, request.timeout_ms, handover, tunnel
         )
         return request_id, message
 

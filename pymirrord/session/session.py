@@ -45,9 +45,13 @@ from pymirrord.session.state import (
     SendToAgent,
     SessionState,
 )
+from pymirrord.session.tunnels import TunnelError, TunnelPool, tunnels_wanted
 from pymirrord.streams import open_stream
+from pymirrord.tunnel.pump import TunnelRelay, reset
 
 _CHUNK = 1024 * 1024
+TUNNEL_OFFER_TIMEOUT = 2.0
+"""How long a tunnel offered to the app waits for its layer to take it before the session relays it."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,10 @@ class Session:
         self._server: asyncio.Server | None = None
         self._layer_sockets: dict[int, socket.socket] = {}  # for answers that carry a socket
         self._handing: set[asyncio.Task[None]] = set()
+        self._tunnels: TunnelPool | None = None
+        self._tunnel_relays: dict[int, TunnelRelay] = {}
+        self._tunnel_sockets: dict[int, socket.socket] = {}  # tunnels offered to the app, by connection
+        self._tunnel_offer_ignored = False
         self._pump: asyncio.Task[None] | None = None
         self.agent_lost = asyncio.Event()
 
@@ -194,6 +202,29 @@ class Session:
                 self._http.hand_over = lambda port, sock: receiver.give(Kind.APP, port, sock)
             except OSError as error:
                 self._on_event(SessionEvent("log", f"stolen connections are relayed: {error}"))
+        hello = self._link.hello
+        if (
+            hello.tunnel_key
+            and self._link.address is not None
+            and self._handover is None
+            and tunnels_wanted()
+        ):
+            host, port = self._link.address
+            for use, first_id in (("incoming", 1), ("outgoing", 2)):
+                pool = TunnelPool(
+                    host,
+                    port,
+                    token=self._link.token,
+                    key=hello.tunnel_key,
+                    on_log=lambda text: self._on_event(SessionEvent("log", text)),
+                    use=use,
+                    first_id=first_id,
+                )
+                pool.start()
+                if use == "incoming":
+                    self._tunnels = pool
+                else:
+                    self._outgoing.tunnels = pool
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
 
     def _app_address(self, port: int) -> SocketAddress | None:
@@ -201,6 +232,11 @@ class Session:
         return None if listener is None else listener.address
 
     async def close(self) -> None:
+        for relay in list(self._tunnel_relays.values()):
+            relay.abort("the session is closing")
+        for pool in (self._tunnels, self._outgoing.tunnels):
+            if pool is not None:
+                await pool.close()
         await self._outgoing.close()
         await self._http.close()
         if self._server is not None:
@@ -236,6 +272,12 @@ class Session:
                 writer = self._layers.get(action.layer)
                 if writer is not None and not writer.is_closing():
                     writer.write(frame(to_layer.CODEC.encode(action.message)))
+            elif isinstance(action, OpenToApp) and action.tunnel:
+                task = asyncio.create_task(
+                    self._tunnel_to_app(action.connection_id, action.address, action.tunnel)
+                )
+                self._handing.add(task)
+                task.add_done_callback(self._handing.discard)
             elif isinstance(action, OpenToApp) and action.handed_over:
                 task = asyncio.create_task(self._hand_to_app(action.connection_id, action.address))
                 self._handing.add(task)
@@ -262,6 +304,8 @@ class Session:
         self._on_event(SessionEvent("agent-lost", f"lost the agent: {reason}"))
         for app in list(self._apps.values()):
             self._abort_app(app)
+        for relay in list(self._tunnel_relays.values()):
+            relay.abort("lost the agent")
         self._outgoing.agent_lost()
         await self._http.close()
         self.agent_lost.set()
@@ -287,6 +331,7 @@ class Session:
                     message.client,
                     message.local,
                     handed_over=message.handed_over,
+                    tunnel=message.tunnel,
                 )
             )
         elif isinstance(message, from_agent.ConnectionClosed):
@@ -398,6 +443,101 @@ class Session:
         if app.agent_closed:
             self._finish_app(app)
 
+    async def _tunnel_to_app(self, connection_id: int, address: SocketAddress, tunnel_id: int) -> None:
+        """Relays a connection that comes through a tunnel between the tunnel and the app, until both
+        sides have closed; the client's bytes pass the observer on the way."""
+        try:
+            if self._tunnels is None:
+                raise TunnelError(f"the agent picked tunnel {tunnel_id}, but this session opened none")
+            tunnel, head = await self._tunnels.take(tunnel_id)
+        except TunnelError as error:
+            self._on_event(SessionEvent("log", f"connection {connection_id} lost: {error}"))
+            await self._apply(self._state.app_unreachable(connection_id))
+            return
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        app = socket.socket(family, socket.SOCK_STREAM)
+        app.setblocking(False)
+        tap = self._client_bytes_tap(connection_id)
+        failed = True
+        try:
+            offered = tap is None and not head and tunnel.family == family
+            if offered:
+                # Offered to the app in place of the connection it accepts: the layer asks who is behind
+                # it (``PeerQuery``) and takes the tunnel with the answer.
+                self._tunnel_sockets[connection_id] = tunnel
+            try:
+                app.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+                self._state.app_connecting(connection_id, app.getsockname()[1])
+                await loop.sock_connect(app, (address.host, address.port))
+            except OSError as error:
+                self._on_event(SessionEvent("log", f"cannot reach the app at {address}: {error}"))
+                await self._apply(self._state.app_unreachable(connection_id))
+                return
+            sent = b""
+            if offered:
+                # The layer may have taken it already, while we connected.
+                taken, sent = await self._tunnel_taken(connection_id, app)
+                if taken:
+                    failed = False
+                    return
+            no_delay(app)
+            no_delay(tunnel)
+            relay = TunnelRelay(
+                app,
+                tunnel,
+                head_forward=sent,
+                head_back=head,
+                tap_back=tap,
+                on_moved=lambda forward, size: self._state.tunnel_moved(connection_id, not forward, size),
+            )
+            self._tunnel_relays[connection_id] = relay
+            relay.start()
+            outcome = await relay.wait()
+            failed = outcome.failure is not None
+        finally:
+            self._tunnel_relays.pop(connection_id, None)
+            self._tunnel_sockets.pop(connection_id, None)
+            for end in (app, tunnel):
+                if failed:
+                    reset(end)
+                else:
+                    end.close()
+
+    async def _tunnel_taken(self, connection_id: int, placeholder: socket.socket) -> tuple[bool, bytes]:
+        """Waits for the app's layer to take the tunnel offered for ``connection_id``: True, or False if
+        it did not ask in time (its accept is not one the layer sees), and the session relays the tunnel
+        itself, starting with the bytes the app already sent (returned)."""
+        loop = asyncio.get_running_loop()
+        sent = b""
+        try:
+            # Ends when the layer has put the tunnel in place of the accepted connection (our end of that
+            # connection then reads its end), or when the app sent something on the connection itself.
+            sent = await asyncio.wait_for(loop.sock_recv(placeholder, 65536), TUNNEL_OFFER_TIMEOUT)
+        except asyncio.TimeoutError:
+            pass
+        except OSError:
+            return connection_id not in self._tunnel_sockets, b""
+        if connection_id in self._tunnel_sockets or sent:
+            self._tunnel_sockets.pop(connection_id, None)
+            if not self._tunnel_offer_ignored:
+                self._tunnel_offer_ignored = True
+                self._on_event(
+                    SessionEvent(
+                        "log", "the app accepts connections where pymirrord cannot see: relaying them"
+                    )
+                )
+            return False, sent
+        self._state.forget(connection_id)
+        return True, b""
+
+    def _client_bytes_tap(self, connection_id: int) -> Callable[[bytes], None] | None:
+        """What sees a tunneled connection's client bytes: the observer, if it looks at them."""
+        observer = self._observer
+        if type(observer).connection is SessionObserver.connection:
+            return None
+        return lambda data: observer.connection(ConnectionEvent("data", connection_id, data=data))
+
     async def _hand_to_app(self, connection_id: int, address: SocketAddress) -> None:
         """Makes the app accept a placeholder connection, whose accept then yields the client's socket.
 
@@ -497,6 +637,9 @@ class Session:
             client_socket = None
             if self._handover is not None and connection_id is not None:
                 client_socket = self._handover.take((Kind.INCOMING, connection_id))
+            elif connection_id is not None:
+                tunnel = self._tunnel_sockets.pop(connection_id, None)
+                client_socket = None if tunnel is None else socket.socket(fileno=os.dup(tunnel.fileno()))
             if client_socket is None:
                 writer.write(frame(to_layer.CODEC.encode(answer)))
                 return

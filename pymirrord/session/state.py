@@ -36,13 +36,15 @@ class OpenToApp:
     """Connect to the app's real listener at ``address`` and relay connection ``connection_id``.
 
     ``handed_over``: the client's socket itself comes from the agent; the app gets it in place of the
-    connection it accepts, and nothing is relayed.
+    connection it accepts, and nothing is relayed. ``tunnel`` (not 0): the connection's bytes come and
+    go through that tunnel, not as messages.
     """
 
     connection_id: int
     address: SocketAddress
     mode: Mode
     handed_over: bool = False
+    tunnel: int = 0
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class SessionState:
         local: SocketAddress,
         *,
         handed_over: bool = False,
+        tunnel: int = 0,
     ) -> list[Action]:
         listener = self.listeners.get(port)
         # A pending listener takes connections too: the agent's rule goes live just before its answer.
@@ -196,7 +199,7 @@ class SessionState:
             return [SendToAgent(to_agent.ConnectionClose(connection_id))]
         self.connections[connection_id] = Connection(connection_id, port, mode, client, local)
         self.counters.connections[mode] += 1
-        return [OpenToApp(connection_id, listener.address, mode, handed_over)]
+        return [OpenToApp(connection_id, listener.address, mode, handed_over, tunnel)]
 
     # Connections ----------------------------------------------------------------------------
 
@@ -220,6 +223,18 @@ class SessionState:
         connection.bytes_in += size
         self.counters.bytes_in += size
         return True
+
+    def tunnel_moved(self, connection_id: int, to_app: bool, size: int) -> None:
+        """Counts bytes a tunnel carried: from the client to the app, or back."""
+        connection = self.connections.get(connection_id)
+        if to_app:
+            self.counters.bytes_in += size
+            if connection is not None:
+                connection.bytes_in += size
+        else:
+            self.counters.bytes_out += size
+            if connection is not None:
+                connection.bytes_out += size
 
     def from_app(self, connection_id: int, data: bytes) -> list[Action]:
         """Bytes (or EOF, when empty) the local app sent; only a stolen connection's reach the client."""

@@ -23,7 +23,13 @@ from pymirrord.protocol.batch import batch_parts
 from pymirrord.transport import frames
 from pymirrord.transport.errors import ConnectionClosed, MessageTooBig, WebSocketProtocolError
 from pymirrord.transport.frames import Control, Message, Opcode
-from pymirrord.transport.handshake import Accepted, ClientHandshake, ServerHandshake, UpgradeRequest
+from pymirrord.transport.handshake import (
+    STREAM_SUBPROTOCOL,
+    Accepted,
+    ClientHandshake,
+    ServerHandshake,
+    UpgradeRequest,
+)
 
 Bytes = bytes | bytearray | memoryview
 
@@ -73,6 +79,7 @@ class WebSocket(asyncio.BufferedProtocol):
         self._lost = self._loop.create_future()
         self._pongs: dict[bytes, asyncio.Future[None]] = {}
         self._keepalive: asyncio.Task[None] | None = None
+        self._raw_rest = b""
 
     # --- asyncio protocol ----------------------------------------------------------------------------------
 
@@ -140,6 +147,35 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._take(self._parser.feed(rest))
             except WebSocketProtocolError as error:
                 self._fail(CLOSE_PROTOCOL_ERROR, str(error))
+
+    def opened_raw(self, subprotocol: str, rest: bytes) -> None:
+        """The handshake agreed on a raw byte stream (``STREAM_SUBPROTOCOL``): nothing more is read as
+        frames; the owner takes the socket with ``detach``. ``rest`` is what came behind the handshake."""
+        self.subprotocol = subprotocol
+        self._on_handshake = None
+        self._raw_rest = rest
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    async def detach(self) -> tuple[socket.socket, bytes]:
+        """Hands over the TCP connection of a raw stream once the handshake's answer is written: a
+        non-blocking socket no event loop watches, and the bytes already read behind the handshake."""
+        if self.subprotocol is None or self._open:
+            raise RuntimeError("only a raw stream is detached")
+        while self._out:
+            if self._closed is not None or self.transport is None or self.transport.is_closing():
+                raise ConnectionClosed(CLOSE_ABNORMAL, "the connection closed during the handshake")
+            self._writing_paused = True  # so that drain waits for the queue to empty
+            await self.drain()
+        if self._fd < 0 or self.transport is None or self.transport.is_closing():
+            raise ConnectionClosed(CLOSE_ABNORMAL, "the connection closed during the handshake")
+        fd, self._fd = self._fd, -1
+        self._closed = ConnectionClosed(CLOSE_NORMAL, "detached as a raw stream")
+        # Closing the transport's own descriptor sends nothing: ours keeps the connection open.
+        self.transport.abort()
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        return sock, self._raw_rest
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -464,6 +500,36 @@ async def connect(
     return await asyncio.wait_for(opening(), timeout)
 
 
+async def connect_raw(
+    host: str, port: int, *, path: str = "/", headers: dict[str, str] | None = None, timeout: float
+) -> tuple[socket.socket, bytes]:
+    """Opens a raw byte stream (``STREAM_SUBPROTOCOL``) to ``host:port``: the connected non-blocking
+    socket, watched by no event loop, and the bytes that came behind the server's answer."""
+    loop = asyncio.get_running_loop()
+    handshake = ClientHandshake(f"{host}:{port}", path, headers or {}, (STREAM_SUBPROTOCOL,))
+
+    async def opening(sock: socket.socket) -> Accepted:
+        await loop.sock_connect(sock, (host, port))
+        await loop.sock_sendall(sock, handshake.request)
+        while True:
+            accepted = handshake.feed(await loop.sock_recv(sock, _HANDSHAKE_CHUNK))
+            if accepted is not None:
+                return accepted
+
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    family, kind, proto, _, _ = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    try:
+        accepted = await asyncio.wait_for(opening(sock), timeout)
+        if accepted.subprotocol != STREAM_SUBPROTOCOL:
+            raise WebSocketProtocolError("the server does not offer raw streams")
+    except BaseException:
+        sock.close()
+        raise
+    return sock, accepted.rest
+
+
 Authenticator = Callable[[UpgradeRequest, Any], "tuple[int, str, dict[str, str]] | None"]
 """Looks at an upgrade request (and the peer's address): None lets it in, or (status, body, headers)."""
 Handler = Callable[[WebSocket], "asyncio.Future[None] | Any"]
@@ -527,7 +593,10 @@ class WebSocketServer:
             chosen = next((name for name in self._subprotocols if name in request.subprotocols), None)
             websocket._write([handshake.accept(request, chosen)])
             websocket.request = request
-            websocket.opened(chosen, request.rest)
+            if chosen == STREAM_SUBPROTOCOL:
+                websocket.opened_raw(chosen, request.rest)
+            else:
+                websocket.opened(chosen, request.rest)
             self._connections.add(websocket)
             task = loop.create_task(self._run(websocket))
             self._tasks.add(task)

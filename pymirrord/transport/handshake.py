@@ -5,6 +5,7 @@ refusal); a server feeds what comes in to ``ServerHandshake`` until it has the r
 ``accept`` or ``reject``. Bytes after the handshake (a first frame sent right behind it) are handed on.
 ``BATCH_SUBPROTOCOL`` is offered by pymirrord sessions: when the agent agrees, each websocket message
 carries several protocol messages (``pymirrord.protocol.batch``); plain websocket clients don't offer it.
+``STREAM_SUBPROTOCOL`` turns the upgraded connection into a raw byte stream (``pymirrord.tunnel``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pymirrord.transport.errors import HandshakeRejected, WebSocketProtocolError
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BATCH_SUBPROTOCOL = "pymirrord.batch.v1"
+STREAM_SUBPROTOCOL = "pymirrord.stream.v1"
+"""Agreed on, the connection carries raw bytes after the handshake, not frames (a session's tunnel)."""
 MAX_HEAD = 16 * 1024
 """A handshake head longer than this is refused: a peer that never ends it must not grow our memory."""
 

@@ -26,6 +26,10 @@ UPLOAD_MIB = 48
 STUCK_MIB = 12
 """The client has sent this much once the held connection's bytes pile up: far past the session's
 high-water mark and the kernel's buffers on the app's side."""
+PULL_STUCK_MIB = 2
+"""The pod's source has sent this much of the download the app leaves unread. Through a tunnel the
+source is held back as soon as the kernel's buffers on the way are full (a few MiB), so less than
+``STUCK_MIB`` is all it gets to send."""
 
 UPLOAD = """
 import hashlib, os, socket, sys
@@ -73,9 +77,9 @@ def ask(topology: Topology, port: str, line: str) -> str:
     return topology.client.python(ASK, topology.pod_ip, port, line, timeout=30).stdout.strip()
 
 
-def read_to_stuck(process: Process) -> None:
-    """Reads a sender's progress until it has sent ``STUCK_MIB``."""
-    while (line := process.read_line(timeout=60)) != f"sent {STUCK_MIB}":
+def read_to_stuck(process: Process, mib: int = STUCK_MIB) -> None:
+    """Reads a sender's progress until it has sent ``mib`` MiB."""
+    while (line := process.read_line(timeout=60)) != f"sent {mib}":
         assert line.startswith("sent "), line
 
 
@@ -99,7 +103,7 @@ def test_connections_the_app_does_not_read_stall_nothing_else(topology: Topology
             ASK, topology.pod_ip, STOLEN_PORT, f"pull {SOURCE_PORT}", ready=False
         )
         run.wait_for("pulling")
-        read_to_stuck(source)
+        read_to_stuck(source, PULL_STUCK_MIB)
 
         assert ask(topology, STOLEN_PORT, "ping") == "pong", "the same port, another connection"
         assert ask(topology, STOLEN_PORT, f"fetch {POD_PORT}") == "pod:hello", "the app's outgoing traffic"

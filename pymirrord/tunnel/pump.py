@@ -1,0 +1,266 @@
+"""Moving a tunnel's bytes: ``TunnelRelay`` pumps two connected sockets into each other (the I/O shell).
+
+Each direction moves through a pipe with ``splice``: the kernel passes the received pages on to the other
+socket, and no byte is copied through Python. A direction with a tap (the session reads the client's
+bytes for the sessions view) reads and sends instead. The bookkeeping, what to do next in each direction,
+is ``pymirrord.tunnel.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import fcntl
+import os
+import socket
+import struct
+from collections.abc import Callable
+
+from pymirrord.tunnel.state import Direction, Relay
+
+PIPE_SIZE = 1024 * 1024
+"""Bytes a direction holds between reading and writing: one pipe's worth, so a burst moves in one go."""
+COPY_CHUNK = 127 * 1024
+"""Read size of a tapped direction (below glibc's 128 KiB mmap threshold, see ``pymirrord.streams``)."""
+_F_SETPIPE_SZ = 1031
+_F_GETPIPE_SZ = 1032
+_SPLICE_FLAGS = getattr(os, "SPLICE_F_NONBLOCK", 2) | getattr(os, "SPLICE_F_MOVE", 1)
+
+Tap = Callable[[bytes], None]
+"""Sees each chunk of a direction as it passes (the sessions view's request sniffer)."""
+Moved = Callable[[bool, int], None]
+"""Hears of bytes written: ``(forward, count)``."""
+
+
+class _Mover:
+    """A direction's buffer between its source and destination sockets."""
+
+    capacity: int
+
+    def fill(self, room: int) -> int:
+        """Reads at most ``room`` bytes from the source; 0 is its end. ``BlockingIOError``: none now."""
+        raise NotImplementedError
+
+    def flush(self, count: int) -> int:
+        """Writes up to ``count`` buffered bytes to the destination; ``BlockingIOError``: it is full."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _SpliceMover(_Mover):
+    def __init__(self, source: socket.socket, destination: socket.socket, head: bytes) -> None:
+        self._source = source.fileno()
+        self._destination = destination
+        self._destination_fd = destination.fileno()
+        self._head = memoryview(head)
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: the default size serves
+            fcntl.fcntl(self._write, _F_SETPIPE_SZ, PIPE_SIZE)
+        self.capacity = fcntl.fcntl(self._write, _F_GETPIPE_SZ) + len(head)
+
+    def fill(self, room: int) -> int:
+        return os.splice(self._source, self._write, room, flags=_SPLICE_FLAGS)
+
+    def flush(self, count: int) -> int:
+        if self._head:
+            sent = self._destination.send(self._head)
+            self._head = self._head[sent:]
+            return sent
+        return os.splice(self._read, self._destination_fd, count, flags=_SPLICE_FLAGS)
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
+class _CopyMover(_Mover):
+    def __init__(
+        self, source: socket.socket, destination: socket.socket, head: bytes, tap: Tap | None
+    ) -> None:
+        self._source = source
+        self._destination = destination
+        self._tap = tap
+        self._chunks: collections.deque[memoryview] = collections.deque()
+        if head:
+            if tap is not None:
+                tap(head)
+            self._chunks.append(memoryview(head))
+        self.capacity = PIPE_SIZE + len(head)
+
+    def fill(self, room: int) -> int:
+        data = self._source.recv(min(room, COPY_CHUNK))
+        if data:
+            if self._tap is not None:
+                self._tap(data)
+            self._chunks.append(memoryview(data))
+        return len(data)
+
+    def flush(self, count: int) -> int:
+        sent = self._destination.sendmsg(list(self._chunks)[:64])
+        left = sent
+        while left:
+            first = self._chunks[0]
+            if len(first) <= left:
+                left -= len(first)
+                self._chunks.popleft()
+            else:
+                self._chunks[0] = first[left:]
+                left = 0
+        return sent
+
+
+class _Side:
+    """One direction: its state, its buffer, and which readiness it is registered for."""
+
+    def __init__(self, state: Direction, mover: _Mover, source: int, destination: int, forward: bool) -> None:
+        self.state = state
+        self.mover = mover
+        self.source = source
+        self.destination = destination
+        self.forward = forward
+        self.reading = False
+        self.writing = False
+
+
+class TunnelRelay:
+    """Relays ``near`` and ``far`` (connected, non-blocking sockets nobody else watches) into each other.
+
+    ``head_back``: bytes already read from ``far`` that go to ``near`` first (``head_forward``: from
+    ``near``, to ``far``). ``tap_forward``/``tap_back``
+    see the bytes of that direction (which then moves by copy, not ``splice``). ``wait`` returns once both
+    ends of stream were passed on or a direction failed; the sockets stay open for the caller to close.
+    """
+
+    def __init__(
+        self,
+        near: socket.socket,
+        far: socket.socket,
+        *,
+        head_forward: bytes = b"",
+        head_back: bytes = b"",
+        tap_forward: Tap | None = None,
+        tap_back: Tap | None = None,
+        on_moved: Moved | None = None,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._near = near
+        self._far = far
+        self._on_moved = on_moved
+        self._done: asyncio.Future[None] = self._loop.create_future()
+        forward = self._mover(near, far, head_forward, tap_forward)
+        try:
+            back = self._mover(far, near, head_back, tap_back)
+        except BaseException:
+            forward.close()
+            raise
+        self.relay = Relay(
+            Direction(forward.capacity, pending=len(head_forward)),
+            Direction(back.capacity, pending=len(head_back)),
+        )
+        self._sides = (
+            _Side(self.relay.forward, forward, near.fileno(), far.fileno(), True),
+            _Side(self.relay.back, back, far.fileno(), near.fileno(), False),
+        )
+
+    @staticmethod
+    def _mover(source: socket.socket, destination: socket.socket, head: bytes, tap: Tap | None) -> _Mover:
+        if tap is None and hasattr(os, "splice"):
+            return _SpliceMover(source, destination, head)
+        return _CopyMover(source, destination, head, tap)
+
+    def start(self) -> None:
+        for side in self._sides:
+            self._run(side)
+
+    async def wait(self) -> Relay:
+        """Runs until the relay is over; cancelling it stops the relay (the sockets stay open)."""
+        try:
+            await asyncio.shield(self._done)
+        finally:
+            self._stop()
+        return self.relay
+
+    def abort(self, reason: str) -> None:
+        """Ends the relay at once as failed (the caller then resets both connections)."""
+        self.relay.forward.fail(reason)
+        self._finish_if_over()
+
+    def _run(self, side: _Side) -> None:
+        state = side.state
+        try:
+            while True:
+                progressed = False
+                if state.should_write:
+                    try:
+                        written = side.mover.flush(state.pending)
+                    except BlockingIOError:
+                        written = 0
+                    if written:
+                        state.wrote(written)
+                        progressed = True
+                        if self._on_moved is not None:
+                            self._on_moved(side.forward, written)
+                if state.should_shutdown:
+                    destination = self._far if side.forward else self._near
+                    with contextlib.suppress(OSError):  # the far end is gone already: nothing to tell it
+                        destination.shutdown(socket.SHUT_WR)
+                    state.shutdown_done()
+                    break
+                if state.should_read:
+                    try:
+                        count = side.mover.fill(state.room)
+                    except BlockingIOError:
+                        state.buffer_full()
+                    else:
+                        state.read(count)
+                        progressed = True
+                if not progressed:
+                    break
+        except OSError as error:
+            state.fail(error.strerror or type(error).__name__)
+        self._watch(side)
+        self._finish_if_over()
+
+    def _watch(self, side: _Side) -> None:
+        reading = side.state.should_read and not self._done.done()
+        writing = side.state.should_write and not self._done.done()
+        if reading != side.reading:
+            if reading:
+                self._loop.add_reader(side.source, self._run, side)
+            else:
+                self._loop.remove_reader(side.source)
+            side.reading = reading
+        if writing != side.writing:
+            if writing:
+                self._loop.add_writer(side.destination, self._run, side)
+            else:
+                self._loop.remove_writer(side.destination)
+            side.writing = writing
+
+    def _finish_if_over(self) -> None:
+        if self.relay.finished and not self._done.done():
+            self._done.set_result(None)
+            self._stop()
+
+    def _stop(self) -> None:
+        for side in self._sides:
+            if side.reading:
+                self._loop.remove_reader(side.source)
+                side.reading = False
+            if side.writing:
+                self._loop.remove_writer(side.destination)
+                side.writing = False
+            side.mover.close()
+            side.mover = _Mover()  # closed: nothing runs on it again
+            if not side.state.shut:
+                side.state.fail(self.relay.failure or "stopped")
+
+
+def reset(sock: socket.socket) -> None:
+    """Closes ``sock`` so that its peer sees a reset, not an orderly end (a failed relay)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
