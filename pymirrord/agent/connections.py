@@ -11,7 +11,7 @@ refuse them when that session lags far behind, and then calls ``drop_copy`` so t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pymirrord.agent.subscriptions import Route
@@ -108,13 +108,22 @@ class ConnectionTable:
     # --- the client's side -------------------------------------------------------------------------------
 
     def open(
-        self, port: int, route: Route, client: SocketAddress, local: SocketAddress, tunnel: int = 0
+        self,
+        port: int,
+        route: Route,
+        client: SocketAddress,
+        local: SocketAddress,
+        *,
+        tunnel: int = 0,
+        copy_tunnels: Mapping[int, int] | None = None,
     ) -> tuple[int, list[Effect]]:
         """A client connected to ``port``; announce it to the stealer and the mirrors of ``route``.
 
-        ``tunnel``: the stealer's tunnel that carries the bytes (a route without mirrors only)."""
+        ``tunnel``: the stealer's tunnel that carries the bytes (a route without mirrors only);
+        ``copy_tunnels``: the tunnel of each mirroring session that gets its copy through one (all of them,
+        or the copies go as messages)."""
         if tunnel and route.mirrors:
-            raise ValueError("a tunneled connection has no copies: mirrors need its bytes as messages")
+            raise ValueError("a tunneled stolen connection has no copies: mirrors need its bytes")
         connection_id = self._next_id
         self._next_id += 1
         connection = Connection(connection_id, port, client, local, route.stealer)
@@ -123,9 +132,10 @@ class ConnectionTable:
         effects: list[Effect] = []
         for session, is_copy in connection.audience():
             mode = Mode.MIRROR if is_copy else Mode.STEAL
+            through = (copy_tunnels or {}).get(session, 0) if is_copy else tunnel
             # The announcement is never refused: a copy dropped later is then reported under a known id.
             effects.append(
-                Send(session, NewConnection(connection_id, port, mode, client, local, False, tunnel))
+                Send(session, NewConnection(connection_id, port, mode, client, local, False, through))
             )
         return connection_id, effects
 

@@ -39,6 +39,7 @@ from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress
 from pymirrord.streams import backlog, drained, open_stream, unsliced
+from pymirrord.tunnel.mirror import MirrorRelay
 from pymirrord.tunnel.pump import TunnelRelay, reset
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ class Incoming:
         self.tunnels = Tunnels()
         """Sessions' idle tunnels: a stolen connection takes one, and its bytes bypass the websocket."""
         self._tunneled: dict[int, TunnelRelay] = {}
+        self._mirrored: dict[int, MirrorRelay] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
@@ -232,8 +234,11 @@ class Incoming:
             if self._hand_over(sock):
                 continue
             tunneled = self._tunnel(sock)
+            mirrored = self._mirror_tunnels(sock) if tunneled is None else None
             if tunneled is not None:
                 task = loop.create_task(self._serve_tunneled(*tunneled))
+            elif mirrored is not None:
+                task = loop.create_task(self._serve_mirrored(sock, *mirrored))
             else:
                 task = loop.create_task(self._accepted_socket(sock))
             self._tasks.add(task)
@@ -311,6 +316,114 @@ class Incoming:
                     end.close()
             self._apply(self._table.closed(connection_id, reason))
 
+    def _mirror_tunnels(
+        self, sock: socket.socket
+    ) -> tuple[Route, SocketAddress, SocketAddress, dict[int, IdleTunnel]] | None:
+        """The idle tunnels of every session mirroring a connection's port, when each has one (and the port
+        is neither stolen nor HTTP-filtered): the copies then go down them."""
+        try:
+            destination = original_destination(sock)
+            client = _address(sock.getpeername())
+        except OSError:
+            return None
+        if destination is None:
+            return None
+        route = self._subscriptions.route(destination.port)
+        if route.stealer is not None or route.http or not route.mirrors:
+            return None
+        if any(self.tunnels.idle_incoming(session) == 0 for session in route.mirrors):
+            return None
+        taken: dict[int, IdleTunnel] = {}
+        for session in route.mirrors:
+            tunnel = self.tunnels.take(session)
+            if tunnel is None:  # an outgoing tunnel counted as idle: give the others back
+                for other, given in taken.items():
+                    self.tunnels.give_back(other, given)
+                return None
+            taken[session] = tunnel
+        return route, client, destination, taken
+
+    async def _serve_mirrored(
+        self,
+        sock: socket.socket,
+        route: Route,
+        client: SocketAddress,
+        destination: SocketAddress,
+        tunnels: dict[int, IdleTunnel],
+    ) -> None:
+        try:
+            pod = await self._connect_raw(destination)
+        except (OSError, asyncio.TimeoutError) as exc:
+            log.info("cannot pass a connection from %s through to %s: %s", client, destination, exc)
+            sock.close()
+            for session, tunnel in tunnels.items():
+                self.tunnels.give_back(session, tunnel)
+            return
+        copy_tunnels = {session: tunnel.tunnel_id for session, tunnel in tunnels.items()}
+        connection_id, effects = self._table.open(
+            destination.port, route, client, destination, copy_tunnels=copy_tunnels
+        )
+        self._apply(effects)
+        log.debug(
+            "connection %d from %s to %s passed through, copies through tunnels to sessions %s",
+            connection_id,
+            client,
+            destination,
+            list(tunnels),
+        )
+
+        def dropped(session: int, reason: str | None) -> None:
+            if reason is None:
+                self._apply(self._table.unsubscribe(session, connection_id))
+            else:
+                log.warning(
+                    "session %d lags too far behind; dropping its copy of connection %d",
+                    session,
+                    connection_id,
+                )
+                self._apply(self._table.drop_copy(session, connection_id, reason))
+
+        reason = "the connection ended"
+        relay: MirrorRelay | None = None
+        try:
+            no_delay(sock)
+            relay = MirrorRelay(
+                sock, pod, {session: tunnel.sock for session, tunnel in tunnels.items()}, dropped
+            )
+            self._mirrored[connection_id] = relay
+            relay.start()
+            await relay.wait()
+            if relay.failure is not None:
+                reason = f"the connection failed: {relay.failure}"
+        except OSError as error:
+            reason = f"the connection failed: {error}"
+        finally:
+            self._mirrored.pop(connection_id, None)
+            failed = relay is None or relay.failure is not None
+            for end in (sock, pod, *(tunnel.sock for tunnel in tunnels.values())):
+                if failed:
+                    reset(end)
+                else:
+                    end.close()
+            self._apply(self._table.closed(connection_id, reason))
+
+    async def _connect_raw(self, destination: SocketAddress) -> socket.socket:
+        """A socket connected to the pod's app past the redirect rules, for the caller to move bytes on."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # Marked before connect, so the SYN already passes the agent's redirect rules untouched.
+            sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self._bypass_mark)
+            sock.setblocking(False)
+            no_delay(sock)
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(
+                loop.sock_connect(sock, (destination.host, destination.port)), CONNECT_TIMEOUT
+            )
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
     async def _accepted_socket(self, sock: socket.socket) -> None:
         no_delay(sock)
         reader, writer = await open_stream(sock, self._read_chunk)
@@ -326,6 +439,8 @@ class Incoming:
             client.close()
         for relay in list(self._tunneled.values()):
             relay.abort("the agent is stopping")
+        for mirror in list(self._mirrored.values()):
+            mirror.abort("the agent is stopping")
         self.tunnels.close()
         tasks = list(self._tasks)
         for task in tasks:

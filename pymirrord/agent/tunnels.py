@@ -63,6 +63,17 @@ class Tunnels:
         idle[tunnel_id] = tunnel
         return True
 
+    def give_back(self, session: int, tunnel: IdleTunnel) -> None:
+        """An incoming tunnel taken but not used: idle again (closed if its session is gone)."""
+        idle = self._incoming.get(session)
+        if idle is None:
+            tunnel.sock.close()
+        else:
+            idle[tunnel.tunnel_id] = tunnel
+
+    def idle_incoming(self, session: int) -> int:
+        return len(self._incoming.get(session, {}))
+
     def take(self, session: int) -> IdleTunnel | None:
         """One of ``session``'s idle incoming tunnels (the oldest), or None."""
         idle = self._incoming.get(session)

@@ -90,7 +90,11 @@ async def open_session(
         # A local agent hands connections over as sockets: the app then talks to its peers directly.
         handover = handover and local and os.environ.get(HANDOVER_SWITCH, "1") != "0"
         mode = Mode.STEAL if config.incoming.mode == "steal" else Mode.MIRROR
-        session = Session(link, mode, socket_path, on_event, handover=handover, observer=observer)
+        # Tunnels need TCP half-closes end to end, which a Kubernetes port-forward does not carry (its
+        # websocket protocol has none): through one, connections travel as messages on the websocket.
+        session = Session(
+            link, mode, socket_path, on_event, handover=handover, observer=observer, tunnels=local
+        )
         apply_http_filter(session.state, config.incoming.http_filter)
         await session.start()
     except BaseException:

@@ -145,9 +145,11 @@ class Session:
         handover: bool = False,
         *,
         observer: SessionObserver | None = None,
+        tunnels: bool = True,
     ) -> None:
         """``handover``: the agent runs on this machine, so stolen connections may come as sockets.
-        ``observer`` hears of processes, connections and requests as they come and go."""
+        ``observer`` hears of processes, connections and requests as they come and go. ``tunnels``: the
+        agent is reached over plain TCP that carries half-closes, so connections may get tunnels."""
         self._observer = observer or SessionObserver()
         self._layer_pids: dict[int, int] = {}  # layer -> pid, for layers that said hello
         self._link = link
@@ -170,9 +172,12 @@ class Session:
         self._layer_sockets: dict[int, socket.socket] = {}  # for answers that carry a socket
         self._handing: set[asyncio.Task[None]] = set()
         self._tunnels: TunnelPool | None = None
+        self._tunnels_wanted = tunnels
         self._tunnel_relays: dict[int, TunnelRelay] = {}
         self._tunnel_sockets: dict[int, socket.socket] = {}  # tunnels offered to the app, by connection
         self._tunnel_offer_ignored = False
+        self._tunnel_pending: set[int] = set()  # tunneled connections not yet handed over or relayed
+        self._tunnel_closed: set[int] = set()  # ... of which the agent said they are over
         self._pump: asyncio.Task[None] | None = None
         self.agent_lost = asyncio.Event()
 
@@ -207,6 +212,7 @@ class Session:
             hello.tunnel_key
             and self._link.address is not None
             and self._handover is None
+            and self._tunnels_wanted
             and tunnels_wanted()
         ):
             host, port = self._link.address
@@ -273,6 +279,7 @@ class Session:
                 if writer is not None and not writer.is_closing():
                     writer.write(frame(to_layer.CODEC.encode(action.message)))
             elif isinstance(action, OpenToApp) and action.tunnel:
+                self._tunnel_pending.add(action.connection_id)
                 task = asyncio.create_task(
                     self._tunnel_to_app(action.connection_id, action.address, action.tunnel)
                 )
@@ -336,6 +343,10 @@ class Session:
             )
         elif isinstance(message, from_agent.ConnectionClosed):
             app = self._apps.get(message.connection_id)
+            if app is None and message.connection_id in self._tunnel_pending:
+                # Its tunnel still holds what the client sent: the app takes it all the same.
+                self._tunnel_closed.add(message.connection_id)
+                return
             if app is None:
                 self._state.forget(message.connection_id)
                 return
@@ -451,6 +462,8 @@ class Session:
                 raise TunnelError(f"the agent picked tunnel {tunnel_id}, but this session opened none")
             tunnel, head = await self._tunnels.take(tunnel_id)
         except TunnelError as error:
+            self._tunnel_pending.discard(connection_id)
+            self._tunnel_closed.discard(connection_id)
             self._on_event(SessionEvent("log", f"connection {connection_id} lost: {error}"))
             await self._apply(self._state.app_unreachable(connection_id))
             return
@@ -498,6 +511,10 @@ class Session:
         finally:
             self._tunnel_relays.pop(connection_id, None)
             self._tunnel_sockets.pop(connection_id, None)
+            self._tunnel_pending.discard(connection_id)
+            if connection_id in self._tunnel_closed:
+                self._tunnel_closed.discard(connection_id)
+                self._state.forget(connection_id)
             for end in (app, tunnel):
                 if failed:
                     reset(end)
@@ -520,7 +537,7 @@ class Session:
             return connection_id not in self._tunnel_sockets, b""
         if connection_id in self._tunnel_sockets or sent:
             self._tunnel_sockets.pop(connection_id, None)
-            if not self._tunnel_offer_ignored:
+            if not self._tunnel_offer_ignored and connection_id in self._state.connections:
                 self._tunnel_offer_ignored = True
                 self._on_event(
                     SessionEvent(
