@@ -156,3 +156,54 @@ def test_exec_gets_the_environment_of_the_pods_process(user_service: UserService
     agent_log = [entry for lines in user_service.emulator.logs.values() for entry in lines]
     assert not [entry for entry in agent_log if "kube-secret-value" in entry]
     assert user_service.emulator.wait_until(user_service.emulator.nothing_left)
+
+
+FALLBACK = "cannot open a tunnel"
+"""What the session says when it cannot open tunnels (connections then travel as messages)."""
+
+
+def steal_port_80(user_service: UserServiceWorld) -> WatchedProcess:
+    """``tunnel_probe.py`` under ``pymirrord exec --steal``, serving the user-service's port 80."""
+    from exec_helpers import APPS
+    from netns_helpers import child_env
+
+    argv = [sys.executable, "-m", "pymirrord", "exec", "--target", "deployment/user-service", "--steal"]
+    app = [sys.executable, str(APPS / "tunnel_probe.py"), "80", "local"]
+    env = child_env({"KUBECONFIG": str(user_service.kubeconfig)})
+    run = WatchedProcess([*argv, "--", *app], env=env)
+    try:
+        run.wait_for_each("local listening", "pymirrord: port 80 stolen", timeout=60)
+    except BaseException:
+        run.interrupt()
+        raise
+    return run
+
+
+def all_output(run: WatchedProcess) -> str:
+    """Everything a run that has exited printed, also the lines nobody waited for."""
+    with contextlib.suppress(TimeoutError):
+        run.wait_for("\0", timeout=15)  # never printed: reads to the end of the output
+    return "\n".join(run.seen)
+
+
+@pytest.mark.parametrize("mode", ["sized", "digest"], ids=["sized", "half-close"])
+def test_exec_steal_through_the_cluster_keeps_a_connections_bytes_whole(
+    user_service: UserServiceWorld, mode: str
+) -> None:
+    """8 MiB up, a digest back, through the port-forward; ``half-close``: the client half-closes, then waits
+    for the answer. A port-forward's websocket protocol has no half-close: a raw tunnel through it would lose
+    that answer (so connections of a Kubernetes target travel as messages, which carry the half-close)."""
+    from exec_helpers import APPS
+
+    topo = user_service.topology
+    client = [sys.executable, str(APPS / "upload_client.py"), topo.pod_ip, "80", "8", mode, "up"]
+    with steal_port_80(user_service) as run:
+        sent = json.loads(topo.client.run(*client, timeout=30).stdout)
+        accepted = json.loads(run.wait_for("local up accepted ").split(" accepted ", 1)[1])
+        assert accepted["peer"] == sent["client"], "the app sees the remote client"
+        run.wait_for(f"local up read {sent['size']} bytes: {sent['sha256']}")
+        assert sent["answer"] == f"{sent['size']} {sent['sha256']}", "the bytes arrived whole, both ways"
+        run.signal(signal.SIGINT)
+        assert run.wait(30) == 0
+    assert FALLBACK not in all_output(run)
+    assert user_service.emulator.wait_until(user_service.emulator.nothing_left)
