@@ -17,9 +17,15 @@ APPS = Path(__file__).resolve().parent / "apps"
 HANDOVER_SWITCH = "PYMIRRORD_HANDOVER"
 
 
-def exec_env(handover: bool) -> dict[str, str]:
-    """The environment of a ``pymirrord exec``: handover (a local agent's default) on, or off (relayed)."""
-    return dict(os.environ, **{HANDOVER_SWITCH: "1" if handover else "0"})
+TUNNELS_SWITCH = "PYMIRRORD_TUNNELS"
+
+
+def exec_env(handover: bool, tunnels: bool = True) -> dict[str, str]:
+    """The environment of a ``pymirrord exec``: handover (a local agent's default) on, or off (relayed);
+    without ``tunnels`` relayed bytes travel as messages on the websocket (a Kubernetes target's path)."""
+    return dict(
+        os.environ, **{HANDOVER_SWITCH: "1" if handover else "0", TUNNELS_SWITCH: "1" if tunnels else "0"}
+    )
 
 
 def exec_argv(lab: Lab, *flags: str) -> list[str]:

@@ -1,8 +1,11 @@
 """The table every benchmark prints: one row per measure, one column per path, in the same run.
 
 Columns: ``direct`` (no pymirrord), ``handover`` (a local agent passes connections as sockets, the
-default for local targets) and ``relayed`` (``PYMIRRORD_HANDOVER=0``: every byte crosses the agent, the
-websocket and the session, as with a Kubernetes target), then the goal and whether this run met it.
+default for local targets), ``relayed`` (``PYMIRRORD_HANDOVER=0``: the agent is reached as a remote one
+is, over TCP; each TCP connection gets a tunnel of its own to the agent, see ``pymirrord.tunnel``) and
+``messages`` (also ``PYMIRRORD_TUNNELS=0``: every byte travels as messages on the websocket through the
+session, the path of a Kubernetes target, whose port-forward cannot carry tunnels), then the goal and
+whether this run met it.
 A cell that does not apply holds ``-``, so every line has the same number of ``|``-separated cells.
 """
 
@@ -12,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-COLUMNS = ("measure", "direct", "handover", "relayed", "goal", "met")
+COLUMNS = ("measure", "direct", "handover", "relayed", "messages", "goal", "met")
 SEPARATOR = " | "
 
 
@@ -26,10 +29,11 @@ class Row:
     relayed: str = "-"
     goal: str = "-"
     met: bool | None = None
+    messages: str = "-"
 
     def cells(self) -> tuple[str, ...]:
         met = "-" if self.met is None else ("yes" if self.met else "NO")
-        return (self.measure, self.direct, self.handover, self.relayed, self.goal, met)
+        return (self.measure, self.direct, self.handover, self.relayed, self.messages, self.goal, met)
 
 
 def print_table(rows: Sequence[Row], note: str = "") -> None:

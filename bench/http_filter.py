@@ -29,6 +29,10 @@ Goals, and the rows they apply to (the ``goal`` column names the cell):
 - flat out requests/s: relayed >= 20,000. The direct cell is this client's and app's own ceiling on
   the machine: a relayed figure can only be judged against the goal where direct is well above it.
 
+The ``messages`` column stays empty: a filtered port's requests always travel as messages (tunnels
+carry whole connections, see ``pymirrord.tunnel``), so the relayed column is also a Kubernetes
+target's path.
+
 ``--quick`` shrinks every phase to a smoke run of a few seconds; its numbers mean nothing.
 
 Where the time goes

@@ -573,16 +573,8 @@ class Incoming:
     async def _connect_bypassing(
         self, destination: SocketAddress
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = await self._connect_raw(destination)
         try:
-            # Marked before connect, so the SYN already passes the agent's redirect rules untouched.
-            sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self._bypass_mark)
-            sock.setblocking(False)
-            no_delay(sock)
-            loop = asyncio.get_running_loop()
-            await asyncio.wait_for(
-                loop.sock_connect(sock, (destination.host, destination.port)), CONNECT_TIMEOUT
-            )
             return await open_stream(sock, self._read_chunk)
         except BaseException:
             sock.close()

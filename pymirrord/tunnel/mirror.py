@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pymirrord.tunnel.pump import COPY_CHUNK, PIPE_SIZE, TunnelRelay
+from pymirrord.tunnel.pump import COPY_CHUNK, PIPE_SIZE, TunnelRelay, send_chunks
 from pymirrord.tunnel.state import Direction
 
 COPY_BUFFER = 16 * 1024 * 1024
@@ -47,18 +47,9 @@ class _Queue:
         """Writes what the socket takes now (``BlockingIOError`` is not an error here)."""
         while self.chunks:
             try:
-                sent = sock.sendmsg(list(self.chunks)[:64])
+                self.state.wrote(send_chunks(sock, self.chunks))
             except BlockingIOError:
                 return
-            self.state.wrote(sent)
-            while sent:
-                first = self.chunks[0]
-                if len(first) <= sent:
-                    sent -= len(first)
-                    self.chunks.popleft()
-                else:
-                    self.chunks[0] = first[sent:]
-                    sent = 0
 
 
 @dataclass

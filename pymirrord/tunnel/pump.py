@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import fcntl
+import itertools
 import os
 import socket
 import struct
@@ -31,6 +32,21 @@ Tap = Callable[[bytes], None]
 """Sees each chunk of a direction as it passes (the sessions view's request sniffer)."""
 Moved = Callable[[bool, int], None]
 """Hears of bytes written: ``(forward, count)``."""
+
+
+def send_chunks(sock: socket.socket, chunks: collections.deque[memoryview]) -> int:
+    """Sends what ``sock`` takes now of the queued ``chunks`` (one ``sendmsg``) and drops what it took."""
+    sent = sock.sendmsg(list(itertools.islice(chunks, 64)))
+    left = sent
+    while left:
+        first = chunks[0]
+        if len(first) <= left:
+            left -= len(first)
+            chunks.popleft()
+        else:
+            chunks[0] = first[left:]
+            left = 0
+    return sent
 
 
 class _Mover:
@@ -99,17 +115,7 @@ class _CopyMover(_Mover):
         return len(data)
 
     def flush(self, count: int) -> int:
-        sent = self._destination.sendmsg(list(self._chunks)[:64])
-        left = sent
-        while left:
-            first = self._chunks[0]
-            if len(first) <= left:
-                left -= len(first)
-                self._chunks.popleft()
-            else:
-                self._chunks[0] = first[left:]
-                left = 0
-        return sent
+        return send_chunks(self._destination, self._chunks)
 
 
 class _Side:

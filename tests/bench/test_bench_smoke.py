@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-COLUMNS = ["measure", "direct", "handover", "relayed", "goal", "met"]
+COLUMNS = ["measure", "direct", "handover", "relayed", "messages", "goal", "met"]
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -69,7 +69,7 @@ def test_incoming() -> None:
         "pod answers again after agent SIGKILL",
     ):
         cells = row(rows, prefix)
-        assert cells["relayed"] != "-" and cells["goal"] != "-", cells
+        assert cells["relayed"] != "-" and cells["messages"] != "-" and cells["goal"] != "-", cells
     for prefix in (
         "steal upload, every byte reached the app",
         "mirror upload, bytes the copy received",
@@ -78,6 +78,7 @@ def test_incoming() -> None:
     ):
         assert row(rows, prefix)["met"] == "yes", row(rows, prefix)
     assert row(rows, "mirror at 1000 req/s")["relayed"].startswith("0 lost")
+    assert row(rows, "mirror at 1000 req/s")["messages"].startswith("0 lost")
 
 
 def test_outgoing() -> None:
@@ -85,7 +86,8 @@ def test_outgoing() -> None:
     for phase in ("download", "upload"):
         assert row(rows, f"TCP {phase}, MB/s")["goal"] == "relayed >= 0.5x"
         cells = row(rows, f"TCP {phase}, every byte arrived")
-        assert (cells["direct"], cells["handover"], cells["relayed"], cells["met"]) == ("yes",) * 4
+        everything = (cells["direct"], cells["handover"], cells["relayed"], cells["messages"], cells["met"])
+        assert everything == ("yes",) * 5
     for prefix in ("TCP connect latency, p50", "name lookup latency, p50"):
         assert row(rows, prefix)["relayed"].endswith(" ms")
 
