@@ -22,7 +22,7 @@ TUNNELS_SWITCH = "PYMIRRORD_TUNNELS"
 
 def exec_env(handover: bool, tunnels: bool = True) -> dict[str, str]:
     """The environment of a ``pymirrord exec``: handover (a local agent's default) on, or off (relayed);
-    without ``tunnels`` relayed bytes travel as messages on the websocket (a Kubernetes target's path)."""
+    without ``tunnels`` relayed bytes travel as messages on the websocket (as when no tunnel opens)."""
     return dict(
         os.environ, **{HANDOVER_SWITCH: "1" if handover else "0", TUNNELS_SWITCH: "1" if tunnels else "0"}
     )

@@ -4,7 +4,7 @@ Columns: ``direct`` (no pymirrord), ``handover`` (a local agent passes connectio
 default for local targets), ``relayed`` (``PYMIRRORD_HANDOVER=0``: the agent is reached as a remote one
 is, over TCP; each TCP connection gets a tunnel of its own to the agent, see ``pymirrord.tunnel``) and
 ``messages`` (also ``PYMIRRORD_TUNNELS=0``: every byte travels as messages on the websocket through the
-session, the path of a Kubernetes target, whose port-forward cannot carry tunnels), then the goal and
+session, the path when no tunnel can be opened), then the goal and
 whether this run met it.
 A cell that does not apply holds ``-``, so every line has the same number of ``|``-separated cells.
 """

@@ -9,7 +9,7 @@ same app also runs locally under ``pymirrord exec``: stealing with handover (a l
 client's socket to the app), stealing relayed (``PYMIRRORD_HANDOVER=0``: the agent is reached over TCP
 as a remote one is, and each stolen connection gets a tunnel of its own to it, handed to the app),
 stealing with ``PYMIRRORD_TUNNELS=0`` as well (the ``messages`` column: every byte crosses agent,
-websocket and session, the path of a Kubernetes target today), and mirroring, relayed and as messages.
+websocket and session, the path when tunnels cannot be opened), and mirroring, relayed and as messages.
 Each of those runs serves all of its phases, so the table compares paths measured minutes apart.
 
 Phases, and the goal each row is held to (the ``goal`` column names the cell it applies to):
@@ -72,8 +72,10 @@ stolen relayed, on 2 cores:
 - A mirrored connection is passed through by the agent (a read and two writes: the pod and each copy's
   tunnel), and the pod's app and the local app both consume every byte: its work is twice a direct
   transfer's, so 0.5x of direct cannot be had on 2 cores; 0.31x with tunnels, 0.19x as messages.
-- Through a Kubernetes port-forward (the ``messages`` column) tunnels are not used: its websocket
-  protocol has no half-close, and a tunnel's end of stream in one direction would close both.
+- A Kubernetes target's connections take tunnels too, through the port-forward: its websocket protocol
+  has no half-close, so those tunnels are counted (each end announces its length in a ``TunnelEnd``
+  message). The relayed column is that path without the port-forward's own hop (the API server and
+  kubelet), which needs a cluster to measure.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ The same client runs three times, each doing every phase in one process: inside 
 local agent connects and passes the connected socket to the app, which then talks to the peer
 itself), relayed (``PYMIRRORD_HANDOVER=0``: the agent is reached over TCP as a remote one is; each TCP
 connection gets a tunnel to the agent, handed to the app) and as messages (``PYMIRRORD_TUNNELS=0``
-too: every byte crosses agent, websocket and session, as with a Kubernetes target).
+too: every byte crosses agent, websocket and session, as when tunnels cannot be opened).
 
 Phases, and the goal each row is held to (the ``goal`` column names the cell it applies to):
 

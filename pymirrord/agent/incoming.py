@@ -24,7 +24,7 @@ import errno
 import logging
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -263,7 +263,7 @@ class Incoming:
         sock.close()  # the session holds its own descriptor now
         return True
 
-    def _tunnel(self, sock: socket.socket) -> tuple[int, socket.socket, IdleTunnel] | None:
+    def _tunnel(self, sock: socket.socket) -> tuple[int, int, socket.socket, IdleTunnel] | None:
         """Gives a stolen connection one of its session's idle tunnels, when the session has one and
         nobody needs the bytes as messages (HTTP filtering, mirrors)."""
         try:
@@ -290,16 +290,22 @@ class Incoming:
             route.stealer,
             tunnel.tunnel_id,
         )
-        return connection_id, sock, tunnel
+        return connection_id, route.stealer, sock, tunnel
 
-    async def _serve_tunneled(self, connection_id: int, sock: socket.socket, tunnel: IdleTunnel) -> None:
+    async def _serve_tunneled(
+        self, connection_id: int, session: int, sock: socket.socket, tunnel: IdleTunnel
+    ) -> None:
         sock.setblocking(False)
         no_delay(sock)
         reason = "both sides closed"
         failed = True
         try:
-            relay = TunnelRelay(sock, tunnel.sock, head_back=tunnel.rest)
+            relay = TunnelRelay(
+                sock, tunnel.sock, head_back=tunnel.rest, end_far=self.tunnels.end_sender(session, tunnel)
+            )
             self._tunneled[connection_id] = relay
+            if tunnel.counted:
+                self.tunnels.listen_end(session, tunnel.tunnel_id, relay.far_ended)
             relay.start()
             outcome = await relay.wait()
             failed = outcome.failure is not None
@@ -309,6 +315,7 @@ class Incoming:
             reason = f"the connection failed: {error}"
         finally:
             self._tunneled.pop(connection_id, None)
+            self.tunnels.unlisten(session, tunnel.tunnel_id)
             for end in (sock, tunnel.sock):
                 if failed:
                     reset(end)
@@ -387,10 +394,17 @@ class Incoming:
         relay: MirrorRelay | None = None
         try:
             no_delay(sock)
+            counted = {
+                session: announce
+                for session, tunnel in tunnels.items()
+                if (announce := self.tunnels.end_sender(session, tunnel)) is not None
+            }
             relay = MirrorRelay(
-                sock, pod, {session: tunnel.sock for session, tunnel in tunnels.items()}, dropped
+                sock, pod, {session: tunnel.sock for session, tunnel in tunnels.items()}, dropped, counted
             )
             self._mirrored[connection_id] = relay
+            for session in counted:
+                self.tunnels.listen_end(session, tunnels[session].tunnel_id, _copy_ender(relay, session))
             relay.start()
             await relay.wait()
             if relay.failure is not None:
@@ -399,6 +413,8 @@ class Incoming:
             reason = f"the connection failed: {error}"
         finally:
             self._mirrored.pop(connection_id, None)
+            for session, tunnel in tunnels.items():
+                self.tunnels.unlisten(session, tunnel.tunnel_id)
             failed = relay is None or relay.failure is not None
             for end in (sock, pod, *(tunnel.sock for tunnel in tunnels.values())):
                 if failed:
@@ -647,3 +663,8 @@ class Incoming:
                     client.readable.clear()
                 elif client is not None:
                     client.readable.set()
+
+
+def _copy_ender(relay: MirrorRelay, session: int) -> Callable[[int], None]:
+    """What hears a session's ``TunnelEnd`` for its copy of a mirrored connection."""
+    return lambda _length: relay.copy_ended(session)

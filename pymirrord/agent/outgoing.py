@@ -332,22 +332,35 @@ class Outgoing:
             tunnel.sock.close()
             raise ConnectionAbortedError(errno.ECONNABORTED, "the session went away")
         connection_id = self._table.open(session, Transport.TCP, request.remote, local)
+        tunnels = self.tunnels
+        assert tunnels is not None, "a tunnel was claimed, so the agent has tunnels"
         try:
-            relay = TunnelRelay(sock, tunnel.sock, head_back=tunnel.rest)
+            relay = TunnelRelay(
+                sock, tunnel.sock, head_back=tunnel.rest, end_far=tunnels.end_sender(session, tunnel)
+            )
         except BaseException:
             self._table.forget(connection_id)
             tunnel.sock.close()
             raise
         self._tunneled[connection_id] = relay
+        if tunnel.counted:
+            tunnels.listen_end(session, tunnel.tunnel_id, relay.far_ended)
         result = OutgoingConnectResult(
             request.request_id, Transport.TCP, connection_id, local, "", "", False, request.tunnel
         )
         self._send(session, result)
-        self._spawn(self._relay_tunneled(connection_id, relay, sock, tunnel.sock))
+        self._spawn(
+            self._relay_tunneled(connection_id, relay, sock, tunnel.sock, (session, tunnel.tunnel_id))
+        )
         return connection_id
 
     async def _relay_tunneled(
-        self, connection_id: int, relay: TunnelRelay, sock: socket.socket, tunnel: socket.socket
+        self,
+        connection_id: int,
+        relay: TunnelRelay,
+        sock: socket.socket,
+        tunnel: socket.socket,
+        named: tuple[int, int],
     ) -> None:
         """Remote peer <-> tunnel until both ends closed; the session hears how it ended."""
         failure: str | None = "stopped"
@@ -356,6 +369,8 @@ class Outgoing:
             failure = (await relay.wait()).failure
         finally:
             self._tunneled.pop(connection_id, None)
+            if self.tunnels is not None:
+                self.tunnels.unlisten(*named)
             for end in (sock, tunnel):
                 if failure is not None:
                     reset(end)

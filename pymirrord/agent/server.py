@@ -43,6 +43,7 @@ from pymirrord.remote_env import select_variables
 from pymirrord.transport.connection import WebSocket, WebSocketServer
 from pymirrord.transport.errors import ConnectionClosed
 from pymirrord.transport.handshake import BATCH_SUBPROTOCOL, STREAM_SUBPROTOCOL, UpgradeRequest
+from pymirrord.tunnel import ENDS_HEADER as TUNNEL_ENDS_HEADER
 from pymirrord.tunnel import ID_HEADER as TUNNEL_ID_HEADER
 from pymirrord.tunnel import KEY_HEADER as TUNNEL_KEY_HEADER
 from pymirrord.tunnel import USE_HEADER as TUNNEL_USE_HEADER
@@ -381,7 +382,7 @@ class AgentServer:
             path, key = self._handover.path, self._handover.key_for(session.id)
         else:
             path, key = None, ""
-        tunnel_key = self._incoming.tunnels.key_for(session.id)
+        tunnel_key = self._incoming.tunnels.key_for(session.id, session.send)
         session.send(
             to_session.AgentHello(PROTOCOL_VERSION, __version__, self._target, path, key, tunnel_key)
         )
@@ -410,7 +411,8 @@ class AgentServer:
         except ConnectionClosed:
             return
         key, use = headers.get(TUNNEL_KEY_HEADER, ""), headers.get(TUNNEL_USE_HEADER, "incoming")
-        if not self._incoming.tunnels.add(key, tunnel_id, use, sock, rest):
+        counted = headers.get(TUNNEL_ENDS_HEADER, "") == "counted"
+        if not self._incoming.tunnels.add(key, tunnel_id, use, sock, rest, counted=counted):
             log.warning("a tunnel from %s names no live session; closed", peer)
             sock.close()
 
@@ -456,6 +458,8 @@ class AgentServer:
             self._incoming.session_close(session.id, message.connection_id)
         elif isinstance(message, from_session.ConnectionUnsubscribe):
             self._incoming.session_unsubscribe(session.id, message.connection_id)
+        elif isinstance(message, from_session.TunnelEnd):
+            self._incoming.tunnels.end_heard(session.id, message.tunnel_id, message.length)
         elif isinstance(message, from_session.Ping):
             session.send(to_session.Pong(message.nonce))
         elif isinstance(message, _OUTGOING_MESSAGES):

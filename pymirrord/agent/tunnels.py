@@ -7,7 +7,9 @@ itself, and says what each is for (``USE_HEADER``):
 - **outgoing**: the session picks one for a connection it asks the agent to make (``OutgoingConnect``),
   which may reach the agent before the tunnel itself does: ``claim`` waits for it a little.
 
-A tunnel is used once: its end of stream is the connection's.
+A tunnel is used once: its end of stream is the connection's. A **counted** tunnel (one that passes a
+Kubernetes port-forward, which carries no half-close) is never half-closed: each side announces the
+length of what it sent (``TunnelEnd``) on the websocket instead, and ``Tunnels`` routes those announcements.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from pymirrord.protocol import agent_to_session as to_session
 
 CLAIM_TIMEOUT = 10.0
 """How long an outgoing connection waits for the tunnel the session named (it was opened before)."""
@@ -27,6 +32,12 @@ class IdleTunnel:
     sock: socket.socket
     rest: bytes
     """Bytes the session sent behind its handshake (none, from a well-behaved session)."""
+    counted: bool = False
+    """Its ends travel as ``TunnelEnd`` messages, not as half-closes."""
+
+
+EndHeard = Callable[[int], None]
+"""Hears the session's ``TunnelEnd`` for a tunnel in use: the length it sent."""
 
 
 class Tunnels:
@@ -37,16 +48,23 @@ class Tunnels:
         self._incoming: dict[int, dict[int, IdleTunnel]] = {}
         self._outgoing: dict[int, dict[int, IdleTunnel]] = {}
         self._claims: dict[tuple[int, int], asyncio.Future[IdleTunnel | None]] = {}
+        self._senders: dict[int, Callable[[to_session.AgentToSession], None]] = {}
+        self._listeners: dict[tuple[int, int], EndHeard] = {}
+        self._early_ends: dict[tuple[int, int], int] = {}
 
-    def key_for(self, session: int) -> str:
-        """A new session's key (given out once, in ``AgentHello``)."""
+    def key_for(self, session: int, send: Callable[[to_session.AgentToSession], None] | None = None) -> str:
+        """A new session's key (given out once, in ``AgentHello``); ``send`` reaches the session."""
+        if send is not None:
+            self._senders[session] = send
         key = secrets.token_urlsafe(24)
         self._sessions[key] = session
         self._incoming[session] = {}
         self._outgoing[session] = {}
         return key
 
-    def add(self, key: str, tunnel_id: int, use: str, sock: socket.socket, rest: bytes) -> bool:
+    def add(
+        self, key: str, tunnel_id: int, use: str, sock: socket.socket, rest: bytes, *, counted: bool = False
+    ) -> bool:
         """A tunnel arrived; False if no live session has ``key`` or it is not well named (the caller
         closes it)."""
         session = self._sessions.get(key)
@@ -55,7 +73,7 @@ class Tunnels:
         idle = (self._incoming if use == "incoming" else self._outgoing)[session]
         if tunnel_id in self._incoming[session] or tunnel_id in self._outgoing[session]:
             return False
-        tunnel = IdleTunnel(tunnel_id, sock, rest)
+        tunnel = IdleTunnel(tunnel_id, sock, rest, counted)
         claim = self._claims.pop((session, tunnel_id), None) if use == "outgoing" else None
         if claim is not None and not claim.done():
             claim.set_result(tunnel)
@@ -104,6 +122,39 @@ class Tunnels:
         if tunnel is not None:
             tunnel.sock.close()
 
+    def end_sender(self, session: int, tunnel: IdleTunnel) -> Callable[[int], None] | None:
+        """How the agent announces its end of a counted ``tunnel`` (None: it half-closes the tunnel)."""
+        if not tunnel.counted:
+            return None
+        send = self._senders.get(session)
+
+        def end(length: int) -> None:
+            if send is not None:
+                send(to_session.TunnelEnd(tunnel.tunnel_id, length))
+
+        return end
+
+    def listen_end(self, session: int, tunnel_id: int, heard: EndHeard) -> None:
+        """``heard`` gets the session's end of the tunnel in use (at once, if it came already)."""
+        early = self._early_ends.pop((session, tunnel_id), None)
+        if early is not None:
+            heard(early)
+        else:
+            self._listeners[(session, tunnel_id)] = heard
+
+    def unlisten(self, session: int, tunnel_id: int) -> None:
+        """The tunnel is over: later ends for it are stale."""
+        self._listeners.pop((session, tunnel_id), None)
+        self._early_ends.pop((session, tunnel_id), None)
+
+    def end_heard(self, session: int, tunnel_id: int, length: int) -> None:
+        """The session's ``TunnelEnd``: to the tunnel's user, or kept until the tunnel is put to use."""
+        heard = self._listeners.pop((session, tunnel_id), None)
+        if heard is not None:
+            heard(length)
+        elif session in self._incoming and tunnel_id > 0:
+            self._early_ends[(session, tunnel_id)] = length
+
     def idle_count(self, session: int) -> int:
         return len(self._incoming.get(session, {})) + len(self._outgoing.get(session, {}))
 
@@ -114,6 +165,10 @@ class Tunnels:
                 tunnel.sock.close()
         for key in [key for key, owner in self._sessions.items() if owner == session]:
             del self._sessions[key]
+        self._senders.pop(session, None)
+        for table in (self._listeners, self._early_ends):
+            for pair in [pair for pair in table if pair[0] == session]:
+                del table[pair]
         for (owner, tunnel_id), waiter in list(self._claims.items()):
             if owner == session:
                 if not waiter.done():

@@ -12,6 +12,11 @@ speaking the ``v4.channel.k8s.io`` subprotocol, the same one the API server and 
 
 ``PortForwardStream`` is that framing, sans-I/O; ``PortForwarder`` pumps bytes between local sockets and
 websockets, with the API client's credentials and TLS settings.
+
+The protocol has no half-close. Where the session counts its tunnels' ends (``count_ends``), the
+forwarder counts each local connection's bytes both ways: a local end of stream is reported with its
+count instead of closing the websocket, and ``end_downstream`` half-closes the local connection once the
+count the agent announced has reached it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -163,6 +169,18 @@ class Endpoint:
         return urlunsplit((scheme, parts.netloc, path, f"ports={port}", ""))
 
 
+@dataclass
+class _Local:
+    """One local connection's counts, for counted ends."""
+
+    writer: asyncio.StreamWriter
+    up: int = 0
+    down: int = 0
+    down_end: int | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """The local end of stream was reported as counted: the websocket stays open for the other way."""
+
+
 class PortForwarder:
     """A listener on 127.0.0.1 (a free port) forwarding every connection to ``pod``'s ``port``."""
 
@@ -177,6 +195,34 @@ class PortForwarder:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
+        self._on_local_end: Callable[[tuple[str, int], int], bool] | None = None
+        self._on_closed: Callable[[tuple[str, int]], None] | None = None
+        self._locals: dict[tuple[str, int], _Local] = {}
+
+    def count_ends(
+        self,
+        on_local_end: Callable[[tuple[str, int], int], bool],
+        on_closed: Callable[[tuple[str, int]], None],
+    ) -> None:
+        """A local connection's end of stream goes to ``on_local_end`` (its peer address and the bytes it
+        sent); where that answers True, the websocket stays open for the other way. ``on_closed`` hears
+        when a local connection is over."""
+        self._on_local_end = on_local_end
+        self._on_closed = on_closed
+
+    def end_downstream(self, peer: tuple[str, int], total: int) -> None:
+        """Half-close the local connection ``peer`` once ``total`` bytes have been written to it."""
+        local = self._locals.get(peer)
+        if local is None:
+            return  # it is gone already: nothing to end
+        local.down_end = total
+        self._end_if_reached(local)
+
+    @staticmethod
+    def _end_if_reached(local: _Local) -> None:
+        if local.down_end is not None and local.down >= local.down_end and local.writer.can_write_eof():
+            with contextlib.suppress(OSError, RuntimeError):
+                local.writer.write_eof()
 
     @property
     def local_port(self) -> int:
@@ -314,9 +360,19 @@ class PortForwarder:
         websocket: ClientConnection,
         stream: PortForwardStream,
     ) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = (str(peername[0]), int(peername[1])) if peername else ("", 0)
+        local = _Local(writer)
+        if self._on_local_end is not None:
+            self._locals[peer] = local
+
         async def upstream() -> None:
             while data := await reader.read(_CHUNK):
+                local.up += len(data)
                 await websocket.send(stream.encode(data))
+            if self._on_local_end is not None and self._on_local_end(peer, local.up):
+                local.ended.set()  # the end travels as a message; the agent closes the tunnel later
+                return
             # v4 has no half-close: the local side is done, so the stream is.
             await websocket.close()
 
@@ -330,7 +386,11 @@ class PortForwarder:
                     raise PortForwardFailed(f"the port-forward broke the protocol: {error}") from None
                 for event in events:
                     if isinstance(event, Data):
+                        if local.down_end is not None and local.down + len(event.data) > local.down_end:
+                            raise PortForwardFailed("the agent sent past the end it announced")
                         writer.write(event.data)
+                        local.down += len(event.data)
+                        self._end_if_reached(local)
                         await writer.drain()
                     elif isinstance(event, Failed):
                         raise PortForwardFailed(f"port-forward to pod/{self.pod}: {event.message}")
@@ -340,14 +400,19 @@ class PortForwarder:
         try:
             await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
             if up.done() and not down.done() and up.exception() is None:
-                # The local side ended and the websocket is closed: the reader ends by itself.
-                await asyncio.wait({down}, timeout=5.0)
+                if local.ended.is_set():
+                    await asyncio.wait({down})  # a counted end: the other way carries on
+                else:
+                    # The local side ended and the websocket is closed: the reader ends by itself.
+                    await asyncio.wait({down}, timeout=5.0)
             for finished in (up, down):
                 if finished.done() and not finished.cancelled():
                     error = finished.exception()
                     if isinstance(error, PortForwardFailed):
                         raise error
         finally:
+            if self._locals.pop(peer, None) is not None and self._on_closed is not None:
+                self._on_closed(peer)
             for pending in (up, down):
                 pending.cancel()
             for pending in (up, down):

@@ -304,6 +304,20 @@ class HttpResponseFlow:
     paused: bool
 
 
+@dataclass(frozen=True)
+class TunnelEnd:
+    """Agent -> session: the agent has sent its last byte down tunnel ``tunnel_id``, ``length`` in all.
+
+    Sent in place of a half-close on tunnels that cannot carry one (``counted`` tunnels, which pass a
+    Kubernetes port-forward): once ``length`` bytes have come out of the tunnel, the session passes the end
+    of stream on as if the tunnel itself had half-closed. The tunnel stays open for the other direction.
+    """
+
+    TAG: ClassVar[int] = 90
+    tunnel_id: int
+    length: int
+
+
 AgentToSession = Union[
     AgentHello,
     Pong,
@@ -326,6 +340,7 @@ AgentToSession = Union[
     ConnectionWriteFlow,
     OutgoingWriteFlow,
     HttpResponseFlow,
+    TunnelEnd,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -352,5 +367,6 @@ CODEC: Codec[AgentToSession] = codec_for(
         ConnectionWriteFlow,
         OutgoingWriteFlow,
         HttpResponseFlow,
+        TunnelEnd,
     ],
 )

@@ -250,6 +250,20 @@ class HttpRequestFlow:
     paused: bool
 
 
+@dataclass(frozen=True)
+class TunnelEnd:
+    """Session -> agent: the session has sent its last byte up tunnel ``tunnel_id``, ``length`` in all.
+
+    The counterpart of the agent's own ``TunnelEnd``, for ``counted`` tunnels (they pass a Kubernetes
+    port-forward, which carries no half-close): once ``length`` bytes have come out of the tunnel, the agent
+    passes the end of stream on. It may arrive before the agent has put the tunnel to use.
+    """
+
+    TAG: ClassVar[int] = 90
+    tunnel_id: int
+    length: int
+
+
 SessionToAgent = Union[
     ClientHello,
     Ping,
@@ -269,6 +283,7 @@ SessionToAgent = Union[
     ClientReadFlow,
     OutgoingReadFlow,
     HttpRequestFlow,
+    TunnelEnd,
 ]
 
 CODEC: Codec[SessionToAgent] = codec_for(
@@ -292,5 +307,6 @@ CODEC: Codec[SessionToAgent] = codec_for(
         ClientReadFlow,
         OutgoingReadFlow,
         HttpRequestFlow,
+        TunnelEnd,
     ],
 )

@@ -98,6 +98,13 @@ class AgentLink:
         with contextlib.suppress(ConnectionClosed):
             await self._websocket.drain()
 
+    def send_soon(self, message: to_agent.SessionToAgent) -> None:
+        """``send`` for callers that cannot wait: a small message, leaving with this turn's others."""
+        self._pending.append(to_agent.CODEC.encode(message))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []

@@ -90,10 +90,16 @@ async def open_session(
         # A local agent hands connections over as sockets: the app then talks to its peers directly.
         handover = handover and local and os.environ.get(HANDOVER_SWITCH, "1") != "0"
         mode = Mode.STEAL if config.incoming.mode == "steal" else Mode.MIRROR
-        # Tunnels need TCP half-closes end to end, which a Kubernetes port-forward does not carry (its
-        # websocket protocol has none): through one, connections travel as messages on the websocket.
+        # A Kubernetes port-forward carries no half-close: through one, tunnels announce their ends as
+        # messages instead (counted tunnels).
         session = Session(
-            link, mode, socket_path, on_event, handover=handover, observer=observer, tunnels=local
+            link,
+            mode,
+            socket_path,
+            on_event,
+            handover=handover,
+            observer=observer,
+            forwarded=None if isinstance(agent, LocalAgent) else agent.forwarder,
         )
         apply_http_filter(session.state, config.incoming.http_filter)
         await session.start()

@@ -45,6 +45,7 @@ from pymirrord.session.state import (
     SendToAgent,
     SessionState,
 )
+from pymirrord.session.tunnel_ends import ForwardedEnds, TunnelEnds
 from pymirrord.session.tunnels import TunnelError, TunnelPool, tunnels_wanted
 from pymirrord.streams import open_stream
 from pymirrord.tunnel.pump import TunnelRelay, reset
@@ -146,10 +147,12 @@ class Session:
         *,
         observer: SessionObserver | None = None,
         tunnels: bool = True,
+        forwarded: ForwardedEnds | None = None,
     ) -> None:
         """``handover``: the agent runs on this machine, so stolen connections may come as sockets.
-        ``observer`` hears of processes, connections and requests as they come and go. ``tunnels``: the
-        agent is reached over plain TCP that carries half-closes, so connections may get tunnels."""
+        ``observer`` hears of processes, connections and requests as they come and go. ``tunnels``:
+        connections may get tunnels. ``forwarded``: the agent is reached through a port-forward that
+        carries no half-close, so tunnels are counted (``pymirrord.session.tunnel_ends``)."""
         self._observer = observer or SessionObserver()
         self._layer_pids: dict[int, int] = {}  # layer -> pid, for layers that said hello
         self._link = link
@@ -173,6 +176,8 @@ class Session:
         self._handing: set[asyncio.Task[None]] = set()
         self._tunnels: TunnelPool | None = None
         self._tunnels_wanted = tunnels
+        self._forwarded = forwarded
+        self._tunnel_ends: TunnelEnds | None = None
         self._tunnel_relays: dict[int, TunnelRelay] = {}
         self._tunnel_sockets: dict[int, socket.socket] = {}  # tunnels offered to the app, by connection
         self._tunnel_offer_ignored = False
@@ -216,6 +221,8 @@ class Session:
             and tunnels_wanted()
         ):
             host, port = self._link.address
+            if self._forwarded is not None:
+                self._tunnel_ends = TunnelEnds(self._forwarded, self._link.send_soon)
             for use, first_id in (("incoming", 1), ("outgoing", 2)):
                 pool = TunnelPool(
                     host,
@@ -225,6 +232,7 @@ class Session:
                     on_log=lambda text: self._on_event(SessionEvent("log", text)),
                     use=use,
                     first_id=first_id,
+                    ends=self._tunnel_ends,
                 )
                 pool.start()
                 if use == "incoming":
@@ -325,6 +333,9 @@ class Session:
             await self._http.on_agent_message(message)
         elif isinstance(message, from_agent.ConnectionRead):
             await self._to_app(message.connection_id, message.data)
+        elif isinstance(message, from_agent.TunnelEnd):
+            if self._tunnel_ends is not None:
+                self._tunnel_ends.agent_ended(message.tunnel_id, message.length)
         elif isinstance(message, from_agent.ConnectionWriteFlow):
             app = self._apps.get(message.connection_id)
             if app is not None:

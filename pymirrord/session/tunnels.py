@@ -17,9 +17,10 @@ import os
 import socket
 from collections.abc import Callable
 
-from pymirrord.transport.connection import connect_raw
+from pymirrord.session.tunnel_ends import TunnelEnds
+from pymirrord.transport.connection import open_raw
 from pymirrord.transport.errors import TransportError
-from pymirrord.tunnel import ID_HEADER, KEY_HEADER, PATH, USE_HEADER
+from pymirrord.tunnel import ENDS_HEADER, ID_HEADER, KEY_HEADER, PATH, USE_HEADER
 
 POOL_SIZE = 4
 """Idle tunnels kept open: enough for a burst of connections while replacements are opened."""
@@ -48,10 +49,15 @@ class TunnelPool:
         use: str = "incoming",
         size: int = POOL_SIZE,
         first_id: int = 1,
+        ends: TunnelEnds | None = None,
     ) -> None:
+        """``ends``: the tunnels pass a port-forward, so they are counted (see ``tunnel_ends``)."""
         self._host = host
         self._port = port
         self._headers = {"Authorization": f"Bearer {token}", KEY_HEADER: key, USE_HEADER: use}
+        if ends is not None:
+            self._headers[ENDS_HEADER] = "counted"
+        self._ends = ends
         self._on_log = on_log
         self._size = size
         self._ids = itertools.count(first_id, 2)  # two pools of one session never share a number
@@ -68,11 +74,16 @@ class TunnelPool:
             return
         tunnel_id = next(self._ids)
         headers = dict(self._headers, **{ID_HEADER: str(tunnel_id)})
-        task = asyncio.get_running_loop().create_task(
-            connect_raw(self._host, self._port, path=PATH, headers=headers, timeout=OPEN_TIMEOUT)
-        )
+        task = asyncio.get_running_loop().create_task(self._connect(tunnel_id, headers))
         self._opening[tunnel_id] = task
         task.add_done_callback(lambda done: self._opened(tunnel_id, done))
+
+    async def _connect(self, tunnel_id: int, headers: dict[str, str]) -> tuple[socket.socket, bytes]:
+        stream = await open_raw(self._host, self._port, path=PATH, headers=headers, timeout=OPEN_TIMEOUT)
+        if self._ends is not None:
+            peer = stream.sock.getsockname()
+            self._ends.opened(tunnel_id, (peer[0], peer[1]), stream.request_length, stream.answer_length)
+        return stream.sock, stream.rest
 
     def _opened(self, tunnel_id: int, task: asyncio.Task[tuple[socket.socket, bytes]]) -> None:
         if task.cancelled() or task.exception() is None:

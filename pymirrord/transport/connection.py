@@ -17,6 +17,7 @@ import itertools
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from pymirrord.protocol.batch import batch_parts
@@ -500,19 +501,34 @@ async def connect(
     return await asyncio.wait_for(opening(), timeout)
 
 
-async def connect_raw(
+@dataclass(frozen=True)
+class RawStream:
+    """An opened raw byte stream: the connected non-blocking socket (watched by no event loop), the bytes
+    that came behind the server's answer, and how long the handshake was each way (where something on
+    the path counts the stream's bytes from its first)."""
+
+    sock: socket.socket
+    rest: bytes
+    request_length: int
+    answer_length: int
+
+
+async def open_raw(
     host: str, port: int, *, path: str = "/", headers: dict[str, str] | None = None, timeout: float
-) -> tuple[socket.socket, bytes]:
-    """Opens a raw byte stream (``STREAM_SUBPROTOCOL``) to ``host:port``: the connected non-blocking
-    socket, watched by no event loop, and the bytes that came behind the server's answer."""
+) -> RawStream:
+    """Opens a raw byte stream (``STREAM_SUBPROTOCOL``) to ``host:port``."""
     loop = asyncio.get_running_loop()
     handshake = ClientHandshake(f"{host}:{port}", path, headers or {}, (STREAM_SUBPROTOCOL,))
+    received = 0
 
     async def opening(sock: socket.socket) -> Accepted:
+        nonlocal received
         await loop.sock_connect(sock, (host, port))
         await loop.sock_sendall(sock, handshake.request)
         while True:
-            accepted = handshake.feed(await loop.sock_recv(sock, _HANDSHAKE_CHUNK))
+            data = await loop.sock_recv(sock, _HANDSHAKE_CHUNK)
+            received += len(data)
+            accepted = handshake.feed(data)
             if accepted is not None:
                 return accepted
 
@@ -527,7 +543,16 @@ async def connect_raw(
     except BaseException:
         sock.close()
         raise
-    return sock, accepted.rest
+    return RawStream(sock, accepted.rest, len(handshake.request), received - len(accepted.rest))
+
+
+async def connect_raw(
+    host: str, port: int, *, path: str = "/", headers: dict[str, str] | None = None, timeout: float
+) -> tuple[socket.socket, bytes]:
+    """Opens a raw byte stream (``STREAM_SUBPROTOCOL``) to ``host:port``: the connected non-blocking
+    socket, watched by no event loop, and the bytes that came behind the server's answer."""
+    stream = await open_raw(host, port, path=path, headers=headers, timeout=timeout)
+    return stream.sock, stream.rest
 
 
 Authenticator = Callable[[UpgradeRequest, Any], "tuple[int, str, dict[str, str]] | None"]

@@ -14,3 +14,6 @@ ID_HEADER = "x-pymirrord-tunnel"
 USE_HEADER = "x-pymirrord-tunnel-use"
 """What a tunnel is for: ``incoming`` (the agent picks it for a stolen connection) or ``outgoing`` (the
 session names it when it asks for a connection)."""
+ENDS_HEADER = "x-pymirrord-tunnel-ends"
+"""``counted``: the tunnel passes something that carries no half-close (a Kubernetes port-forward), so each
+side announces its end with ``TunnelEnd`` on the websocket and never half-closes the tunnel."""

@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pymirrord.tunnel.pump import COPY_CHUNK, PIPE_SIZE, TunnelRelay, send_chunks
+from pymirrord.tunnel.pump import COPY_CHUNK, PIPE_SIZE, EndFar, TunnelRelay, send_chunks
 from pymirrord.tunnel.state import Direction
 
 COPY_BUFFER = 16 * 1024 * 1024
@@ -59,6 +59,8 @@ class _Copy:
     session: int
     tunnel: socket.socket
     queue: _Queue
+    end: EndFar | None = None
+    """A counted tunnel's way to announce the copy's end (its tunnel is never half-closed)."""
     writing: bool = False
     discarding: bool = False
     closed: bool = False
@@ -68,13 +70,20 @@ class MirrorRelay:
     """Relays ``client`` and ``pod`` (connected, non-blocking, watched by nobody else) into each other and
     sends copies of the client's bytes down ``tunnels`` (session -> tunnel socket).
 
-    ``on_drop`` hears of copies that end early. ``wait`` returns once the client's connection is over (both
-    ends of stream passed on, or one side failed) and every remaining copy has passed its end of stream on
-    (for at most ``COPY_DRAIN_TIMEOUT``); the sockets stay open for the caller to close.
+    ``on_drop`` hears of copies that end early. ``counted`` names the copies whose tunnels are counted:
+    their end goes to the callable given, and the session's own end comes as ``copy_ended``. ``wait``
+    returns once the client's connection is over (both ends of stream passed on, or one side failed) and
+    every remaining copy has passed its end of stream on (for at most ``COPY_DRAIN_TIMEOUT``); the sockets
+    stay open for the caller to close.
     """
 
     def __init__(
-        self, client: socket.socket, pod: socket.socket, tunnels: dict[int, socket.socket], on_drop: Dropped
+        self,
+        client: socket.socket,
+        pod: socket.socket,
+        tunnels: dict[int, socket.socket],
+        on_drop: Dropped,
+        counted: dict[int, EndFar] | None = None,
     ) -> None:
         self.failure: str | None = None
         self._loop = asyncio.get_running_loop()
@@ -85,8 +94,10 @@ class MirrorRelay:
         self._main_over: asyncio.Future[None] = self._loop.create_future()
         self._to_pod = _Queue(Direction(PIPE_SIZE))
         self._reading = self._writing = False
+        ends = counted or {}
         self._copies = [
-            _Copy(session, tunnel, _Queue(Direction(COPY_BUFFER))) for session, tunnel in tunnels.items()
+            _Copy(session, tunnel, _Queue(Direction(COPY_BUFFER)), ends.get(session))
+            for session, tunnel in tunnels.items()
         ]
         self._back = TunnelRelay(pod, client)  # only its forward direction is used: pod -> client
         self._back.relay.back.shutdown_done()  # client -> pod is ours
@@ -191,8 +202,11 @@ class MirrorRelay:
         try:
             copy.queue.send(copy.tunnel)
             if state.should_shutdown:
-                with contextlib.suppress(OSError):
-                    copy.tunnel.shutdown(socket.SHUT_WR)
+                if copy.end is not None:
+                    copy.end(state.moved)
+                else:
+                    with contextlib.suppress(OSError):
+                        copy.tunnel.shutdown(socket.SHUT_WR)
                 state.shutdown_done()
         except OSError:
             self._drop(copy, None)  # the session's end closed: it wants no more of this copy
@@ -222,8 +236,16 @@ class MirrorRelay:
             return
         except OSError:
             data = b""
-        if data:
-            return
+        if not data:
+            self._copy_over(copy)
+
+    def copy_ended(self, session: int) -> None:
+        """The session's end of a counted copy ended (what it would have said with a half-close)."""
+        for copy in self._copies:
+            if copy.session == session:
+                self._copy_over(copy)
+
+    def _copy_over(self, copy: _Copy) -> None:
         if copy.queue.state.shut:
             self._close_copy(copy)
         else:

@@ -32,6 +32,9 @@ Tap = Callable[[bytes], None]
 """Sees each chunk of a direction as it passes (the sessions view's request sniffer)."""
 Moved = Callable[[bool, int], None]
 """Hears of bytes written: ``(forward, count)``."""
+EndFar = Callable[[int], None]
+"""Tells ``far``'s peer, some other way than a half-close, that the forward direction ended after that many
+bytes (a counted tunnel: ``pymirrord.protocol``'s ``TunnelEnd``)."""
 
 
 def send_chunks(sock: socket.socket, chunks: collections.deque[memoryview]) -> int:
@@ -138,6 +141,10 @@ class TunnelRelay:
     ``near``, to ``far``). ``tap_forward``/``tap_back``
     see the bytes of that direction (which then moves by copy, not ``splice``). ``wait`` returns once both
     ends of stream were passed on or a direction failed; the sockets stay open for the caller to close.
+
+    With ``end_far`` (``far`` is a counted tunnel) the forward direction's end goes to ``end_far`` instead
+    of being a half-close of ``far``, and the back direction ends once it has moved the length the far
+    peer announced (``far_ended``).
     """
 
     def __init__(
@@ -150,8 +157,10 @@ class TunnelRelay:
         tap_forward: Tap | None = None,
         tap_back: Tap | None = None,
         on_moved: Moved | None = None,
+        end_far: EndFar | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        self._end_far = end_far
         self._near = near
         self._far = far
         self._on_moved = on_moved
@@ -189,6 +198,13 @@ class TunnelRelay:
             self._stop()
         return self.relay
 
+    def far_ended(self, length: int) -> None:
+        """``far``'s peer sent its last byte, ``length`` in all (counted tunnels only)."""
+        back = self._sides[1]
+        back.state.ends_at(length)
+        if not self._done.done():
+            self._run(back)
+
     def abort(self, reason: str) -> None:
         """Ends the relay at once as failed (the caller then resets both connections)."""
         self.relay.forward.fail(reason)
@@ -210,9 +226,12 @@ class TunnelRelay:
                         if self._on_moved is not None:
                             self._on_moved(side.forward, written)
                 if state.should_shutdown:
-                    destination = self._far if side.forward else self._near
-                    with contextlib.suppress(OSError):  # the far end is gone already: nothing to tell it
-                        destination.shutdown(socket.SHUT_WR)
+                    if side.forward and self._end_far is not None:
+                        self._end_far(state.moved)
+                    else:
+                        destination = self._far if side.forward else self._near
+                        with contextlib.suppress(OSError):  # the far end is gone already: nothing to tell
+                            destination.shutdown(socket.SHUT_WR)
                     state.shutdown_done()
                     break
                 if state.should_read:

@@ -26,6 +26,15 @@ class Direction:
     stalled: bool = False
     """The buffer refused more although it had room (a pipe counts slots, not bytes): read again only
     after a write made room."""
+    received: int = -1
+    """Read from the source so far (bytes already ``pending`` at the start count as read)."""
+    length: int | None = None
+    """The source's announced length, where its peer counts its end instead of half-closing (a counted
+    tunnel): having read that many bytes is its end of stream."""
+
+    def __post_init__(self) -> None:
+        if self.received < 0:
+            self.received = self.pending
 
     def read(self, count: int) -> None:
         """``count`` bytes came from the source; 0 is its end of stream."""
@@ -36,6 +45,23 @@ class Direction:
         if count == 0:
             self.eof = True
         self.pending += count
+        self.received += count
+        if self.length is not None and count:
+            self._check_length()
+
+    def ends_at(self, length: int) -> None:
+        """The source's peer announced its end: ``length`` bytes in all (end of stream once they are read)."""
+        if self.eof or self.failed is not None or self.length is not None:
+            return  # a real end of stream (or a failure) came first; a second announcement changes nothing
+        self.length = length
+        self._check_length()
+
+    def _check_length(self) -> None:
+        assert self.length is not None
+        if self.received > self.length:
+            self.fail(f"{self.received - self.length} bytes more than the {self.length} announced")
+        elif self.received == self.length:
+            self.eof = True
 
     def wrote(self, count: int) -> None:
         """``count`` bytes of the buffer went to the destination."""

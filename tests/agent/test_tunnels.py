@@ -1,4 +1,5 @@
-"""The agent's registry of idle tunnels, by session key: add, take, claim, forget."""
+"""The agent's registry of idle tunnels, by session key: add, take, claim, forget; and the ends of counted
+tunnels (``TunnelEnd`` both ways)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from pymirrord.agent import tunnels as tunnels_module
 from pymirrord.agent.tunnels import Tunnels
+from pymirrord.protocol import agent_to_session as to_session
 
 TIMEOUT = 10.0
 T = TypeVar("T")
@@ -260,3 +262,122 @@ def test_close_closes_every_idle_tunnel(sockets: list[socket.socket]) -> None:
     assert all(is_closed(sock) for sock in idle)
     assert all(tunnels.idle_count(session) == 0 for session in keys)
     assert not tunnels.add(keys[1], 7, "incoming", new_sock(sockets)[0], b"")
+
+
+# --- counted tunnels: ends as ``TunnelEnd`` messages ----------------------------------------------------
+
+
+def test_a_tunnel_added_as_counted_is_taken_as_counted(sockets: list[socket.socket]) -> None:
+    """``counted`` travels with the tunnel from ``add`` to whoever takes or claims it."""
+
+    async def scenario() -> None:
+        tunnels = Tunnels()
+        key = tunnels.key_for(1)
+        assert tunnels.add(key, 1, "incoming", new_sock(sockets)[0], b"", counted=True)
+        assert tunnels.add(key, 3, "incoming", new_sock(sockets)[0], b"")
+        assert tunnels.add(key, 2, "outgoing", new_sock(sockets)[0], b"", counted=True)
+        first, second = tunnels.take(1), tunnels.take(1)
+        assert first is not None and first.counted
+        assert second is not None and not second.counted
+        claimed = await tunnels.claim(1, 2)
+        assert claimed is not None and claimed.counted
+
+    run(scenario())
+
+
+def test_an_uncounted_tunnel_has_no_end_sender(sockets: list[socket.socket]) -> None:
+    """Without ``counted`` the agent half-closes the tunnel: nothing to announce."""
+    sent: list[to_session.AgentToSession] = []
+    tunnels = Tunnels()
+    key = tunnels.key_for(1, sent.append)
+    assert tunnels.add(key, 1, "incoming", new_sock(sockets)[0], b"")
+    tunnel = tunnels.take(1)
+    assert tunnel is not None
+    assert tunnels.end_sender(1, tunnel) is None
+    assert sent == []
+
+
+def test_a_counted_tunnels_end_sender_tells_its_own_session(sockets: list[socket.socket]) -> None:
+    """The agent's end of a counted tunnel goes to the tunnel's session as ``TunnelEnd(id, length)``."""
+    sent: dict[int, list[to_session.AgentToSession]] = {1: [], 2: []}
+    tunnels = Tunnels()
+    keys = {session: tunnels.key_for(session, sent[session].append) for session in (1, 2)}
+    assert tunnels.add(keys[2], 5, "incoming", new_sock(sockets)[0], b"", counted=True)
+    tunnel = tunnels.take(2)
+    assert tunnel is not None
+    end = tunnels.end_sender(2, tunnel)
+    assert end is not None
+    end(1234)
+    assert sent == {1: [], 2: [to_session.TunnelEnd(5, 1234)]}
+
+
+def test_an_end_heard_before_the_tunnel_is_in_use_is_delivered_at_listen_end() -> None:
+    """The session may announce its end before the agent has put the tunnel to use: it is kept for then."""
+    tunnels = Tunnels()
+    tunnels.key_for(1)
+    tunnels.end_heard(1, 3, 42)
+    heard: list[int] = []
+    tunnels.listen_end(1, 3, heard.append)
+    assert heard == [42]
+    tunnels.end_heard(1, 3, 42)  # a repeat for a tunnel whose end was delivered does not reach it again
+    assert heard == [42]
+
+
+def test_an_end_heard_while_listening_is_delivered_at_once_and_only_to_its_tunnel() -> None:
+    """``end_heard`` goes to the listener of that session's tunnel, not to another tunnel or session."""
+    tunnels = Tunnels()
+    for session in (1, 2):
+        tunnels.key_for(session)
+    heard: dict[tuple[int, int], list[int]] = {(1, 3): [], (1, 5): [], (2, 3): []}
+    for (session, tunnel_id), lengths in heard.items():
+        tunnels.listen_end(session, tunnel_id, lengths.append)
+    tunnels.end_heard(1, 3, 7)
+    assert heard == {(1, 3): [7], (1, 5): [], (2, 3): []}
+
+
+def test_unlisten_drops_the_listener_and_a_stale_early_end() -> None:
+    """Once a tunnel is over, neither its listener nor an end kept for it survives."""
+    tunnels = Tunnels()
+    tunnels.key_for(1)
+    heard: list[int] = []
+    tunnels.listen_end(1, 3, heard.append)
+    tunnels.unlisten(1, 3)
+    tunnels.end_heard(1, 3, 10)  # kept as early: nobody listens any more
+    tunnels.unlisten(1, 3)  # ...and dropped
+    assert heard == []
+    later: list[int] = []
+    tunnels.listen_end(1, 3, later.append)
+    assert later == []
+
+
+def test_forget_drops_a_sessions_listeners_and_early_ends() -> None:
+    """A forgotten session's ends go nowhere, before or after; another session's are untouched."""
+    tunnels = Tunnels()
+    for session in (1, 2):
+        tunnels.key_for(session)
+    listened: list[int] = []
+    tunnels.listen_end(1, 3, listened.append)
+    tunnels.end_heard(1, 5, 11)
+    tunnels.end_heard(2, 5, 22)
+    tunnels.forget(1)
+
+    tunnels.end_heard(1, 3, 10)
+    tunnels.end_heard(1, 7, 12)  # the session is gone: not even kept
+    early: list[int] = []
+    for tunnel_id in (5, 7):
+        tunnels.listen_end(1, tunnel_id, early.append)
+    assert listened == [] and early == []
+    other: list[int] = []
+    tunnels.listen_end(2, 5, other.append)
+    assert other == [22]
+
+
+@pytest.mark.parametrize(("session", "tunnel_id"), [(9, 1), (1, 0)])
+def test_an_end_for_no_live_session_or_no_tunnel_is_not_kept(session: int, tunnel_id: int) -> None:
+    """Ends naming an unknown session or tunnel 0 are ignored rather than kept."""
+    tunnels = Tunnels()
+    tunnels.key_for(1)
+    tunnels.end_heard(session, tunnel_id, 5)
+    heard: list[int] = []
+    tunnels.listen_end(session, tunnel_id, heard.append)
+    assert heard == []

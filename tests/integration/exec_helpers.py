@@ -7,13 +7,14 @@ queue, and a test waits for a line with a bounded timeout.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from netns_helpers import REPO_ROOT, Netns, child_env
+from netns_helpers import REPO_ROOT, Netns, Process, child_env, run
 
 from pymirrord.lab import WatchedProcess
 
@@ -84,3 +85,52 @@ def find_agent_pids(target: Netns) -> list[int]:
         if b"agent" in argv and target.target.encode() in argv and b"pymirrord" in argv:
             pids.append(int(entry.name))
     return pids
+
+
+POD_ENDS = """
+import hashlib, os, socket, sys, threading
+size = int(sys.argv[1]) << 20
+source, sink = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
+print(source.getsockname()[1], sink.getsockname()[1], flush=True)
+def serve_source():
+    connection, peer = source.accept()
+    payload = os.urandom(size)
+    with connection:
+        connection.sendall(payload)
+    print("source", size, hashlib.sha256(payload).hexdigest(), peer[0], peer[1], flush=True)
+def serve_sink():
+    connection, peer = sink.accept()
+    digest, count = hashlib.sha256(), 0
+    with connection:
+        while chunk := connection.recv(1 << 20):
+            digest.update(chunk)
+            count += len(chunk)
+        connection.sendall(f"{count} {digest.hexdigest()}".encode())
+    print("sink", count, digest.hexdigest(), peer[0], peer[1], flush=True)
+threading.Thread(target=serve_source).start()
+serve_sink()
+"""
+TRANSFER_MIB = 8
+
+
+def listener_pids(port: int) -> set[int]:
+    """The processes listening on TCP ``port`` in this machine's namespace."""
+    listing = run(["ss", "-Htlnp", f"sport = :{port}"]).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", listing)}
+
+
+def assert_transfers_whole(result: dict[str, Any], pod: Process, ports: tuple[str, str]) -> list[Any]:
+    """``transfer_probe.py``'s ``result`` against what ``POD_ENDS`` (at ``ports``: source, sink) printed:
+    both transfers whole, the sink's answer after the half-close, each connection showing the pod's
+    addresses. Returns the download's and the upload's records."""
+    ends = {line.split()[0]: line.split()[1:] for line in (pod.read_line(), pod.read_line())}
+    download, uploaded = result["download"], result["upload"]
+    size = str(TRANSFER_MIB << 20)
+    assert [str(download["size"]), download["sha256"]] == ends["source"][:2], "the download is whole"
+    assert [str(uploaded["size"]), uploaded["sha256"]] == ends["sink"][:2], "the upload is whole"
+    assert uploaded["answer"] == f"{size} {uploaded['sha256']}", "the sink answered after the half-close"
+    for connection, port, end in ((download, ports[0], "source"), (uploaded, ports[1], "sink")):
+        assert connection["peer"] == ["127.0.0.1", int(port)], "the app sees the pod's address"
+        pod_side = [ends[end][2], int(ends[end][3])]
+        assert connection["local"] == pod_side, "getsockname shows the connection's address in the pod"
+    return [download, uploaded]

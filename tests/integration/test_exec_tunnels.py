@@ -12,14 +12,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
 from typing import Any
 
 import pytest
-from exec_helpers import APPS, find_agent_pids, pmd_chains, pymirrord_exec
-from netns_helpers import Topology, run, wait_until
+from exec_helpers import (
+    APPS,
+    POD_ENDS,
+    TRANSFER_MIB,
+    assert_transfers_whole,
+    find_agent_pids,
+    listener_pids,
+    pmd_chains,
+    pymirrord_exec,
+)
+from netns_helpers import Topology, wait_until
 
 from pymirrord.lab import WatchedProcess
 
@@ -116,38 +124,6 @@ def test_a_burst_beyond_the_tunnel_pool_is_served_whole(topology: Topology) -> N
     assert FALLBACK not in "\n".join(everything_printed(process))
 
 
-POD_ENDS = """
-import hashlib, os, socket, sys, threading
-size = int(sys.argv[1]) << 20
-source, sink = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
-print(source.getsockname()[1], sink.getsockname()[1], flush=True)
-def serve_source():
-    connection, peer = source.accept()
-    payload = os.urandom(size)
-    with connection:
-        connection.sendall(payload)
-    print("source", size, hashlib.sha256(payload).hexdigest(), peer[0], peer[1], flush=True)
-def serve_sink():
-    connection, peer = sink.accept()
-    digest, count = hashlib.sha256(), 0
-    with connection:
-        while chunk := connection.recv(1 << 20):
-            digest.update(chunk)
-            count += len(chunk)
-        connection.sendall(f"{count} {digest.hexdigest()}".encode())
-    print("sink", count, digest.hexdigest(), peer[0], peer[1], flush=True)
-threading.Thread(target=serve_source).start()
-serve_sink()
-"""
-TRANSFER_MIB = 8
-
-
-def listener_pids(port: int) -> set[int]:
-    """The processes listening on TCP ``port`` in this machine's namespace."""
-    listing = run(["ss", "-Htlnp", f"sport = :{port}"]).stdout
-    return {int(pid) for pid in re.findall(r"pid=(\d+)", listing)}
-
-
 @pytest.mark.parametrize("tunnels", [True, False], ids=["tunnels", "messages"])
 def test_outgoing_transfers_arrive_whole_both_ways(topology: Topology, tunnels: bool) -> None:
     pod = topology.pod.start_python(POD_ENDS, str(TRANSFER_MIB))
@@ -156,16 +132,7 @@ def test_outgoing_transfers_arrive_whole_both_ways(topology: Topology, tunnels: 
     env = None if tunnels else NO_TUNNELS
     with pymirrord_exec(topology.pod, app, handover=False, env=env) as process:
         result = json.loads(process.wait_for("RESULT ", timeout=30).split("RESULT ", 1)[1])
-        ends = {line.split()[0]: line.split()[1:] for line in (pod.read_line(), pod.read_line())}
-        download, uploaded = result["download"], result["upload"]
-        size = str(TRANSFER_MIB << 20)
-        assert [str(download["size"]), download["sha256"]] == ends["source"][:2], "the download is whole"
-        assert [str(uploaded["size"]), uploaded["sha256"]] == ends["sink"][:2], "the upload is whole"
-        assert uploaded["answer"] == f"{size} {uploaded['sha256']}", "the sink answered after the half-close"
-        for connection, port, end in ((download, source_port, "source"), (uploaded, sink_port, "sink")):
-            assert connection["peer"] == ["127.0.0.1", int(port)]
-            pod_side = [ends[end][2], int(ends[end][3])]
-            assert connection["local"] == pod_side, "getsockname shows the connection's address in the pod"
+        for connection in assert_transfers_whole(result, pod, (source_port, sink_port)):
             # A tunnel is connected to the agent's own listener; a relayed socket to the session's
             # one-shot interceptor (closed once the app connected).
             owners, agents = listener_pids(connection["kernel_peer"][1]), set(find_agent_pids(topology.pod))

@@ -190,9 +190,9 @@ def all_output(run: WatchedProcess) -> str:
 def test_exec_steal_through_the_cluster_keeps_a_connections_bytes_whole(
     user_service: UserServiceWorld, mode: str
 ) -> None:
-    """8 MiB up, a digest back, through the port-forward; ``half-close``: the client half-closes, then waits
-    for the answer. A port-forward's websocket protocol has no half-close: a raw tunnel through it would lose
-    that answer (so connections of a Kubernetes target travel as messages, which carry the half-close)."""
+    """8 MiB up, a digest back, through a tunnel in the port-forward; ``half-close``: the client
+    half-closes, then waits for the answer. A port-forward's websocket protocol has no half-close: the
+    tunnel's ends travel as ``TunnelEnd`` messages (counted tunnels), and the answer still arrives."""
     from exec_helpers import APPS
 
     topo = user_service.topology
@@ -201,8 +201,65 @@ def test_exec_steal_through_the_cluster_keeps_a_connections_bytes_whole(
         sent = json.loads(topo.client.run(*client, timeout=30).stdout)
         accepted = json.loads(run.wait_for("local up accepted ").split(" accepted ", 1)[1])
         assert accepted["peer"] == sent["client"], "the app sees the remote client"
+        assert accepted["tunneled"], "a Kubernetes target's connection comes through a tunnel"
         run.wait_for(f"local up read {sent['size']} bytes: {sent['sha256']}")
         assert sent["answer"] == f"{sent['size']} {sent['sha256']}", "the bytes arrived whole, both ways"
+        run.signal(signal.SIGINT)
+        assert run.wait(30) == 0
+    assert FALLBACK not in all_output(run)
+    assert user_service.emulator.wait_until(user_service.emulator.nothing_left)
+
+
+def test_exec_outgoing_through_the_cluster_arrives_whole_both_ways(user_service: UserServiceWorld) -> None:
+    """The app downloads from the pod's loopback and uploads to it, half-closes and waits for the sink's
+    answer: both through tunnels in the port-forward, whose ends travel as ``TunnelEnd`` messages."""
+    from exec_helpers import APPS, POD_ENDS, TRANSFER_MIB, assert_transfers_whole, listener_pids
+    from netns_helpers import child_env
+
+    topo = user_service.topology
+    pod = topo.pod.start_python(POD_ENDS, str(TRANSFER_MIB))
+    source_port, sink_port = pod.ready_line.split()
+    app = [sys.executable, str(APPS / "transfer_probe.py"), source_port, sink_port, str(TRANSFER_MIB)]
+    argv = [sys.executable, "-m", "pymirrord", "exec", "--target", "deployment/user-service"]
+    env = child_env({"KUBECONFIG": str(user_service.kubeconfig)})
+    with WatchedProcess([*argv, "--", *app], env=env) as run:
+        result = json.loads(run.wait_for("RESULT ", timeout=60).split("RESULT ", 1)[1])
+        for connection in assert_transfers_whole(result, pod, (source_port, sink_port)):
+            # A tunnel is connected to the session's port-forward listener (the relay's one-shot
+            # interceptor would be closed by now).
+            assert run.pid in listener_pids(connection["kernel_peer"][1]), "the connection is a tunnel"
+        run.signal(signal.SIGINT)
+        assert run.wait(30) == 0
+    assert FALLBACK not in all_output(run)
+    assert user_service.emulator.wait_until(user_service.emulator.nothing_left)
+
+
+MIRRORED_PORT = "9200"
+
+
+def test_exec_mirror_through_the_cluster_copies_a_connections_bytes_whole(
+    user_service: UserServiceWorld,
+) -> None:
+    """8 MiB up to a port of the pod, mirrored: the pod's app reads them to the client's end of stream and
+    answers; the copy comes through a tunnel in the port-forward, whole, and the local app reads it to the
+    client's end of stream too, although the port-forward carries no half-close."""
+    from exec_helpers import APPS
+    from netns_helpers import child_env
+
+    topo = user_service.topology
+    probe = str(APPS / "tunnel_probe.py")
+    topo.pod.start(sys.executable, probe, MIRRORED_PORT, "pod")
+    argv = [sys.executable, "-m", "pymirrord", "exec", "--target", "deployment/user-service"]
+    env = child_env({"KUBECONFIG": str(user_service.kubeconfig)})
+    client = [sys.executable, str(APPS / "upload_client.py"), topo.pod_ip, MIRRORED_PORT, "8", "digest", "up"]
+    with WatchedProcess([*argv, "--", sys.executable, probe, MIRRORED_PORT, "local"], env=env) as run:
+        run.wait_for_each("local listening", f"pymirrord: port {MIRRORED_PORT} mirrored", timeout=60)
+        sent = json.loads(topo.client.run(*client, timeout=30).stdout)
+        assert sent["answer"] == f"{sent['size']} {sent['sha256']}", "the pod's app read it all and answered"
+        accepted = json.loads(run.wait_for("local up accepted ").split(" accepted ", 1)[1])
+        assert accepted["peer"] == sent["client"], "the local app sees the remote client"
+        assert accepted["tunneled"], "the copy comes through a tunnel"
+        run.wait_for(f"local up read {sent['size']} bytes: {sent['sha256']}")
         run.signal(signal.SIGINT)
         assert run.wait(30) == 0
     assert FALLBACK not in all_output(run)

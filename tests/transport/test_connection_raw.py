@@ -1,5 +1,6 @@
-"""Raw byte streams (``STREAM_SUBPROTOCOL``): ``connect_raw`` on the client, ``opened_raw``/``detach`` on
-the server, and what each hands over of the bytes that came right behind the handshake."""
+"""Raw byte streams (``STREAM_SUBPROTOCOL``): ``connect_raw``/``open_raw`` on the client, ``opened_raw``/
+``detach`` on the server, what each hands over of the bytes that came right behind the handshake, and how
+long ``open_raw`` says the handshake was each way."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pymirrord.transport.connection import WebSocket, WebSocketServer, connect, connect_raw
+from pymirrord.transport.connection import WebSocket, WebSocketServer, connect, connect_raw, open_raw
 from pymirrord.transport.errors import HandshakeRejected, WebSocketProtocolError
 from pymirrord.transport.handshake import (
     BATCH_SUBPROTOCOL,
@@ -279,5 +280,72 @@ def test_a_websocket_without_a_subprotocol_cannot_be_detached() -> None:
             assert isinstance(error, RuntimeError)
             assert websocket.subprotocol is None
             await websocket.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("pieces", [1, 3], ids=["whole", "in-pieces"])
+@pytest.mark.parametrize("behind", [b"", b"right behind"], ids=["nothing-behind", "bytes-behind"])
+def test_open_raw_reports_the_handshakes_lengths_as_the_server_saw_them(pieces: int, behind: bytes) -> None:
+    """``request_length`` is what the server read, ``answer_length`` what it wrote before the stream's own
+    bytes (those come back as ``rest``), however the answer is cut up."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        with listener() as listening:
+            listening.setblocking(False)
+            port = listening.getsockname()[1]
+
+            async def serve_once() -> tuple[socket.socket, int, int]:
+                sock, _ = await loop.sock_accept(listening)
+                handshake = ServerHandshake()
+                request, read = None, 0
+                while request is None:
+                    data = await loop.sock_recv(sock, 4096)
+                    assert data, "the client hung up during its request"
+                    read += len(data)
+                    request = handshake.feed(data)
+                answer = handshake.accept(request, STREAM_SUBPROTOCOL)
+                step = -(-len(answer) // pieces)
+                for start in range(0, len(answer), step):
+                    await loop.sock_sendall(sock, answer[start : start + step])
+                if behind:
+                    await loop.sock_sendall(sock, behind)
+                return sock, read, len(answer)
+
+            serving = loop.create_task(serve_once())
+            stream = await open_raw(
+                "127.0.0.1", port, path="/tunnel", headers={"X-Tunnel": "7"}, timeout=TIMEOUT
+            )
+            server_end, read, written = await asyncio.wait_for(serving, TIMEOUT)
+            with stream.sock, server_end:
+                assert stream.request_length == read
+                assert stream.answer_length == written
+                rest = stream.rest + await recv_exactly(stream.sock, len(behind) - len(stream.rest))
+                assert rest == behind
+                await exchange(stream.sock, server_end)
+
+    run(scenario())
+
+
+def test_open_raw_against_the_server_counts_its_request_and_the_servers_answer() -> None:
+    """Against ``WebSocketServer``: the lengths are those of the client's request and of the server's
+    acceptance of it (keys and accept values have fixed lengths, so a twin handshake measures them)."""
+
+    async def scenario() -> None:
+        async with raw_server() as served:
+            host, headers = f"127.0.0.1:{served.port}", {"Authorization": "Bearer ok"}
+            stream = await open_raw("127.0.0.1", served.port, headers=headers, timeout=TIMEOUT)
+            with stream.sock:
+                server_end, server_rest, _ = await asyncio.wait_for(served.streams.get(), TIMEOUT)
+                assert stream.rest == b"" and server_rest == b""
+                twin = ClientHandshake(host, "/", headers, (STREAM_SUBPROTOCOL,))
+                server = ServerHandshake()
+                twin_request = server.feed(twin.request)
+                assert twin_request is not None
+                assert stream.request_length == len(twin.request)
+                assert stream.answer_length == len(server.accept(twin_request, STREAM_SUBPROTOCOL))
+                assert not stream.sock.getblocking()
+                await exchange(stream.sock, server_end)
 
     run(scenario())

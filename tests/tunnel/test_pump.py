@@ -8,22 +8,25 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import pytest
 
 from pymirrord.tunnel.pump import TunnelRelay, reset
 from pymirrord.tunnel.state import Relay
 
-TIMEOUT = 10.0
+from .sockets import (
+    TIMEOUT,
+    assert_no_end_of_stream,
+    length_recorder,
+    recv_exactly,
+    recv_until_eof,
+    run,
+    send_and_shut,
+)
+
 MB = 1024 * 1024
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coro, TIMEOUT))
 
 
 def _small_buffers(sock: socket.socket, size: int) -> None:
@@ -98,29 +101,6 @@ def tcp_ends() -> Iterator[Ends]:
     yield ends
     for sock in ends.all():
         sock.close()
-
-
-async def send_and_shut(sock: socket.socket, data: bytes) -> None:
-    await asyncio.get_running_loop().sock_sendall(sock, data)
-    sock.shutdown(socket.SHUT_WR)
-
-
-async def recv_until_eof(sock: socket.socket) -> bytes:
-    loop = asyncio.get_running_loop()
-    received = bytearray()
-    while chunk := await loop.sock_recv(sock, 256 * 1024):
-        received += chunk
-    return bytes(received)
-
-
-async def recv_exactly(sock: socket.socket, size: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    received = bytearray()
-    while len(received) < size:
-        chunk = await loop.sock_recv(sock, size - len(received))
-        assert chunk, f"end of stream after {len(received)} of {size} bytes"
-        received += chunk
-    return bytes(received)
 
 
 async def wait_done(relay: TunnelRelay) -> Relay:
@@ -415,5 +395,140 @@ def test_reset_makes_the_peer_see_a_reset_not_an_end_of_stream(tcp_ends: Ends) -
         assert tcp_ends.a.fileno() == -1
         with pytest.raises(ConnectionResetError):
             await asyncio.wait_for(asyncio.get_running_loop().sock_recv(tcp_ends.near, 16), TIMEOUT)
+
+    run(scenario())
+
+
+# --- counted tunnels: ``far``'s ends travel as lengths, never as half-closes ---------------------------
+
+
+def test_a_counted_forward_end_is_announced_with_its_length_and_far_stays_open(make_ends: MakeEnds) -> None:
+    """near's end of stream goes to ``end_far`` with every byte moved (the head too); far is not
+    half-closed."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        ends = make_ends()
+        heard, end_far = length_recorder()
+        relay = TunnelRelay(ends.near, ends.far, head_forward=b"head:", end_far=end_far)
+        relay.start()
+        body = os.urandom(300_000)
+        await send_and_shut(ends.a, body)
+        assert await recv_exactly(ends.b, 5 + len(body)) == b"head:" + body
+        assert await asyncio.wait_for(heard, TIMEOUT) == 5 + len(body)
+        assert relay.relay.forward.shut and not relay.relay.back.shut
+        # The back way still works, and b has not seen an end of stream.
+        await loop.sock_sendall(ends.b, b"still here")
+        assert await recv_exactly(ends.a, 10) == b"still here"
+        assert_no_end_of_stream(ends.b)
+        assert not relay.relay.finished
+        relay.abort("test over")
+        await wait_done(relay)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("announced", ["before", "midway", "after"])
+def test_far_ended_ends_the_back_direction_after_exactly_that_many_bytes(
+    make_ends: MakeEnds, announced: str
+) -> None:
+    """``far_ended(n)``, whether it comes before, among or after the n bytes, half-closes near after them."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        ends = make_ends()
+        heard, end_far = length_recorder()
+        relay = TunnelRelay(ends.near, ends.far, end_far=end_far)
+        relay.start()
+        first, second = os.urandom(70_000), os.urandom(50_000)
+        total = len(first) + len(second)
+        if announced == "before":
+            relay.far_ended(total)
+        await loop.sock_sendall(ends.b, first)
+        assert await recv_exactly(ends.a, len(first)) == first
+        if announced == "midway":
+            relay.far_ended(total)
+        await loop.sock_sendall(ends.b, second)
+        if announced == "after":
+            assert await recv_exactly(ends.a, len(second)) == second
+            relay.far_ended(total)
+            assert await asyncio.wait_for(recv_until_eof(ends.a), TIMEOUT) == b""
+        else:
+            assert await asyncio.wait_for(recv_until_eof(ends.a), TIMEOUT) == second
+        assert relay.relay.back.shut and relay.relay.back.moved == total
+        assert not relay.relay.finished  # a has not ended its way yet
+
+        await send_and_shut(ends.a, b"bye")
+        assert await recv_exactly(ends.b, 3) == b"bye"
+        assert await asyncio.wait_for(heard, TIMEOUT) == 3
+        outcome = await wait_done(relay)
+        assert outcome.finished and outcome.failure is None
+        assert_no_end_of_stream(ends.b)  # neither way half-closed far
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("first", ["near", "far"])
+def test_a_counted_relay_finishes_once_both_ways_ended_in_either_order(
+    make_ends: MakeEnds, first: str
+) -> None:
+    """The relay is over only when near's end was announced and far's announced length has gone to near."""
+
+    async def scenario() -> None:
+        ends = make_ends()
+        heard, end_far = length_recorder()
+        relay = TunnelRelay(ends.near, ends.far, end_far=end_far)
+        relay.start()
+        waiting = asyncio.ensure_future(relay.wait())
+        await asyncio.get_running_loop().sock_sendall(ends.b, b"answer")
+
+        async def near_ends() -> None:
+            await send_and_shut(ends.a, b"question")
+            assert await recv_exactly(ends.b, 8) == b"question"
+            assert await asyncio.wait_for(heard, TIMEOUT) == 8
+
+        async def far_ends() -> None:
+            relay.far_ended(6)
+            assert await asyncio.wait_for(recv_until_eof(ends.a), TIMEOUT) == b"answer"
+
+        for step in (near_ends, far_ends) if first == "near" else (far_ends, near_ends):
+            assert not waiting.done()
+            await step()
+        outcome = await asyncio.wait_for(waiting, TIMEOUT)
+        assert outcome.finished and outcome.failure is None
+        assert outcome.forward.moved == 8 and outcome.back.moved == 6
+        relay.far_ended(6)  # a late repeat changes nothing
+
+    run(scenario())
+
+
+def test_the_back_head_counts_towards_the_announced_length(make_ends: MakeEnds) -> None:
+    """Bytes that came behind the tunnel's handshake (``head_back``) are part of what far's peer announced."""
+
+    async def scenario() -> None:
+        ends = make_ends()
+        relay = TunnelRelay(ends.near, ends.far, head_back=b"early:", end_far=lambda _length: None)
+        relay.start()
+        relay.far_ended(6 + 4)
+        await asyncio.get_running_loop().sock_sendall(ends.b, b"late")
+        assert await asyncio.wait_for(recv_until_eof(ends.a), TIMEOUT) == b"early:late"
+        relay.abort("test over")
+        await wait_done(relay)
+
+    run(scenario())
+
+
+def test_more_bytes_than_far_announced_fail_the_relay(make_ends: MakeEnds) -> None:
+    """An announced length shorter than what already came from far is a failure, not a silent cut."""
+
+    async def scenario() -> None:
+        ends = make_ends()
+        relay = TunnelRelay(ends.near, ends.far, end_far=lambda _length: None)
+        relay.start()
+        await asyncio.get_running_loop().sock_sendall(ends.b, b"0123456789")
+        assert await recv_exactly(ends.a, 10) == b"0123456789"
+        relay.far_ended(6)
+        outcome = await wait_done(relay)
+        assert outcome.failure is not None and "4 bytes more than the 6 announced" in outcome.failure
 
     run(scenario())

@@ -219,3 +219,50 @@ def test_the_counts_stay_consistent_whatever_the_events(events: list[tuple[str, 
         assert direction.should_shutdown == (direction.eof and direction.pending == 0)
         if direction.should_read:
             assert direction.room > 0 and not direction.eof
+
+
+def test_an_announced_length_ends_the_stream_once_read() -> None:
+    direction = Direction(100, pending=3)  # three bytes came with the tunnel's handshake
+    direction.ends_at(10)
+    assert "read" in wants(direction)
+    direction.read(7)
+    assert direction.eof
+    assert "read" not in wants(direction)
+    direction.wrote(10)
+    assert wants(direction) == {"shutdown"}
+
+
+def test_an_announcement_after_the_bytes_ends_the_stream_at_once() -> None:
+    direction = Direction(100)
+    direction.read(5)
+    direction.ends_at(5)
+    assert direction.eof
+
+
+def test_bytes_past_the_announced_length_fail_the_direction() -> None:
+    direction = Direction(100)
+    direction.read(6)
+    direction.ends_at(5)
+    assert is_done(direction)
+    assert direction.failed is not None and "1 bytes more" in direction.failed
+
+
+def test_a_real_end_of_stream_before_the_announcement_stands() -> None:
+    direction = Direction(100)
+    direction.read(4)
+    direction.read(0)
+    direction.ends_at(9)
+    assert direction.eof and direction.length is None and direction.failed is None
+
+
+@given(st.lists(st.integers(min_value=1, max_value=50), max_size=20), st.integers(min_value=0, max_value=20))
+def test_the_end_comes_exactly_at_the_announced_length(chunks: list[int], announce_after: int) -> None:
+    direction = Direction(10_000)
+    total = sum(chunks)
+    for index, chunk in enumerate(chunks):
+        if index == announce_after:
+            direction.ends_at(total)
+        assert not direction.eof
+        direction.read(chunk)
+    direction.ends_at(total)
+    assert direction.eof and direction.failed is None and direction.received == total
