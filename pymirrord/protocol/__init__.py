@@ -8,8 +8,9 @@ of one turn of the event loop in one websocket message.
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """Bumped whenever a message changes shape or is added; both ends refuse a peer with another version.
 2: environment requests, per-connection flow control, batches on the agent's websocket.
 3: tunnels (``tunnel_key`` in ``AgentHello``, ``tunnel`` in ``NewConnection`` and the outgoing connect
-messages)."""
+messages).
+4: counted tunnels (``TunnelEnd`` both ways), for tunnels through a Kubernetes port-forward."""
