@@ -26,7 +26,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -177,7 +177,7 @@ class _Local:
     up: int = 0
     down: int = 0
     down_end: int | None = None
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    counted_end: bool = False
     """The local end of stream was reported as counted: the websocket stays open for the other way."""
 
 
@@ -371,7 +371,7 @@ class PortForwarder:
                 local.up += len(data)
                 await websocket.send(stream.encode(data))
             if self._on_local_end is not None and self._on_local_end(peer, local.up):
-                local.ended.set()  # the end travels as a message; the agent closes the tunnel later
+                local.counted_end = True  # the end travels as a message; the agent closes the tunnel later
                 return
             # v4 has no half-close: the local side is done, so the stream is.
             await websocket.close()
@@ -400,7 +400,7 @@ class PortForwarder:
         try:
             await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
             if up.done() and not down.done() and up.exception() is None:
-                if local.ended.is_set():
+                if local.counted_end:
                     await asyncio.wait({down})  # a counted end: the other way carries on
                 else:
                     # The local side ended and the websocket is closed: the reader ends by itself.

@@ -91,10 +91,7 @@ class AgentLink:
 
         It leaves with the others of this turn of the event loop; the wait is for a full socket only.
         """
-        self._pending.append(to_agent.CODEC.encode(message))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        self.send_soon(message)
         with contextlib.suppress(ConnectionClosed):
             await self._websocket.drain()
 

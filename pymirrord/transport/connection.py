@@ -516,7 +516,7 @@ class RawStream:
 async def open_raw(
     host: str, port: int, *, path: str = "/", headers: dict[str, str] | None = None, timeout: float
 ) -> RawStream:
-    """Opens a raw byte stream (``STREAM_SUBPROTOCOL``) to ``host:port``."""
+    """Opens a raw byte stream (``STREAM_SUBPROTOCOL``) to ``host:port`` (a tunnel)."""
     loop = asyncio.get_running_loop()
     handshake = ClientHandshake(f"{host}:{port}", path, headers or {}, (STREAM_SUBPROTOCOL,))
     received = 0
@@ -544,15 +544,6 @@ async def open_raw(
         sock.close()
         raise
     return RawStream(sock, accepted.rest, len(handshake.request), received - len(accepted.rest))
-
-
-async def connect_raw(
-    host: str, port: int, *, path: str = "/", headers: dict[str, str] | None = None, timeout: float
-) -> tuple[socket.socket, bytes]:
-    """Opens a raw byte stream (``STREAM_SUBPROTOCOL``) to ``host:port``: the connected non-blocking
-    socket, watched by no event loop, and the bytes that came behind the server's answer."""
-    stream = await open_raw(host, port, path=path, headers=headers, timeout=timeout)
-    return stream.sock, stream.rest
 
 
 Authenticator = Callable[[UpgradeRequest, Any], "tuple[int, str, dict[str, str]] | None"]

@@ -26,15 +26,9 @@ class Direction:
     stalled: bool = False
     """The buffer refused more although it had room (a pipe counts slots, not bytes): read again only
     after a write made room."""
-    received: int = -1
-    """Read from the source so far (bytes already ``pending`` at the start count as read)."""
     length: int | None = None
     """The source's announced length, where its peer counts its end instead of half-closing (a counted
     tunnel): having read that many bytes is its end of stream."""
-
-    def __post_init__(self) -> None:
-        if self.received < 0:
-            self.received = self.pending
 
     def read(self, count: int) -> None:
         """``count`` bytes came from the source; 0 is its end of stream."""
@@ -45,7 +39,6 @@ class Direction:
         if count == 0:
             self.eof = True
         self.pending += count
-        self.received += count
         if self.length is not None and count:
             self._check_length()
 
@@ -83,6 +76,11 @@ class Direction:
     def fail(self, reason: str) -> None:
         if self.failed is None:
             self.failed = reason
+
+    @property
+    def received(self) -> int:
+        """Read from the source so far (bytes already ``pending`` at the start count as read)."""
+        return self.moved + self.pending
 
     @property
     def room(self) -> int:

@@ -1,4 +1,4 @@
-"""Raw byte streams (``STREAM_SUBPROTOCOL``): ``connect_raw``/``open_raw`` on the client, ``opened_raw``/
+"""Raw byte streams (``STREAM_SUBPROTOCOL``): ``open_raw`` on the client, ``opened_raw``/
 ``detach`` on the server, what each hands over of the bytes that came right behind the handshake, and how
 long ``open_raw`` says the handshake was each way."""
 
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pymirrord.transport.connection import WebSocket, WebSocketServer, connect, connect_raw, open_raw
+from pymirrord.transport.connection import WebSocket, WebSocketServer, connect, open_raw
 from pymirrord.transport.errors import HandshakeRejected, WebSocketProtocolError
 from pymirrord.transport.handshake import (
     BATCH_SUBPROTOCOL,
@@ -110,16 +110,17 @@ async def exchange(one: socket.socket, other: socket.socket) -> None:
         assert await recv_exactly(one, len(answer)) == answer
 
 
-def test_connect_raw_and_detach_hand_over_the_two_ends_of_one_connection() -> None:
+def test_open_raw_and_detach_hand_over_the_two_ends_of_one_connection() -> None:
     async def scenario() -> None:
         async with raw_server() as served:
-            client, rest = await connect_raw(
+            opened = await open_raw(
                 "127.0.0.1",
                 served.port,
                 path="/tunnel",
                 headers={"Authorization": "Bearer ok", "X-Tunnel": "7"},
                 timeout=TIMEOUT,
             )
+            client, rest = opened.sock, opened.rest
             with client:
                 assert rest == b""
                 assert not client.getblocking()
@@ -166,7 +167,7 @@ def test_detach_hands_over_the_bytes_the_client_sent_right_behind_its_request() 
     run(scenario())
 
 
-def test_connect_raw_hands_over_the_bytes_the_server_sent_right_behind_its_answer() -> None:
+def test_open_raw_hands_over_the_bytes_the_server_sent_right_behind_its_answer() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         with listener() as listening:
@@ -184,7 +185,8 @@ def test_connect_raw_hands_over_the_bytes_the_server_sent_right_behind_its_answe
                 return sock
 
             serving = loop.create_task(serve_once())
-            client, rest = await connect_raw("127.0.0.1", port, timeout=TIMEOUT)
+            opened = await open_raw("127.0.0.1", port, timeout=TIMEOUT)
+            client, rest = opened.sock, opened.rest
             server_end = await asyncio.wait_for(serving, TIMEOUT)
             with client, server_end:
                 assert rest == b"right behind"
@@ -193,22 +195,22 @@ def test_connect_raw_hands_over_the_bytes_the_server_sent_right_behind_its_answe
     run(scenario())
 
 
-def test_connect_raw_to_a_server_without_raw_streams_is_refused() -> None:
+def test_open_raw_to_a_server_without_raw_streams_is_refused() -> None:
     async def scenario() -> None:
         async with raw_server(subprotocols=(BATCH_SUBPROTOCOL,)) as served:
             with pytest.raises(WebSocketProtocolError, match="raw streams"):
-                await connect_raw(
+                await open_raw(
                     "127.0.0.1", served.port, headers={"Authorization": "Bearer ok"}, timeout=TIMEOUT
                 )
 
     run(scenario())
 
 
-def test_connect_raw_sees_the_authenticators_refusal() -> None:
+def test_open_raw_sees_the_authenticators_refusal() -> None:
     async def scenario() -> None:
         async with raw_server() as served:
             with pytest.raises(HandshakeRejected) as caught:
-                await connect_raw("127.0.0.1", served.port, timeout=TIMEOUT)
+                await open_raw("127.0.0.1", served.port, timeout=TIMEOUT)
             assert caught.value.status == 401
             assert caught.value.body == b"no\n"
             assert served.streams.empty()
@@ -216,7 +218,7 @@ def test_connect_raw_sees_the_authenticators_refusal() -> None:
     run(scenario())
 
 
-def test_connect_raw_to_a_server_that_hangs_up_during_the_handshake_fails() -> None:
+def test_open_raw_to_a_server_that_hangs_up_during_the_handshake_fails() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         with listener() as listening:
@@ -229,17 +231,17 @@ def test_connect_raw_to_a_server_that_hangs_up_during_the_handshake_fails() -> N
 
             hanging_up = loop.create_task(hang_up())
             with pytest.raises(WebSocketProtocolError, match="closed the connection"):
-                await connect_raw("127.0.0.1", listening.getsockname()[1], timeout=TIMEOUT)
+                await open_raw("127.0.0.1", listening.getsockname()[1], timeout=TIMEOUT)
             await asyncio.wait_for(hanging_up, TIMEOUT)
 
     run(scenario())
 
 
-def test_connect_raw_gives_up_after_its_timeout() -> None:
+def test_open_raw_gives_up_after_its_timeout() -> None:
     async def scenario() -> None:
         # The listener accepts (into its backlog) and never answers.
         with listener() as silent, pytest.raises(asyncio.TimeoutError):
-            await connect_raw("127.0.0.1", silent.getsockname()[1], timeout=0.1)
+            await open_raw("127.0.0.1", silent.getsockname()[1], timeout=0.1)
 
     run(scenario())
 
