@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pymirrord.tunnel.pump import COPY_CHUNK, PIPE_SIZE, EndFar, TunnelRelay, send_chunks
+from pymirrord.tunnel.pump import COPY_CHUNK, PIPE_SIZE, TURN_BYTES, EndFar, TunnelRelay, send_chunks
 from pymirrord.tunnel.state import Direction
 
 COPY_BUFFER = 16 * 1024 * 1024
@@ -84,8 +84,12 @@ class MirrorRelay:
         tunnels: dict[int, socket.socket],
         on_drop: Dropped,
         counted: dict[int, EndFar] | None = None,
+        *,
+        turn_bytes: int = TURN_BYTES,
     ) -> None:
+        """``turn_bytes``: bytes read from the client in one turn of the event loop (see ``TURN_BYTES``)."""
         self.failure: str | None = None
+        self._turn_bytes = turn_bytes
         self._loop = asyncio.get_running_loop()
         self._client = client
         self._pod = pod
@@ -135,6 +139,7 @@ class MirrorRelay:
     def _run_forward(self) -> None:
         queue = self._to_pod
         state = queue.state
+        turn = 0
         try:
             while self.failure is None:
                 progressed = False
@@ -154,9 +159,12 @@ class MirrorRelay:
                         pass
                     else:
                         progressed = True
+                        turn += len(data)
                         self._take(data)
                 if not progressed:
                     break
+                if turn >= self._turn_bytes and not state.should_shutdown:
+                    break  # the readiness watched below brings this back on the loop's next turn
         except OSError as error:
             state.fail(error.strerror or type(error).__name__)
             self.failure = state.failed

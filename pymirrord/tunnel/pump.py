@@ -22,6 +22,10 @@ from pymirrord.tunnel.state import Direction, Relay
 
 PIPE_SIZE = 1024 * 1024
 """Bytes a direction holds between reading and writing: one pipe's worth, so a burst moves in one go."""
+TURN_BYTES = PIPE_SIZE
+"""Bytes a direction moves in one turn of the event loop before it lets the loop run everything else: a
+connection whose both ends are always ready would otherwise keep the loop, and every other connection and
+message of the process, waiting until it ends."""
 COPY_CHUNK = 127 * 1024
 """Read size of a tapped direction (below glibc's 128 KiB mmap threshold, see ``pymirrord.streams``)."""
 _F_SETPIPE_SZ = 1031
@@ -158,8 +162,10 @@ class TunnelRelay:
         tap_back: Tap | None = None,
         on_moved: Moved | None = None,
         end_far: EndFar | None = None,
+        turn_bytes: int = TURN_BYTES,
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        self._turn_bytes = turn_bytes
         self._end_far = end_far
         self._near = near
         self._far = far
@@ -212,6 +218,7 @@ class TunnelRelay:
 
     def _run(self, side: _Side) -> None:
         state = side.state
+        turn = 0
         try:
             while True:
                 progressed = False
@@ -222,6 +229,7 @@ class TunnelRelay:
                         written = 0
                     if written:
                         state.wrote(written)
+                        turn += written
                         progressed = True
                         if self._on_moved is not None:
                             self._on_moved(side.forward, written)
@@ -244,6 +252,8 @@ class TunnelRelay:
                         progressed = True
                 if not progressed:
                     break
+                if turn >= self._turn_bytes and not state.should_shutdown:
+                    break  # the readiness watched below brings this direction back on the loop's next turn
         except OSError as error:
             state.fail(error.strerror or type(error).__name__)
         self._watch(side)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import socket
+import struct
+import termios
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -51,3 +54,21 @@ def length_recorder() -> tuple[asyncio.Future[int], Callable[[int], None]]:
     given (and fails if called twice)."""
     heard: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     return heard, heard.set_result
+
+
+def fill(sock: socket.socket, limit: int) -> bytes:
+    """Sends from non-blocking ``sock`` what its peer takes now, up to ``limit`` bytes; returns it."""
+    data = bytearray()
+    chunk = b"z" * 16384
+    while len(data) < limit:
+        try:
+            sent = sock.send(chunk[: limit - len(data)])
+        except BlockingIOError:
+            break
+        data += chunk[:sent]
+    return bytes(data)
+
+
+def unread(sock: socket.socket) -> int:
+    """Bytes waiting in ``sock``'s receive queue."""
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0])

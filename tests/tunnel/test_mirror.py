@@ -20,11 +20,13 @@ from pymirrord.tunnel.mirror import MirrorRelay
 from .sockets import (
     TIMEOUT,
     assert_no_end_of_stream,
+    fill,
     length_recorder,
     recv_exactly,
     recv_until_eof,
     run,
     send_and_shut,
+    unread,
 )
 
 
@@ -91,6 +93,28 @@ def test_a_counted_copy_announces_its_full_length_and_its_tunnel_stays_open(ends
         assert relay.failure is None
         assert drops == []
         assert_no_end_of_stream(ends.apps[1])
+
+    run(scenario())
+
+
+def test_a_client_always_ready_gives_the_loop_back_after_a_turn_and_every_copy_gets_it_all(
+    ends: Ends,
+) -> None:
+    """A client that always has more must not keep the loop: the connection's news (its session is told of
+    it on this loop) and the copies' writers wait on it. The relay reads ``turn_bytes`` and lets it run."""
+
+    async def scenario() -> None:
+        sent = fill(ends.client_peer, 192 * 1024)
+        relay = MirrorRelay(ends.client, ends.pod, ends.tunnels, lambda *_: None, turn_bytes=8 * 1024)
+        relay.start()
+        assert unread(ends.client) > 0, "the first turn read everything the client sent"
+        ends.client_peer.shutdown(socket.SHUT_WR)
+        at_pod, at_one, at_two = await asyncio.gather(
+            recv_until_eof(ends.pod_peer), recv_until_eof(ends.apps[1]), recv_until_eof(ends.apps[2])
+        )
+        assert at_pod == at_one == at_two == sent
+        await finish_main_connection(ends, relay)
+        assert relay.failure is None
 
     run(scenario())
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -19,11 +20,13 @@ from pymirrord.tunnel.state import Relay
 from .sockets import (
     TIMEOUT,
     assert_no_end_of_stream,
+    fill,
     length_recorder,
     recv_exactly,
     recv_until_eof,
     run,
     send_and_shut,
+    unread,
 )
 
 MB = 1024 * 1024
@@ -137,6 +140,43 @@ def test_megabytes_arrive_whole_and_in_order_both_ways(make_ends: MakeEnds) -> N
         assert outcome.forward.shut and outcome.back.shut
         assert outcome.forward.moved == len(forward) == moved[True]
         assert outcome.back.moved == len(back) == moved[False]
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("tapped", [False, True], ids=["splice", "copy"])
+def test_a_direction_always_ready_gives_the_loop_back_after_its_turn(
+    make_ends: MakeEnds, tapped: bool
+) -> None:
+    """A connection whose both ends always take more must not keep the loop from every other one: a
+    direction moves ``turn_bytes`` and then waits for the loop's next turn, and still passes on everything."""
+
+    async def scenario() -> None:
+        ends = make_ends()
+        _small_buffers(ends.far, 16 * 1024)
+        sent = fill(ends.a, 192 * 1024)
+        at_b = bytearray()
+
+        def drain_b(forward: bool, count: int) -> None:
+            # b takes everything at once, so far always has room: only the turn can stop the relay.
+            with contextlib.suppress(BlockingIOError):
+                while chunk := ends.b.recv(1 << 20):
+                    at_b.extend(chunk)
+
+        relay = TunnelRelay(
+            ends.near,
+            ends.far,
+            tap_forward=(lambda _: None) if tapped else None,
+            on_moved=drain_b,
+            turn_bytes=8 * 1024,
+        )
+        relay.start()
+        assert unread(ends.near) + relay.relay.forward.pending > 0, "the first turn moved everything"
+        ends.a.shutdown(socket.SHUT_WR)
+        at_b.extend(await recv_until_eof(ends.b))
+        assert bytes(at_b) == sent
+        relay.abort("done")
+        await wait_done(relay)
 
     run(scenario())
 
