@@ -3,14 +3,17 @@
     .venv/bin/python bench/http_filter.py [--requests 10000] [--connections 50] [--rate 5000] [--quick]
 
 N requests over C keep-alive connections from the client namespace (``apps/http_load.py``), every
-other one carrying the header the filter matches (``X-Bench: mine``). Three sides, in one run: straight
+other one carrying the header the filter matches (``X-Bench: mine``). Four sides, in one run: straight
 to the pod's app (direct); the same app running locally under ``pymirrord exec`` with
 ``header_filter: ^x-bench: mine$`` (steal) with handover (the local agent writes each matching request
 to a connection to the app that the session handed it, so neither request nor response crosses the
-websocket or the session); and the same relayed (``PYMIRRORD_HANDOVER=0``: matching requests and their
-responses cross agent, websocket and session, as with a Kubernetes target). Every answer names who
-served it: a matching request answered by the pod (or the reverse) is misrouted, one without an answer
-lost.
+websocket or the session); relayed (``PYMIRRORD_HANDOVER=0``, the agent reached over TCP as a remote one
+is: after the first matching request the agent writes them into tunnels to the agent that the app
+accepted, ``HttpAppTunnel``, so again neither crosses the websocket or the session); and as messages
+(``PYMIRRORD_TUNNELS=0`` as well: every matching request and its response cross agent, websocket and
+session, which is the path of a Kubernetes target's filtered requests and of an editor session's, whose
+sessions view counts each one). Every answer names who served it: a matching request answered by the pod
+(or the reverse) is misrouted, one without an answer lost.
 
 Each side gets the same phases, after a warm-up of ``--warmup`` requests:
 
@@ -28,10 +31,6 @@ Goals, and the rows they apply to (the ``goal`` column names the cell):
 - paced, non-matching requests (the pod's), added p50: <= 1 ms on both paths;
 - flat out requests/s: relayed >= 20,000. The direct cell is this client's and app's own ceiling on
   the machine: a relayed figure can only be judged against the goal where direct is well above it.
-
-The ``messages`` column stays empty: a filtered port's requests always travel as messages (tunnels
-carry whole connections, see ``pymirrord.tunnel``), so the relayed column is also a Kubernetes
-target's path.
 
 ``--quick`` shrinks every phase to a smoke run of a few seconds; its numbers mean nothing.
 
@@ -139,10 +138,12 @@ def run_phases(
     return runs
 
 
-def through_pymirrord(lab: Lab, args: argparse.Namespace, config_path: str, handover: bool) -> Side:
+def through_pymirrord(
+    lab: Lab, args: argparse.Namespace, config_path: str, handover: bool, tunnels: bool = True
+) -> Side:
     """The phases against the app running locally under ``pymirrord exec`` (the pod's app serves on)."""
     argv = [*exec_argv(lab, "-f", config_path), *app("http_named_fast.py", "80", "local")]
-    with WatchedProcess(argv, env=exec_env(handover)) as local:
+    with WatchedProcess(argv, env=exec_env(handover, tunnels)) as local:
         local.wait_for("pymirrord: port 80 stolen")
         cpu = CpuMeter(local.pid)
         runs = run_phases(lab, args, cpu)
@@ -185,20 +186,23 @@ def rate_of(run: dict[str, Any]) -> float:
     return len(run["results"]) / float(run["seconds"])
 
 
+def _row(measure: str, direct: str, cells: list[str], goal: str = "-", met: bool | None = None) -> Row:
+    """A row with one cell per pymirrord side: handover, relayed, messages."""
+    return Row(measure, direct, cells[0], cells[1], goal, met, messages=cells[2])
+
+
 def rows_of(
-    args: argparse.Namespace, direct: dict[str, dict[str, Any]], sides: tuple[Side, Side]
+    args: argparse.Namespace, direct: dict[str, dict[str, Any]], sides: tuple[Side, Side, Side]
 ) -> list[Row]:
-    handover, relayed = sides
     sent = {"warmup": args.warmup, "paced": args.requests, "flat": args.requests, "one": args.sequential}
     lost_counts = [lost(side.runs, sent) for side in sides]
     wrong = [misrouted(side.runs) for side in sides]
     rows = [
-        Row("misrouted, all phases", "-", str(wrong[0]), str(wrong[1]), "0", not any(wrong)),
-        Row(
+        _row("misrouted, all phases", "-", [str(count) for count in wrong], "0", not any(wrong)),
+        _row(
             "lost, all phases",
             str(lost(direct, sent)),
-            str(lost_counts[0]),
-            str(lost_counts[1]),
+            [str(count) for count in lost_counts],
             "0",
             not any(lost_counts),
         ),
@@ -212,43 +216,39 @@ def rows_of(
         for mine, label in ((False, "non-matching (pod)"), (True, "matching (local app)")):
             for name, fraction in (("p50", 0.5), ("p99", 0.99)):
                 d = percentile(base, fraction)
-                h, r = (percentile(latencies(side.runs[phase], mine), fraction) for side in sides)
+                each = [percentile(latencies(side.runs[phase], mine), fraction) for side in sides]
                 goal = not mine and name == "p50" and phase == "paced"
                 rows.append(
-                    Row(
+                    _row(
                         f"{title}: added {name}, {label}",
                         f"{d:.3f} ms",
-                        added(h, d),
-                        added(r, d),
+                        [added(value, d) for value in each],
                         "each <= +1 ms" if goal else "-",
-                        max(h, r) - d <= 1.0 if goal else None,
+                        max(each) - d <= 1.0 if goal else None,
                     )
                 )
     rows.append(
-        Row(
+        _row(
             "paced: requests/s achieved",
             f"{rate_of(direct['paced']):.0f}",
-            f"{rate_of(handover.runs['paced']):.0f}",
-            f"{rate_of(relayed.runs['paced']):.0f}",
+            [f"{rate_of(side.runs['paced']):.0f}" for side in sides],
         )
     )
-    flat = [rate_of(direct["flat"]), rate_of(handover.runs["flat"]), rate_of(relayed.runs["flat"])]
+    flat = [rate_of(side.runs["flat"]) for side in sides]
     rows.append(
-        Row(
+        _row(
             "flat out: requests/s",
-            f"{flat[0]:.0f}",
-            f"{flat[1]:.0f}",
-            f"{flat[2]:.0f}",
+            f"{rate_of(direct['flat']):.0f}",
+            [f"{rate:.0f}" for rate in flat],
             f"relayed >= {FLAT_OUT_GOAL}",
-            flat[2] >= FLAT_OUT_GOAL,
+            flat[1] >= FLAT_OUT_GOAL,
         )
     )
     rows.append(
-        Row(
+        _row(
             "flat out: pymirrord CPU per request, agent / session",
             "-",
-            handover.per_request(),
-            relayed.per_request(),
+            [side.per_request() for side in sides],
         )
     )
     return rows
@@ -280,6 +280,7 @@ def main() -> None:
             sides = (
                 through_pymirrord(lab, args, config_path, handover=True),
                 through_pymirrord(lab, args, config_path, handover=False),
+                through_pymirrord(lab, args, config_path, handover=False, tunnels=False),
             )
             pod.signal(15)
     print_table(

@@ -67,9 +67,10 @@ class AppConnections(Generic[T]):
         slot.asks.append(now)
         return None, stale, True
 
-    def arrived(self, key: Key, connection: T) -> bool:
-        """A connection the session handed over; False (close it) when it is not wanted."""
-        slot = self._slots.get(key)
+    def arrived(self, key: Key, connection: T, *, unasked: bool = False) -> bool:
+        """A connection the session handed over; False (close it) when it is not wanted. ``unasked``: the
+        session sent it before any ask (the first tunnel to its app), and it is kept all the same."""
+        slot = self._slots.setdefault(key, _Slot()) if unasked else self._slots.get(key)
         if slot is None:
             return False  # the session or its port is gone, or nobody asked
         if slot.asks:

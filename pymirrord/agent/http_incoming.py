@@ -183,8 +183,10 @@ class HttpIncoming:
         self._response_flow = FlowControl(WRITE_HIGH_WATER, RESPONSE_LOW_WATER)
         self._apps: AppConnections[_AppStream] = AppConnections()
         self._adopting: set[asyncio.Task[None]] = set()
-        self.can_hand_over: Callable[[int], bool] = lambda session: False
+        self.has_channel: Callable[[int], bool] = lambda session: False
         """Whether a session has a handover channel (so it may be asked for app connections)."""
+        self._tunneling: set[int] = set()
+        """Sessions that sent a tunnel to their app (``HttpAppTunnel``): they may be asked for more."""
 
     # --- sessions ------------------------------------------------------------------------------------------
 
@@ -232,6 +234,7 @@ class HttpIncoming:
             request.finish(failure)
 
     def session_gone(self, session: int) -> None:
+        self._tunneling.discard(session)
         for request in list(self._stolen.values()):
             if request.session == session:
                 request.finish("the session left")
@@ -245,13 +248,26 @@ class HttpIncoming:
 
     # --- connections to sessions' local apps ----------------------------------------------------------------
 
-    def app_socket(self, session: int, port: int, sock: socket.socket) -> None:
+    def can_hand_over(self, session: int) -> bool:
+        """Whether ``session`` may be asked for connections to its app (``HttpConnectionWanted``)."""
+        return session in self._tunneling or self.has_channel(session)
+
+    def app_tunnel(self, session: int, port: int, sock: socket.socket) -> None:
+        """A session's tunnel that leads to its app behind ``port`` (``HttpAppTunnel``; this takes ``sock``):
+        used as a connection the session handed over, and from now on that session is asked for more."""
+        if session not in self._sinks:
+            sock.close()
+            return
+        self._tunneling.add(session)
+        self.app_socket(session, port, sock, unasked=True)
+
+    def app_socket(self, session: int, port: int, sock: socket.socket, *, unasked: bool = False) -> None:
         """A session handed over a connection to its app behind ``port`` (this takes ``sock``)."""
-        task = asyncio.get_running_loop().create_task(self._adopt(session, port, sock))
+        task = asyncio.get_running_loop().create_task(self._adopt(session, port, sock, unasked))
         self._adopting.add(task)
         task.add_done_callback(self._adopting.discard)
 
-    async def _adopt(self, session: int, port: int, sock: socket.socket) -> None:
+    async def _adopt(self, session: int, port: int, sock: socket.socket, unasked: bool) -> None:
         try:
             sock.setblocking(False)
             reader, writer = await open_stream(sock, self._read_chunk)
@@ -259,7 +275,7 @@ class HttpIncoming:
             log.info("a connection to session %d's app could not be used: %s", session, error)
             sock.close()
             return
-        if not self._apps.arrived((session, port), _AppStream(reader, writer)):
+        if not self._apps.arrived((session, port), _AppStream(reader, writer), unasked=unasked):
             writer.close()
 
     def _take_app(self, session: int, port: int, sink: Sink) -> _AppStream | None:

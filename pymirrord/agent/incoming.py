@@ -165,7 +165,7 @@ class Incoming:
         self.http = HttpIncoming(subscriptions, self._sinks, self._connect_bypassing, read_chunk)
         """Connections of HTTP-filtered ports; sessions' HTTP responses go there."""
         if handover is not None:
-            self.http.can_hand_over = handover.can_take
+            self.http.has_channel = handover.can_take
             handover.on_app = self.http.app_socket
 
     # --- sessions ------------------------------------------------------------------------------------------
@@ -208,6 +208,25 @@ class Incoming:
 
     def session_unsubscribe(self, session: int, connection_id: int) -> None:
         self._apply(self._table.unsubscribe(session, connection_id))
+
+    def app_tunnel(self, session: int, port: int, tunnel_id: int) -> None:
+        """The session's tunnel ``tunnel_id`` leads to its app behind ``port`` (``HttpAppTunnel``)."""
+        task = asyncio.get_running_loop().create_task(self._app_tunnel(session, port, tunnel_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _app_tunnel(self, session: int, port: int, tunnel_id: int) -> None:
+        tunnel = await self.tunnels.claim(session, tunnel_id)
+        if tunnel is None:
+            log.info("session %d: its tunnel %d to the app on port %d never came", session, tunnel_id, port)
+            return
+        if tunnel.counted or tunnel.rest:
+            # A counted tunnel's end comes as a message the HTTP relay does not listen for, and bytes the
+            # app sent unasked would be taken for an answer: a session sends neither kind.
+            log.warning("session %d: tunnel %d cannot carry requests to its app; closed", session, tunnel_id)
+            tunnel.sock.close()
+            return
+        self.http.app_tunnel(session, port, tunnel.sock)
 
     @property
     def open_connections(self) -> int:

@@ -229,11 +229,13 @@ class HttpRequestAbort:
 
 @dataclass(frozen=True)
 class HttpConnectionWanted:
-    """Agent -> session, only to a session with a handover channel: the agent would like a connection to the
-    local app behind ``port``, to send the requests matching this session's filter there itself.
+    """Agent -> session, only to a session with a handover channel or one that sent ``HttpAppTunnel``: the
+    agent would like a connection to the local app behind ``port``, to send the requests matching this
+    session's filter there itself.
 
-    The session answers by handing such a connection over on the channel (kind ``APP``, id ``port``), or
-    not at all; until one arrives, matching requests keep coming as ``HttpRequestStart``.
+    The session answers by handing such a connection over on the channel (kind ``APP``, id ``port``), with
+    an ``HttpAppTunnel``, or not at all; until one arrives, matching requests keep coming as
+    ``HttpRequestStart``.
     """
 
     TAG: ClassVar[int] = 54

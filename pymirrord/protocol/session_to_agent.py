@@ -264,6 +264,23 @@ class TunnelEnd:
     length: int
 
 
+@dataclass(frozen=True)
+class HttpAppTunnel:
+    """Session -> agent: the session's outgoing tunnel ``tunnel_id`` now leads to its local app behind
+    ``port`` (the app accepted it as a connection).
+
+    What a session on the agent's machine hands over as a socket, for a session that reaches its agent over
+    the network: the agent writes the requests that match this session's filter on ``port`` into the
+    tunnel and reads the app's answers from it, so neither crosses the websocket or the session. The
+    session sends one on its own when its first request for ``port`` arrives, then one for each
+    ``HttpConnectionWanted``.
+    """
+
+    TAG: ClassVar[int] = 91
+    port: int
+    tunnel_id: int
+
+
 SessionToAgent = Union[
     ClientHello,
     Ping,
@@ -284,6 +301,7 @@ SessionToAgent = Union[
     OutgoingReadFlow,
     HttpRequestFlow,
     TunnelEnd,
+    HttpAppTunnel,
 ]
 
 CODEC: Codec[SessionToAgent] = codec_for(
@@ -308,5 +326,6 @@ CODEC: Codec[SessionToAgent] = codec_for(
         OutgoingReadFlow,
         HttpRequestFlow,
         TunnelEnd,
+        HttpAppTunnel,
     ],
 )

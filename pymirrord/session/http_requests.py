@@ -14,7 +14,9 @@ one, as HTTP/1.1 instead.
 
 A local agent may instead ask for connections to the app (``HttpConnectionWanted``), to send the matching
 requests that arrive whole straight to the app: each ask gets one new connection, handed over on the
-handover channel when the session has one (``hand_over``), and then belongs to the agent.
+handover channel when the session has one (``hand_over``), and then belongs to the agent. A session whose
+agent is reached over the network gives it tunnels the app accepted instead (``app_tunnel``): one as soon
+as the first stolen request for a port arrives, which tells the agent it may ask, then one per ask.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ IDLE_PER_APP = 64
 Send = Callable[[to_agent.SessionToAgent], Awaitable[None]]
 AddressOf = Callable[[int], SocketAddress | None]
 HandOver = Callable[[int, socket.socket], bool]
+AppTunnel = Callable[[int, SocketAddress], Awaitable[None]]
+"""Gives the agent a tunnel that leads to the app behind (port, its listening address): ``HttpAppTunnel``."""
 
 
 @dataclass
@@ -125,6 +129,9 @@ class HttpRequests:
         self._http1_only: set[SocketAddress] = set()  # apps that answered h2c with something else
         self.hand_over: HandOver | None = None
         """Passes (port, connection to the app) to the agent; True once sent. Set with a handover channel."""
+        self.app_tunnel: AppTunnel | None = None
+        """Set when the session has tunnels to its agent and nothing watches its requests one by one."""
+        self._tunneled_ports: set[int] = set()  # ports whose first stolen request sent a tunnel
 
     @property
     def active(self) -> int:
@@ -134,9 +141,9 @@ class HttpRequests:
         if isinstance(message, from_agent.HttpConnectionWanted):
             address = self._address_of(message.port)
             if address is not None and self.hand_over is not None:
-                task = asyncio.create_task(self._give(message.port, address, self.hand_over))
-                self._handing.add(task)
-                task.add_done_callback(self._handing.discard)
+                self._spawn(self._give(message.port, address, self.hand_over))
+            elif address is not None and self.app_tunnel is not None:
+                self._spawn(self.app_tunnel(message.port, address))
             return
         if isinstance(message, from_agent.HttpRequestStart):
             address = self._address_of(message.port)
@@ -148,6 +155,14 @@ class HttpRequests:
             started = _Request(message, address)
             self._requests[message.request_id] = started
             started.task = asyncio.create_task(self._serve(started))
+            if (
+                self.app_tunnel is not None
+                and message.mode is Mode.STEAL
+                and not message.http2
+                and message.port not in self._tunneled_ports
+            ):
+                self._tunneled_ports.add(message.port)
+                self._spawn(self.app_tunnel(message.port, address))
             return
         request: _Request | None
         if isinstance(message, from_agent.HttpRequestBody):
@@ -371,6 +386,11 @@ class HttpRequests:
         connection.writer.close()
 
     # --- the pool ------------------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._handing.add(task)
+        task.add_done_callback(self._handing.discard)
 
     async def _give(self, port: int, address: SocketAddress, hand_over: HandOver) -> None:
         try:

@@ -94,6 +94,28 @@ class RequestEvent:
     matched: str
 
 
+async def offer_taken(
+    offers: dict[int, socket.socket], key: int, placeholder: socket.socket
+) -> tuple[bool, bytes]:
+    """Waits for the app's layer to take the tunnel offered under ``key`` (its ``PeerQuery`` pops it from
+    ``offers``) on the connection whose session end is ``placeholder``: True once it did; False, with what
+    the app wrote on the connection itself, if it did not ask in time (its accept is not one the layer
+    sees) or wrote first. The offer is withdrawn either way."""
+    loop = asyncio.get_running_loop()
+    sent = b""
+    try:
+        # Ends when the layer has put the tunnel in place of the accepted connection (our end of that
+        # connection then reads its end), or when the app sent something on the connection itself.
+        sent = await asyncio.wait_for(loop.sock_recv(placeholder, 65536), TUNNEL_OFFER_TIMEOUT)
+    except asyncio.TimeoutError:
+        pass
+    except OSError:
+        return offers.pop(key, None) is None, b""
+    if offers.pop(key, None) is not None or sent:
+        return False, sent
+    return True, b""
+
+
 class SessionObserver:
     """What a user of the session that shows its activity (the editor helper) is told; each hook does nothing
     unless overridden. Hooks run on the session's event loop and must not block.
@@ -181,6 +203,7 @@ class Session:
         self._tunnel_relays: dict[int, TunnelRelay] = {}
         self._tunnel_sockets: dict[int, socket.socket] = {}  # tunnels offered to the app, by connection
         self._tunnel_offer_ignored = False
+        self._app_offers: dict[int, socket.socket] = {}  # tunnels offered to the app, by our local port
         self._tunnel_pending: set[int] = set()  # tunneled connections not yet handed over or relayed
         self._tunnel_closed: set[int] = set()  # ... of which the agent said they are over
         self._pump: asyncio.Task[None] | None = None
@@ -239,6 +262,10 @@ class Session:
                     self._tunnels = pool
                 else:
                     self._outgoing.tunnels = pool
+            # A tunnel the app accepted takes matching requests past the session, which then sees none of
+            # them: not for an observer that counts them, nor through a port-forward (counted tunnels).
+            if self._tunnel_ends is None and type(self._observer).request is SessionObserver.request:
+                self._http.app_tunnel = self._give_app_tunnel
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
 
     def _app_address(self, port: int) -> SocketAddress | None:
@@ -533,31 +560,65 @@ class Session:
                     end.close()
 
     async def _tunnel_taken(self, connection_id: int, placeholder: socket.socket) -> tuple[bool, bytes]:
-        """Waits for the app's layer to take the tunnel offered for ``connection_id``: True, or False if
-        it did not ask in time (its accept is not one the layer sees), and the session relays the tunnel
-        itself, starting with the bytes the app already sent (returned)."""
+        """Waits for the app's layer to take the tunnel offered for ``connection_id`` (``offer_taken``);
+        if it does not, the session relays the tunnel itself, starting with the bytes returned."""
+        taken, sent = await offer_taken(self._tunnel_sockets, connection_id, placeholder)
+        if taken:
+            self._state.forget(connection_id)
+            return True, b""
+        if not self._tunnel_offer_ignored and connection_id in self._state.connections:
+            self._tunnel_offer_ignored = True
+            self._on_event(
+                SessionEvent("log", "the app accepts connections where pymirrord cannot see: relaying them")
+            )
+        return False, sent
+
+    async def _give_app_tunnel(self, port: int, address: SocketAddress) -> None:
+        """Gives the agent one of the outgoing tunnels for the requests that match on ``port``, once the app
+        at ``address`` accepted it (``HttpAppTunnel``): the app's layer swaps it in for the connection the
+        session opens, as with a stolen connection's tunnel. Where the layer does not take it, the session
+        relays between the two instead."""
+        pool = self._outgoing.tunnels
+        reserved = pool.reserve() if pool is not None else None
+        if reserved is None:
+            return  # none open right now: the agent asks again when it wants one
+        tunnel_id, opened = reserved
+        tunnel, head = opened.result()
         loop = asyncio.get_running_loop()
-        sent = b""
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        app = socket.socket(family, socket.SOCK_STREAM)
+        app.setblocking(False)
+        local_port = 0
+        failed = True
         try:
-            # Ends when the layer has put the tunnel in place of the accepted connection (our end of that
-            # connection then reads its end), or when the app sent something on the connection itself.
-            sent = await asyncio.wait_for(loop.sock_recv(placeholder, 65536), TUNNEL_OFFER_TIMEOUT)
-        except asyncio.TimeoutError:
-            pass
-        except OSError:
-            return connection_id not in self._tunnel_sockets, b""
-        if connection_id in self._tunnel_sockets or sent:
-            self._tunnel_sockets.pop(connection_id, None)
-            if not self._tunnel_offer_ignored and connection_id in self._state.connections:
-                self._tunnel_offer_ignored = True
-                self._on_event(
-                    SessionEvent(
-                        "log", "the app accepts connections where pymirrord cannot see: relaying them"
-                    )
-                )
-            return False, sent
-        self._state.forget(connection_id)
-        return True, b""
+            app.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+            local_port = app.getsockname()[1]
+            offered = not head and tunnel.family == family
+            if offered:
+                self._app_offers[local_port] = tunnel
+            await loop.sock_connect(app, (address.host, address.port))
+            taken, sent = await offer_taken(self._app_offers, local_port, app) if offered else (False, b"")
+            await self._link.send(to_agent.HttpAppTunnel(port, tunnel_id))
+            if taken:
+                failed = False
+                return
+            no_delay(app)
+            no_delay(tunnel)
+            relay = TunnelRelay(app, tunnel, head_forward=sent, head_back=head)
+            relay.start()
+            outcome = await relay.wait()
+            failed = outcome.failure is not None
+        except OSError as error:
+            self._on_event(
+                SessionEvent("log", f"could not give the agent a tunnel to the app at {address}: {error}")
+            )
+        finally:
+            self._app_offers.pop(local_port, None)
+            for end in (app, tunnel):
+                if failed:
+                    reset(end)
+                else:
+                    end.close()
 
     def _client_bytes_tap(self, connection_id: int) -> Callable[[bytes], None] | None:
         """What sees a tunneled connection's client bytes: the observer, if it looks at them."""
@@ -663,7 +724,11 @@ class Session:
             answer = self._state.peer_of(message.port)
             connection_id = self._state.connection_at(message.port)
             client_socket = None
-            if self._handover is not None and connection_id is not None:
+            app_tunnel = self._app_offers.pop(message.port, None)
+            if app_tunnel is not None:
+                # The agent's own connection to the app: no client behind it to name.
+                client_socket = socket.socket(fileno=os.dup(app_tunnel.fileno()))
+            elif self._handover is not None and connection_id is not None:
                 client_socket = self._handover.take((Kind.INCOMING, connection_id))
             elif connection_id is not None:
                 tunnel = self._tunnel_sockets.pop(connection_id, None)

@@ -60,3 +60,13 @@ def test_forgetting_a_port_or_a_session_returns_what_to_close() -> None:
     assert pool.forget_session(1) == ["1:80"]
     assert pool.idle((2, 80)) == 1
     assert pool.forget_session(3) == []
+
+
+def test_an_unasked_arrival_is_kept_and_answers_no_ask() -> None:
+    """A session's first tunnel to its app comes before any ask: kept, and an ask made later still stands."""
+    pool: AppConnections[str] = AppConnections(asks_in_flight=1)
+    assert pool.arrived((1, 80), "first", unasked=True)
+    assert pool.take((1, 80), 0.0, always) == ("first", [], False)
+    assert pool.take((1, 80), 0.1, always) == (None, [], True)
+    assert pool.arrived((1, 80), "asked")
+    assert pool.idle((1, 80)) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,12 +35,15 @@ def filtered(
     name: str = "local",
     port: int = 80,
     handover: bool = True,
+    env: dict[str, str] | None = None,
+    app_options: tuple[str, ...] = (),
 ) -> Iterator[WatchedProcess]:
     with pymirrord_exec(
         topology.pod,
-        [sys.executable, SERVER, str(port), name],
+        [sys.executable, SERVER, str(port), name, *app_options],
         config=_filter_config(http_filter, mode),
         handover=handover,
+        env=env,
     ) as run:
         run.wait_for(f"pymirrord: port {port} {'stolen' if mode == 'steal' else 'mirrored'}")
         yield run
@@ -176,6 +180,52 @@ def test_keep_alive_alternates_and_bodies_stream(pod: Topology, handover: bool) 
         assert answers[2]["json"]["trailers"] == {"x-checksum": "abc"}
         assert answers[3]["json"]["trailers"] == {"x-checksum": "d"}
         assert answers[6]["length"] == answers[7]["length"] == 20_000_000
+
+
+SESSION_SOURCE = "127.0.0.2"
+"""Where the session's own connections to the app come from (``pymirrord.protocol.types.SHARED_SOURCE``)."""
+
+
+def _peers_until_one_differs(topology: Topology, headers: list[list[str]]) -> list[tuple[str, int]]:
+    """The app's peer for matching requests sent one after the other, in batches of 5, until one comes from
+    somewhere other than the session, or for 15 s."""
+    peers: list[tuple[str, int]] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and all(peer[0] == SESSION_SOURCE for peer in peers):
+        for answer in requests(topology, [get(f"/{len(peers) + i}", headers) for i in range(5)]):
+            assert answer["served_by"] == "local"
+            peers.append((answer["json"]["peer"][0], answer["json"]["peer"][1]))
+    return peers
+
+
+@pytest.mark.parametrize("path", ["app-connections", "app-tunnels", "messages"])
+def test_matching_requests_skip_the_session_where_they_can(pod: Topology, path: str) -> None:
+    """With handover the agent writes matching requests on connections to the app the session opened and
+    handed it; relayed with tunnels, on a tunnel to the agent that the app accepted (its peer is the agent),
+    so that after the first few no request crosses the websocket or the session; with tunnels off the
+    session writes every one."""
+    env = {"PYMIRRORD_TUNNELS": "0"} if path == "messages" else None
+    mine = [["X-User", "me"]]
+    with filtered(pod, {"header_filter": "^x-user: me$"}, handover=path == "app-connections", env=env):
+        if path == "app-tunnels":
+            assert _peers_until_one_differs(pod, mine)[-1][0] != SESSION_SOURCE
+        else:
+            answers = requests(pod, [get(f"/{i}", mine) for i in range(20)])
+            assert {answer["json"]["peer"][0] for answer in answers} == {SESSION_SOURCE}
+
+
+def test_an_app_tunnel_the_app_does_not_take_is_relayed_by_the_session(pod: Topology) -> None:
+    """An app that accepts where the layer cannot see it never takes the tunnel offered: the session then
+    relays between the tunnel and the connection the app accepted, and every request is still served whole."""
+    mine = [["X-User", "me"]]
+    with filtered(pod, {"header_filter": "^x-user: me$"}, handover=False, app_options=("--unseen-accept",)):
+        # The session relays from the connection it opened to offer the tunnel (from 127.0.0.1); until the
+        # offer times out, requests travel as messages.
+        peers = _peers_until_one_differs(pod, mine)
+        assert peers[-1][0] == "127.0.0.1"
+        answers = requests(pod, [{"method": "POST", "target": "/up", "headers": mine, "size": 3 << 20}] * 3)
+    assert [answer["served_by"] for answer in answers] == ["local"] * 3
+    assert all(answer["json"]["sha256"] == answer["sent_sha256"] for answer in answers)
 
 
 UPGRADE = """

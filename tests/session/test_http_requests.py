@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import os
 import socket
+from collections.abc import Awaitable
 
 from pymirrord.protocol import agent_to_session as from_agent
 from pymirrord.protocol import session_to_agent as to_agent
@@ -243,3 +244,35 @@ def test_a_mirrored_request_the_app_does_not_read_is_dropped_not_paused() -> Non
         server.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_app_tunnels_go_with_the_first_stolen_request_of_a_port_and_with_each_ask() -> None:
+    """A session with tunnels gives the agent one for a port when its first stolen HTTP/1 request arrives
+    (which tells the agent it may ask for more), and one per ask; none for mirrored or HTTP/2 requests, and
+    none for a port nothing listens on."""
+
+    async def scenario() -> None:
+        agent = Recorder()
+        given: list[tuple[int, SocketAddress]] = []
+
+        def app_tunnel(port: int, address: SocketAddress) -> Awaitable[None]:
+            given.append((port, address))
+            return asyncio.sleep(0)
+
+        app = SocketAddress("127.0.0.1", 9)  # never connected to: the requests fail, which is not the point
+        http = HttpRequests(agent.send, lambda p: app if p in (80, 81) else None, lambda _: None)
+        http.app_tunnel = app_tunnel
+        mirrored = dataclasses.replace(post(1, "/m", 0), mode=Mode.MIRROR)
+        over_h2 = dataclasses.replace(post(2, "/h", 0), http2=True)
+        for message in (mirrored, over_h2):
+            await http.on_agent_message(message)
+        assert given == []
+        await http.on_agent_message(post(3, "/a", 0))
+        await http.on_agent_message(post(4, "/b", 0))
+        await http.on_agent_message(dataclasses.replace(post(5, "/c", 0), port=81))
+        await http.on_agent_message(from_agent.HttpConnectionWanted(80))
+        await http.on_agent_message(from_agent.HttpConnectionWanted(82))  # nothing listens there
+        await http.close()
+        assert given == [(80, app), (81, app), (80, app)]
+
+    asyncio.run(scenario())

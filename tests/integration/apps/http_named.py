@@ -1,11 +1,12 @@
 """Test app: an HTTP/1.1 server (h11, one thread per connection) that says who it is.
 
-usage: http_named.py PORT NAME
-Every answer is JSON: the server's NAME, the request's method, target, body length and sha256, trailers and
-``X-User`` header; ``Expect: 100-continue`` gets a ``100``. Each request is also logged on stdout, once
-read whole: ``NAME got METHOD TARGET (LENGTH bytes)``. ``GET /bytes/N`` answers N bytes (chunked).
-A request with ``Upgrade: echo`` gets ``101``; after it, each line the client sends comes back prefixed
-with NAME.
+usage: http_named.py PORT NAME [--unseen-accept]
+Every answer is JSON: the server's NAME, the request's method, target, body length and sha256, trailers,
+``X-User`` header and the connection's peer (as the app sees it); ``Expect: 100-continue`` gets a ``100``.
+Each request is also logged on stdout, once read whole: ``NAME got METHOD TARGET (LENGTH bytes)``.
+``GET /bytes/N`` answers N bytes (chunked). A request with ``Upgrade: echo`` gets ``101``; after it, each
+line the client sends comes back prefixed with NAME. ``--unseen-accept`` accepts below ``socket.accept``,
+where pymirrord's layer does not see it (as an app whose server is written in C would).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def serve(sock: socket.socket, name: str) -> None:
                         "sha256": digest.hexdigest(),
                         "trailers": trailers,
                         "user": headers.get("x-user"),
+                        "peer": list(sock.getpeername()[:2]),
                     }
                 ).encode()
                 response = h11.Response(
@@ -113,10 +115,15 @@ def serve(sock: socket.socket, name: str) -> None:
 
 def main() -> None:
     port, name = int(sys.argv[1]), sys.argv[2]
+    unseen = "--unseen-accept" in sys.argv[3:]
     listener = socket.create_server(("0.0.0.0", port))
     print(f"{name} listening", flush=True)
     while True:
-        sock, _ = listener.accept()
+        if unseen:
+            descriptor, _ = listener._accept()  # type: ignore[attr-defined]
+            sock = socket.socket(listener.family, listener.type, fileno=descriptor)
+        else:
+            sock, _ = listener.accept()
         threading.Thread(target=serve, args=(sock, name), daemon=True).start()
 
 
