@@ -20,6 +20,8 @@ class ChunkReader(asyncio.StreamReader):
         super().__init__(limit=limit)
         self._chunks: collections.deque[bytes] = collections.deque()
         self._queued = 0
+        self._received = 0
+        self._end_at: int | None = None
 
     # StreamReader's own state (_eof, _paused, _transport, ...) is not in its typed interface: ``base``
     # reaches it, as StreamReader's own methods do.
@@ -31,6 +33,9 @@ class ChunkReader(asyncio.StreamReader):
         chunk = bytes(data)  # the transport's bytes object itself: bytes() of a bytes is no copy
         self._chunks.append(chunk)
         self._queued += len(chunk)
+        self._received += len(chunk)
+        if self._end_at is not None and self._received >= self._end_at:
+            self.feed_eof()
         base._wakeup_waiter()
         if base._transport is not None and not base._paused and self._queued > 2 * base._limit:
             try:
@@ -39,6 +44,13 @@ class ChunkReader(asyncio.StreamReader):
                 base._transport = None
             else:
                 base._paused = True
+
+    def end_after(self, length: int) -> None:
+        """The peer's end of stream comes after ``length`` bytes in all, and is told some other way than by
+        the socket (a counted tunnel's ``TunnelEnd``): the reader ends there."""
+        self._end_at = length
+        if self._received >= length:
+            self.feed_eof()
 
     def at_eof(self) -> bool:
         base: Any = self

@@ -1,4 +1,5 @@
-"""Stream helpers over a real socket pair: what waits for a slow reader, and waiting until little does."""
+"""Stream helpers over a real socket pair: what waits for a slow reader, waiting until little does, and a
+reader told where its peer ends."""
 
 from __future__ import annotations
 
@@ -52,3 +53,29 @@ def test_drained_gives_up_on_a_connection_that_is_closing() -> None:
         theirs.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_reader_told_where_the_peer_ends_ends_there_before_or_after_the_bytes() -> None:
+    """A counted tunnel's far end comes as a message: the reader ends once that many bytes have come,
+    whether the length is told before the last of them arrives or after."""
+
+    async def scenario() -> None:
+        for told_first in (True, False):
+            ours, theirs = socket.socketpair()
+            with ours, theirs:
+                reader, writer = await open_stream(ours, 1 << 16)
+                if told_first:
+                    reader.end_after(10)
+                theirs.sendall(b"0123456789")
+                received = b""
+                while len(received) < 10:
+                    received += await asyncio.wait_for(reader.read(), 5)
+                if not told_first:
+                    assert not reader.at_eof()
+                    reader.end_after(10)
+                assert received == b"0123456789"
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+                assert reader.at_eof()
+                writer.close()
+
+    asyncio.run(scenario())

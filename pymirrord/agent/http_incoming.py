@@ -61,6 +61,8 @@ WRITE_HIGH_WATER = 1024 * 1024
 RESPONSE_LOW_WATER = 256 * 1024
 """A session held back by a slow client (``HttpResponseFlow``) sends again once this little waits for it."""
 
+ListenEnd = Callable[[Callable[[int], None]], None]
+"""Registers what hears a counted tunnel's far end: the length the far side sent in all."""
 Connect = Callable[[SocketAddress], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 """Opens a connection to the pod's app (Nagle off, as on every socket the agent relays on: ``nodelay``)."""
 
@@ -252,22 +254,35 @@ class HttpIncoming:
         """Whether ``session`` may be asked for connections to its app (``HttpConnectionWanted``)."""
         return session in self._tunneling or self.has_channel(session)
 
-    def app_tunnel(self, session: int, port: int, sock: socket.socket) -> None:
+    def app_tunnel(
+        self, session: int, port: int, sock: socket.socket, listen_end: ListenEnd | None = None
+    ) -> None:
         """A session's tunnel that leads to its app behind ``port`` (``HttpAppTunnel``; this takes ``sock``):
-        used as a connection the session handed over, and from now on that session is asked for more."""
+        used as a connection the session handed over, and from now on that session is asked for more.
+        ``listen_end``: the tunnel is counted, and the app's end of stream comes to what it is given."""
         if session not in self._sinks:
             sock.close()
             return
         self._tunneling.add(session)
-        self.app_socket(session, port, sock, unasked=True)
+        self.app_socket(session, port, sock, unasked=True, listen_end=listen_end)
 
-    def app_socket(self, session: int, port: int, sock: socket.socket, *, unasked: bool = False) -> None:
+    def app_socket(
+        self,
+        session: int,
+        port: int,
+        sock: socket.socket,
+        *,
+        unasked: bool = False,
+        listen_end: ListenEnd | None = None,
+    ) -> None:
         """A session handed over a connection to its app behind ``port`` (this takes ``sock``)."""
-        task = asyncio.get_running_loop().create_task(self._adopt(session, port, sock, unasked))
+        task = asyncio.get_running_loop().create_task(self._adopt(session, port, sock, unasked, listen_end))
         self._adopting.add(task)
         task.add_done_callback(self._adopting.discard)
 
-    async def _adopt(self, session: int, port: int, sock: socket.socket, unasked: bool) -> None:
+    async def _adopt(
+        self, session: int, port: int, sock: socket.socket, unasked: bool, listen_end: ListenEnd | None
+    ) -> None:
         try:
             sock.setblocking(False)
             reader, writer = await open_stream(sock, self._read_chunk)
@@ -275,6 +290,8 @@ class HttpIncoming:
             log.info("a connection to session %d's app could not be used: %s", session, error)
             sock.close()
             return
+        if listen_end is not None:
+            listen_end(reader.end_after)
         if not self._apps.arrived((session, port), _AppStream(reader, writer), unasked=unasked):
             writer.close()
 

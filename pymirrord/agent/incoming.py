@@ -220,13 +220,17 @@ class Incoming:
         if tunnel is None:
             log.info("session %d: its tunnel %d to the app on port %d never came", session, tunnel_id, port)
             return
-        if tunnel.counted or tunnel.rest:
-            # A counted tunnel's end comes as a message the HTTP relay does not listen for, and bytes the
-            # app sent unasked would be taken for an answer: a session sends neither kind.
-            log.warning("session %d: tunnel %d cannot carry requests to its app; closed", session, tunnel_id)
+        if tunnel.rest:
+            # Bytes before any request would be taken for the app's answer to the first one.
+            log.warning("session %d: tunnel %d to its app spoke first; closed", session, tunnel_id)
             tunnel.sock.close()
             return
-        self.http.app_tunnel(session, port, tunnel.sock)
+        tunnels = self.tunnels
+
+        def listen_end(heard: Callable[[int], None]) -> None:
+            tunnels.listen_end(session, tunnel_id, heard)
+
+        self.http.app_tunnel(session, port, tunnel.sock, listen_end if tunnel.counted else None)
 
     @property
     def open_connections(self) -> int:

@@ -263,8 +263,8 @@ class Session:
                 else:
                     self._outgoing.tunnels = pool
             # A tunnel the app accepted takes matching requests past the session, which then sees none of
-            # them: not for an observer that counts them, nor through a port-forward (counted tunnels).
-            if self._tunnel_ends is None and type(self._observer).request is SessionObserver.request:
+            # them: not for an observer that counts them.
+            if type(self._observer).request is SessionObserver.request:
                 self._http.app_tunnel = self._give_app_tunnel
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
 

@@ -13,7 +13,9 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,5 +264,67 @@ def test_exec_mirror_through_the_cluster_copies_a_connections_bytes_whole(
         run.wait_for(f"local up read {sent['size']} bytes: {sent['sha256']}")
         run.signal(signal.SIGINT)
         assert run.wait(30) == 0
+    assert FALLBACK not in all_output(run)
+    assert user_service.emulator.wait_until(user_service.emulator.nothing_left)
+
+
+def _http(user_service: UserServiceWorld, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``http_client.py``'s answers to ``specs``, sent on one keep-alive connection to the pod's port 80."""
+    from exec_helpers import APPS
+
+    topo = user_service.topology
+    client = [sys.executable, str(APPS / "http_client.py"), topo.pod_ip, "80", json.dumps(specs)]
+    return [json.loads(line) for line in topo.client.run(*client, timeout=60).stdout.splitlines()]
+
+
+def test_exec_http_filter_through_the_cluster_sends_matching_requests_down_tunnels_the_app_accepted(
+    user_service: UserServiceWorld, tmp_path: Path
+) -> None:
+    """Matching requests reach the local app and the others the pod. After the first few, the matching ones
+    come down a tunnel in the port-forward that the app accepted (its peer is the session's port-forward
+    listener), so they cross neither the websocket nor the session; when the app closes such a connection,
+    its end travels as a ``TunnelEnd`` and the agent lets the tunnel go, and later requests still arrive."""
+    from exec_helpers import APPS, listener_pids
+    from netns_helpers import child_env
+
+    http_filter = {"header_filter": "^x-user: me$"}
+    config = tmp_path / "mirrord.json"
+    config.write_text(json.dumps({"feature": {"network": {"incoming": {"http_filter": http_filter}}}}))
+    app = [sys.executable, str(APPS / "http_named.py"), "80", "local"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pymirrord",
+        "exec",
+        "-f",
+        str(config),
+        "--target",
+        "deployment/user-service",
+    ]
+    mine: dict[str, Any] = {"method": "GET", "target": "/mine", "headers": [["X-User", "me"]]}
+    theirs: dict[str, Any] = {"method": "GET", "target": "/users", "headers": []}
+    env = child_env({"KUBECONFIG": str(user_service.kubeconfig)})
+    with WatchedProcess([*argv, "--steal", "--", *app], env=env) as run:
+        run.wait_for("pymirrord: port 80 stolen", timeout=60)
+
+        def tunneled_peer(deadline: float) -> int:
+            """The port of the first matching request's peer that is a session's port-forward listener."""
+            while time.monotonic() < deadline:
+                # The pod's app (http.server) ends each connection after its answer: its request goes last.
+                answers = _http(user_service, [mine, mine, mine, theirs])
+                assert [answer["served_by"] for answer in answers[:3]] == ["local"] * 3
+                assert answers[3]["served_by"] != "local"
+                for answer in answers[:3]:
+                    peer = answer["json"]["peer"]
+                    if peer[0] == "127.0.0.1" and run.pid in listener_pids(peer[1]):
+                        return int(peer[1])
+            raise AssertionError("no matching request came down a tunnel")
+
+        tunneled_peer(time.monotonic() + 20)
+        closing = dict(mine, headers=[["X-User", "me"], ["Connection", "close"]])
+        assert [answer["served_by"] for answer in _http(user_service, [mine, closing])] == ["local"] * 2
+        tunneled_peer(time.monotonic() + 20)
+        run.signal(signal.SIGINT)
+        assert run.wait(30) == 128 + signal.SIGINT, "the app's own end (http_named.py stops on SIGINT)"
     assert FALLBACK not in all_output(run)
     assert user_service.emulator.wait_until(user_service.emulator.nothing_left)

@@ -81,6 +81,8 @@ def main() -> None:
             ),
             flush=True,
         )
+        if connection.our_state is h11.MUST_CLOSE:
+            break  # the server or the request ended the connection: requests after it are not sent
         connection.start_next_cycle()
     sock.close()
 
