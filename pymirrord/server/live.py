@@ -150,6 +150,11 @@ class LiveSession(SessionObserver):
         elif event.kind == "closed":
             self._connections.pop(event.connection_id, None)
 
+    def wants_data(self, connection_id: int) -> bool:
+        # Bytes are counted without the tap: it serves the sniffer only, which may have stopped looking.
+        known = self._connections.get(connection_id)
+        return known is not None and not known[2].stopped
+
     def request(self, event: RequestEvent) -> None:
         # Routed by the agent's filter: it matched, and the agent says which part did.
         note = self.record.note_request(

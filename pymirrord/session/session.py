@@ -136,6 +136,11 @@ class SessionObserver:
     def request(self, event: RequestEvent) -> None:
         pass
 
+    def wants_data(self, connection_id: int) -> bool:
+        """Whether ``connection`` should still get the connection's ``data`` events: False lets its bytes
+        move without passing through Python (asked after each event)."""
+        return True
+
 
 def print_events(event: SessionEvent) -> None:
     """The terminal's event sink: one ``pymirrord: ...`` line on stderr per event."""
@@ -620,12 +625,17 @@ class Session:
                 else:
                     end.close()
 
-    def _client_bytes_tap(self, connection_id: int) -> Callable[[bytes], None] | None:
+    def _client_bytes_tap(self, connection_id: int) -> Callable[[bytes], bool] | None:
         """What sees a tunneled connection's client bytes: the observer, if it looks at them."""
         observer = self._observer
         if type(observer).connection is SessionObserver.connection:
             return None
-        return lambda data: observer.connection(ConnectionEvent("data", connection_id, data=data))
+
+        def tap(data: bytes) -> bool:
+            observer.connection(ConnectionEvent("data", connection_id, data=data))
+            return observer.wants_data(connection_id)
+
+        return tap
 
     async def _hand_to_app(self, connection_id: int, address: SocketAddress) -> None:
         """Makes the app accept a placeholder connection, whose accept then yields the client's socket.

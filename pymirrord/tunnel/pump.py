@@ -32,8 +32,9 @@ _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_NONBLOCK", 2) | getattr(os, "SPLICE_F_MOVE", 1)
 
-Tap = Callable[[bytes], None]
-"""Sees each chunk of a direction as it passes (the sessions view's request sniffer)."""
+Tap = Callable[[bytes], "bool | None"]
+"""Sees each chunk of a direction as it passes (the sessions view's request sniffer); False once it wants no
+more, and the direction then moves by ``splice`` from there on."""
 Moved = Callable[[bool, int], None]
 """Hears of bytes written: ``(forward, count)``."""
 EndFar = Callable[[int], None]
@@ -60,6 +61,8 @@ class _Mover:
     """A direction's buffer between its source and destination sockets."""
 
     capacity: int
+    splice_next = False
+    """The direction may move by ``splice`` once this buffer is empty (its tap has seen enough)."""
 
     def fill(self, room: int) -> int:
         """Reads at most ``room`` bytes from the source; 0 is its end. ``BlockingIOError``: none now."""
@@ -116,8 +119,9 @@ class _CopyMover(_Mover):
     def fill(self, room: int) -> int:
         data = self._source.recv(min(room, COPY_CHUNK))
         if data:
-            if self._tap is not None:
-                self._tap(data)
+            if self._tap is not None and self._tap(data) is False:
+                self._tap = None
+                self.splice_next = hasattr(os, "splice")
             self._chunks.append(memoryview(data))
         return len(data)
 
@@ -221,6 +225,8 @@ class TunnelRelay:
         turn = 0
         try:
             while True:
+                if side.mover.splice_next and state.pending == 0:
+                    self._splice_from_now(side)
                 progressed = False
                 if state.should_write:
                     try:
@@ -258,6 +264,14 @@ class TunnelRelay:
             state.fail(error.strerror or type(error).__name__)
         self._watch(side)
         self._finish_if_over()
+
+    def _splice_from_now(self, side: _Side) -> None:
+        """The direction's tap has seen enough and its copies are all written: splice from now on."""
+        source, destination = (self._near, self._far) if side.forward else (self._far, self._near)
+        mover = _SpliceMover(source, destination, b"")
+        side.mover.close()
+        side.mover = mover
+        side.state.capacity = mover.capacity
 
     def _watch(self, side: _Side) -> None:
         reading = side.state.should_read and not self._done.done()

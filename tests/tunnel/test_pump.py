@@ -292,6 +292,34 @@ def test_taps_see_every_byte_of_their_direction_in_order(make_ends: MakeEnds) ->
     run(scenario())
 
 
+def test_a_tap_that_has_seen_enough_hears_no_more_and_every_byte_still_arrives(make_ends: MakeEnds) -> None:
+    """A tap returns False once it wants no more (the sessions view's sniffer gave up on a connection that
+    is not HTTP): the direction moves by splice from then on, and nothing is lost or left open."""
+
+    async def scenario() -> None:
+        ends = make_ends()
+        before = open_fds()
+        seen: list[int] = []
+
+        def tap(data: bytes) -> bool:
+            seen.append(len(data))
+            return len(seen) < 3
+
+        relay = TunnelRelay(ends.near, ends.far, tap_forward=tap)
+        relay.start()
+        forward = os.urandom(4 * MB)
+        _, at_b = await asyncio.gather(send_and_shut(ends.a, forward), recv_until_eof(ends.b))
+        assert at_b == forward
+        assert len(seen) == 3, "the tap heard nothing after it said it had seen enough"
+        await send_and_shut(ends.b, b"bye")
+        assert await recv_until_eof(ends.a) == b"bye"
+        outcome = await wait_done(relay)
+        assert outcome.failure is None and outcome.forward.moved == len(forward)
+        assert open_fds() == before
+
+    run(scenario())
+
+
 def test_a_single_tapped_direction_leaves_the_other_one_whole(make_ends: MakeEnds) -> None:
     async def scenario() -> None:
         ends = make_ends()

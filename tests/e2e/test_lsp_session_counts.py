@@ -1,0 +1,98 @@
+"""An editor session's view counts every byte and request its app is sent, whichever relayed path they take.
+
+The helper prepares a launch for a namespace target; two apps run with the environment it returned (no
+debugger: the path of the bytes is the same): ``tunnel_probe.py`` takes a raw upload on one stolen port and
+``http_named.py`` answers HTTP on another. With tunnels, the session relays each connection's tunnel
+itself; its sniffer reads the client's bytes until it gives up on a connection that is not HTTP (the upload
+then moves by splice). With ``PYMIRRORD_TUNNELS=0`` in the helper's environment, every byte crosses the
+websocket as messages. On both paths the view's byte count is exact and every request is listed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exec_helpers import APPS
+from netns_helpers import Topology, child_env
+
+from e2e.conftest import helper_argv
+from pymirrord.lab import WatchedProcess
+from pymirrord.server.rpc_client import HelperClient
+
+UPLOAD_PORT = "9200"
+HTTP_PORT = "80"
+UPLOAD_MIB = 4
+REQUESTS = [f"GET /counted/{index} HTTP/1.1\r\nHost: pod\r\n\r\n".encode() for index in range(3)]
+KEEP_ALIVE_CLIENT = """
+import json, socket, sys
+requests = [bytes.fromhex(item) for item in json.loads(sys.argv[3])]
+statuses = []
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15) as connection:
+    stream = connection.makefile("rb")
+    for request in requests:
+        connection.sendall(request)
+        statuses.append(stream.readline().decode().strip())
+        length = 0
+        while (line := stream.readline()) not in (b"\\r\\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        stream.read(length)
+print(json.dumps(statuses))
+"""
+
+
+def _session(helper: HelperClient) -> dict[str, Any]:
+    (session,) = helper.request("pymirrord/sessions")["sessions"]
+    return dict(session)
+
+
+@pytest.mark.parametrize("tunnels", [True, False], ids=["tunnels", "messages"])
+def test_the_sessions_view_counts_every_byte_and_request(
+    topology: Topology, tmp_path: Path, tunnels: bool
+) -> None:
+    config = tmp_path / ".mirrord" / "mirrord.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"feature": {"network": {"incoming": "steal"}}}))
+    helper_env = child_env({} if tunnels else {"PYMIRRORD_TUNNELS": "0"})
+    helper = HelperClient(helper_argv(), cwd=str(tmp_path), env=helper_env)
+    try:
+        helper.initialize(tmp_path.as_uri(), progress=False)
+        launch = {"type": "debugpy", "program": str(APPS / "tunnel_probe.py"), "cwd": str(tmp_path)}
+        prepared = helper.request(
+            "pymirrord/prepareLaunch",
+            {"configUri": config.as_uri(), "target": topology.pod.target, "launch": launch},
+            timeout=60,
+        )
+        env = child_env(prepared["env"])
+        probe = WatchedProcess([sys.executable, str(APPS / "tunnel_probe.py"), UPLOAD_PORT, "local"], env=env)
+        named = WatchedProcess([sys.executable, str(APPS / "http_named.py"), HTTP_PORT, "local"], env=env)
+        with probe, named:
+            served: set[int] = set()
+
+            def port_served(event: dict[str, Any]) -> bool:
+                if event["kind"] == "port":
+                    served.add(int(event["port"]))
+                return served >= {int(UPLOAD_PORT), int(HTTP_PORT)}
+
+            helper.wait_notification("pymirrord/sessionEvent", port_served, timeout=60)
+            upload = [sys.executable, str(APPS / "upload_client.py"), topology.pod_ip, UPLOAD_PORT]
+            sent = json.loads(
+                topology.client.run(*upload, str(UPLOAD_MIB), "digest", "up", timeout=60).stdout
+            )
+            assert sent["answer"] == f"{sent['size']} {sent['sha256']}", "the upload reached the app whole"
+            hexed = json.dumps([request.hex() for request in REQUESTS])
+            answered = topology.client.python(KEEP_ALIVE_CLIENT, topology.pod_ip, HTTP_PORT, hexed).stdout
+            assert json.loads(answered) == ["HTTP/1.1 200"] * 3
+            session = _session(helper)
+            command = len(b"digest up\n")
+            assert session["bytes"]["in"] == command + sent["size"] + sum(map(len, REQUESTS))
+            paths = [request["path"] for request in session["lastRequests"]]
+            assert paths[-3:] == ["/counted/0", "/counted/1", "/counted/2"]
+            assert session["connections"]["steal"] == 2
+    finally:
+        helper.close()
