@@ -189,6 +189,8 @@ class HttpIncoming:
         """Whether a session has a handover channel (so it may be asked for app connections)."""
         self._tunneling: set[int] = set()
         """Sessions that sent a tunnel to their app (``HttpAppTunnel``): they may be asked for more."""
+        self._noting: set[int] = set()
+        """Sessions that want an ``HttpRequestServed`` for each request written to their app connections."""
 
     # --- sessions ------------------------------------------------------------------------------------------
 
@@ -237,6 +239,7 @@ class HttpIncoming:
 
     def session_gone(self, session: int) -> None:
         self._tunneling.discard(session)
+        self._noting.discard(session)
         for request in list(self._stolen.values()):
             if request.session == session:
                 request.finish("the session left")
@@ -255,15 +258,24 @@ class HttpIncoming:
         return session in self._tunneling or self.has_channel(session)
 
     def app_tunnel(
-        self, session: int, port: int, sock: socket.socket, listen_end: ListenEnd | None = None
+        self,
+        session: int,
+        port: int,
+        sock: socket.socket,
+        listen_end: ListenEnd | None = None,
+        *,
+        notify: bool = False,
     ) -> None:
         """A session's tunnel that leads to its app behind ``port`` (``HttpAppTunnel``; this takes ``sock``):
         used as a connection the session handed over, and from now on that session is asked for more.
-        ``listen_end``: the tunnel is counted, and the app's end of stream comes to what it is given."""
+        ``listen_end``: the tunnel is counted, and the app's end of stream comes to what it is given.
+        ``notify``: the session hears of each request written to its app connections."""
         if session not in self._sinks:
             sock.close()
             return
         self._tunneling.add(session)
+        if notify:
+            self._noting.add(session)
         self.app_socket(session, port, sock, unasked=True, listen_end=listen_end)
 
     def app_socket(
@@ -608,6 +620,17 @@ class _Connection:
         the way the pod's does."""
         chunks, complete = self._buffered_body()
         assert complete, "only a request whose body is all here comes this way"
+        if session in self.owner._noting:
+            served = to_session.HttpRequestServed(
+                next(self.owner._ids),
+                self.destination.port,
+                Mode.STEAL,
+                self.client,
+                head.method,
+                head.target,
+                matched,
+            )
+            sink.put(_encode(served))
         for chunk in chunks:
             self._copy(copies, chunk)
         self._copy(copies, None)

@@ -209,13 +209,13 @@ class Incoming:
     def session_unsubscribe(self, session: int, connection_id: int) -> None:
         self._apply(self._table.unsubscribe(session, connection_id))
 
-    def app_tunnel(self, session: int, port: int, tunnel_id: int) -> None:
+    def app_tunnel(self, session: int, port: int, tunnel_id: int, *, notify: bool = False) -> None:
         """The session's tunnel ``tunnel_id`` leads to its app behind ``port`` (``HttpAppTunnel``)."""
-        task = asyncio.get_running_loop().create_task(self._app_tunnel(session, port, tunnel_id))
+        task = asyncio.get_running_loop().create_task(self._app_tunnel(session, port, tunnel_id, notify))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _app_tunnel(self, session: int, port: int, tunnel_id: int) -> None:
+    async def _app_tunnel(self, session: int, port: int, tunnel_id: int, notify: bool) -> None:
         tunnel = await self.tunnels.claim(session, tunnel_id)
         if tunnel is None:
             log.info("session %d: its tunnel %d to the app on port %d never came", session, tunnel_id, port)
@@ -230,7 +230,8 @@ class Incoming:
         def listen_end(heard: Callable[[int], None]) -> None:
             tunnels.listen_end(session, tunnel_id, heard)
 
-        self.http.app_tunnel(session, port, tunnel.sock, listen_end if tunnel.counted else None)
+        counted = listen_end if tunnel.counted else None
+        self.http.app_tunnel(session, port, tunnel.sock, counted, notify=notify)
 
     @property
     def open_connections(self) -> int:

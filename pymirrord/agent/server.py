@@ -461,7 +461,7 @@ class AgentServer:
         elif isinstance(message, from_session.TunnelEnd):
             self._incoming.tunnels.end_heard(session.id, message.tunnel_id, message.length)
         elif isinstance(message, from_session.HttpAppTunnel):
-            self._incoming.app_tunnel(session.id, message.port, message.tunnel_id)
+            self._incoming.app_tunnel(session.id, message.port, message.tunnel_id, notify=message.notify)
         elif isinstance(message, from_session.Ping):
             session.send(to_session.Pong(message.nonce))
         elif isinstance(message, _OUTGOING_MESSAGES):

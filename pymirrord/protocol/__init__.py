@@ -14,4 +14,5 @@ PROTOCOL_VERSION = 5
 3: tunnels (``tunnel_key`` in ``AgentHello``, ``tunnel`` in ``NewConnection`` and the outgoing connect
 messages).
 4: counted tunnels (``TunnelEnd`` both ways), for tunnels through a Kubernetes port-forward.
-5: ``HttpAppTunnel``: a tunnel to the session's app that the agent sends matching HTTP requests on."""
+5: ``HttpAppTunnel``: a tunnel to the session's app that the agent sends matching HTTP requests on, and
+``HttpRequestServed`` for a session that counts those requests."""

@@ -320,6 +320,25 @@ class TunnelEnd:
     length: int
 
 
+@dataclass(frozen=True)
+class HttpRequestServed:
+    """Agent -> session, only to a session that asked for them (``HttpAppTunnel.notify``): the agent wrote a
+    request that matched this session's filter to one of its app connections itself.
+
+    For the session's observer only (an editor's sessions view counts each request): the session has
+    nothing to do for it. Fields as in ``HttpRequestStart``.
+    """
+
+    TAG: ClassVar[int] = 55
+    request_id: int
+    port: int
+    mode: Mode
+    client: SocketAddress
+    method: str
+    target: str
+    matched: str
+
+
 AgentToSession = Union[
     AgentHello,
     Pong,
@@ -343,6 +362,7 @@ AgentToSession = Union[
     OutgoingWriteFlow,
     HttpResponseFlow,
     TunnelEnd,
+    HttpRequestServed,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -370,5 +390,6 @@ CODEC: Codec[AgentToSession] = codec_for(
         OutgoingWriteFlow,
         HttpResponseFlow,
         TunnelEnd,
+        HttpRequestServed,
     ],
 )

@@ -267,10 +267,9 @@ class Session:
                     self._tunnels = pool
                 else:
                     self._outgoing.tunnels = pool
-            # A tunnel the app accepted takes matching requests past the session, which then sees none of
-            # them: not for an observer that counts them.
-            if type(self._observer).request is SessionObserver.request:
-                self._http.app_tunnel = self._give_app_tunnel
+            # A tunnel the app accepted takes matching requests past the session: an observer that counts
+            # them hears of each from the agent instead (``HttpRequestServed``).
+            self._http.app_tunnel = self._give_app_tunnel
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
 
     def _app_address(self, port: int) -> SocketAddress | None:
@@ -419,7 +418,7 @@ class Session:
             observer.connection(ConnectionEvent("data", message.connection_id, data=message.data))
         elif isinstance(message, from_agent.ConnectionClosed):
             observer.connection(ConnectionEvent("closed", message.connection_id))
-        elif isinstance(message, from_agent.HttpRequestStart):
+        elif isinstance(message, (from_agent.HttpRequestStart, from_agent.HttpRequestServed)):
             request = RequestEvent(
                 message.request_id,
                 message.port,
@@ -603,7 +602,8 @@ class Session:
                 self._app_offers[local_port] = tunnel
             await loop.sock_connect(app, (address.host, address.port))
             taken, sent = await offer_taken(self._app_offers, local_port, app) if offered else (False, b"")
-            await self._link.send(to_agent.HttpAppTunnel(port, tunnel_id))
+            notify = type(self._observer).request is not SessionObserver.request
+            await self._link.send(to_agent.HttpAppTunnel(port, tunnel_id, notify))
             if taken:
                 failed = False
                 return

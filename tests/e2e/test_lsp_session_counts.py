@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,36 @@ REQUESTS = [f"GET /counted/{index} HTTP/1.1\r\nHost: pod\r\n\r\n".encode() for i
 KEEP_ALIVE_CLIENT = """
 import json, socket, sys
 requests = [bytes.fromhex(item) for item in json.loads(sys.argv[3])]
-statuses = []
+answers = []
 with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15) as connection:
     stream = connection.makefile("rb")
     for request in requests:
         connection.sendall(request)
-        statuses.append(stream.readline().decode().strip())
+        status = stream.readline().decode().strip()
         length = 0
         while (line := stream.readline()) not in (b"\\r\\n", b""):
             name, _, value = line.decode().partition(":")
             if name.lower() == "content-length":
                 length = int(value)
-        stream.read(length)
-print(json.dumps(statuses))
+        answers.append([status, json.loads(stream.read(length))])
+print(json.dumps(answers))
 """
+
+
+def _prepared_env(helper: HelperClient, topology: Topology, tmp_path: Path, incoming: Any) -> dict[str, str]:
+    """The environment the helper prepares for a launch with ``feature.network.incoming`` = ``incoming``
+    (the apps then run with it; which program the launch names changes nothing here)."""
+    config = tmp_path / ".mirrord" / "mirrord.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"feature": {"network": {"incoming": incoming}}}))
+    helper.initialize(tmp_path.as_uri(), progress=False)
+    launch = {"type": "debugpy", "program": str(APPS / "http_named.py"), "cwd": str(tmp_path)}
+    prepared = helper.request(
+        "pymirrord/prepareLaunch",
+        {"configUri": config.as_uri(), "target": topology.pod.target, "launch": launch},
+        timeout=60,
+    )
+    return child_env(prepared["env"])
 
 
 def _session(helper: HelperClient) -> dict[str, Any]:
@@ -55,20 +72,11 @@ def _session(helper: HelperClient) -> dict[str, Any]:
 def test_the_sessions_view_counts_every_byte_and_request(
     topology: Topology, tmp_path: Path, tunnels: bool
 ) -> None:
-    config = tmp_path / ".mirrord" / "mirrord.json"
-    config.parent.mkdir()
-    config.write_text(json.dumps({"feature": {"network": {"incoming": "steal"}}}))
-    helper_env = child_env({} if tunnels else {"PYMIRRORD_TUNNELS": "0"})
-    helper = HelperClient(helper_argv(), cwd=str(tmp_path), env=helper_env)
+    helper = HelperClient(
+        helper_argv(), cwd=str(tmp_path), env=child_env({} if tunnels else {"PYMIRRORD_TUNNELS": "0"})
+    )
     try:
-        helper.initialize(tmp_path.as_uri(), progress=False)
-        launch = {"type": "debugpy", "program": str(APPS / "tunnel_probe.py"), "cwd": str(tmp_path)}
-        prepared = helper.request(
-            "pymirrord/prepareLaunch",
-            {"configUri": config.as_uri(), "target": topology.pod.target, "launch": launch},
-            timeout=60,
-        )
-        env = child_env(prepared["env"])
+        env = _prepared_env(helper, topology, tmp_path, "steal")
         probe = WatchedProcess([sys.executable, str(APPS / "tunnel_probe.py"), UPLOAD_PORT, "local"], env=env)
         named = WatchedProcess([sys.executable, str(APPS / "http_named.py"), HTTP_PORT, "local"], env=env)
         with probe, named:
@@ -87,12 +95,44 @@ def test_the_sessions_view_counts_every_byte_and_request(
             assert sent["answer"] == f"{sent['size']} {sent['sha256']}", "the upload reached the app whole"
             hexed = json.dumps([request.hex() for request in REQUESTS])
             answered = topology.client.python(KEEP_ALIVE_CLIENT, topology.pod_ip, HTTP_PORT, hexed).stdout
-            assert json.loads(answered) == ["HTTP/1.1 200"] * 3
+            assert [status for status, _ in json.loads(answered)] == ["HTTP/1.1 200"] * 3
             session = _session(helper)
             command = len(b"digest up\n")
             assert session["bytes"]["in"] == command + sent["size"] + sum(map(len, REQUESTS))
             paths = [request["path"] for request in session["lastRequests"]]
             assert paths[-3:] == ["/counted/0", "/counted/1", "/counted/2"]
             assert session["connections"]["steal"] == 2
+    finally:
+        helper.close()
+
+
+def test_filtered_requests_are_counted_also_when_the_agent_writes_them_to_the_app(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """With an HTTP filter, after the first requests the agent writes matching ones to a tunnel the app
+    accepted (its peer is then not the session's 127.0.0.2), and tells the session of each: the view
+    counts every request either way."""
+    helper = HelperClient(helper_argv(), cwd=str(tmp_path), env=child_env())
+    try:
+        incoming = {"mode": "steal", "http_filter": {"header_filter": "^x-user: me$"}}
+        env = _prepared_env(helper, topology, tmp_path, incoming)
+        with WatchedProcess([sys.executable, str(APPS / "http_named.py"), HTTP_PORT, "local"], env=env):
+            helper.wait_notification(
+                "pymirrord/sessionEvent", lambda event: event["kind"] == "port", timeout=60
+            )
+            mine = b"GET /mine HTTP/1.1\r\nHost: pod\r\nX-User: me\r\n\r\n".hex()
+            sent = 0
+            peers: list[str] = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and all(peer == "127.0.0.2" for peer in peers):
+                answered = topology.client.python(
+                    KEEP_ALIVE_CLIENT, topology.pod_ip, HTTP_PORT, json.dumps([mine] * 5)
+                ).stdout
+                sent += 5
+                for status, body in json.loads(answered):
+                    assert status == "HTTP/1.1 200" and body["server"] == "local"
+                    peers.append(body["peer"][0])
+            assert peers[-1] != "127.0.0.2", "no request came down a tunnel the app accepted"
+            assert _session(helper)["requests"]["steal"] == sent
     finally:
         helper.close()
