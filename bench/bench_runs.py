@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pymirrord.lab import Lab, WatchedProcess, in_namespace
+from pymirrord.server.rpc_client import HelperClient
 
 PYTHON = sys.executable
 APPS = Path(__file__).resolve().parent / "apps"
@@ -79,3 +81,38 @@ def answered(run: dict[str, Any]) -> int:
 def latencies(run: dict[str, Any], mine: bool | None = None) -> list[float]:
     """Milliseconds of the answered requests of an ``http_load`` run (only matching or not, if asked)."""
     return [ms for is_mine, body, ms in run["results"] if body is not None and mine in (None, is_mine)]
+
+
+@contextmanager
+def editor_session(
+    lab: Lab, workspace: Path, incoming: Mapping[str, Any] | str, argv: Sequence[str], ports: Sequence[int]
+) -> Iterator[HelperClient]:
+    """``argv`` (a bench app) as an editor runs it: the helper (``pymirrord lsp``) prepares a launch with
+    ``feature.network.incoming`` = ``incoming`` against the lab's pod, as VS Code asks it to, and the app
+    runs with the environment it returned (without a debugger, which changes nothing on the path of the
+    bytes). Yields the helper once every one of ``ports`` is served; the app stops on leaving."""
+    config = workspace / ".mirrord" / "mirrord.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"feature": {"network": {"incoming": incoming}}}))
+    launch = {"type": "debugpy", "request": "launch", "name": "bench", "program": argv[1], "args": argv[2:]}
+    helper = HelperClient([PYTHON, "-m", "pymirrord", "lsp"], cwd=str(workspace))
+    try:
+        helper.initialize(workspace.as_uri(), progress=False)
+        prepared = helper.request(
+            "pymirrord/prepareLaunch",
+            {"configUri": config.as_uri(), "target": lab.target, "launch": launch},
+            timeout=120,
+        )
+        with WatchedProcess(list(argv), env={**os.environ, **prepared["env"]}) as process:
+            served: set[int] = set()
+
+            def port_served(event: dict[str, Any]) -> bool:
+                if event["kind"] == "port":
+                    served.add(int(event["port"]))
+                return served >= set(ports)
+
+            helper.wait_notification("pymirrord/sessionEvent", port_served, timeout=60)
+            yield helper
+            process.interrupt()
+    finally:
+        helper.close()

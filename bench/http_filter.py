@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_runs import app, exec_argv, exec_env, http_load, in_pod, latencies
+from bench_runs import app, editor_session, exec_argv, exec_env, http_load, in_pod, latencies
 from bench_table import Row, added, percentile, print_table
 
 from pymirrord.lab import Lab, WatchedProcess
@@ -151,12 +151,26 @@ def through_pymirrord(
     return Side(runs, cpu)
 
 
+def through_editor(lab: Lab, args: argparse.Namespace, workspace: Path, config: dict[str, Any]) -> Side:
+    """The phases against the local app run as an editor runs it (``editor_session``): the session lives in
+    the helper, which the CPU meter then counts as the session."""
+    incoming = config["feature"]["network"]["incoming"]
+    argv = app("http_named_fast.py", "80", "local")
+    with editor_session(lab, workspace, incoming, argv, (80,)) as helper:
+        cpu = CpuMeter(helper.process.pid)
+        runs = run_phases(lab, args, cpu)
+        (session,) = helper.request("pymirrord/sessions")["sessions"]
+    return Side(runs, cpu, counted=int(session["requests"].get("steal", 0)))
+
+
 @dataclass
 class Side:
     """One pymirrord path's runs, with the CPU its processes spent in the flat-out one."""
 
     runs: dict[str, dict[str, Any]]
     cpu: CpuMeter
+    counted: int = 0
+    """Requests an editor session's view counted (editor sessions only)."""
 
     def per_request(self) -> str:
         """Agent and session CPU per request of the flat-out run."""
@@ -254,6 +268,51 @@ def rows_of(
     return rows
 
 
+def editor_rows(args: argparse.Namespace, direct: dict[str, dict[str, Any]], editor: Side) -> list[Row]:
+    """The editor session's figures, in the relayed column (an editor session on this local target relays)."""
+    sent = {"warmup": args.warmup, "paced": args.requests, "flat": args.requests, "one": args.sequential}
+    matching = sum(1 for run in editor.runs.values() for mine, who, _ in run["results"] if mine and who)
+    wrong, missing = misrouted(editor.runs), lost(editor.runs, sent)
+    d = percentile(latencies(direct["paced"]), 0.5)
+    paced = percentile(latencies(editor.runs["paced"], False), 0.5)
+    flat = rate_of(editor.runs["flat"])
+    return [
+        Row(
+            "editor session: misrouted / lost",
+            "-",
+            "-",
+            f"{wrong} / {missing}",
+            "0 / 0",
+            not wrong and not missing,
+        ),
+        Row(
+            "editor session: matching requests its view counted",
+            "-",
+            "-",
+            f"{editor.counted} of {matching}",
+            "all",
+            editor.counted == matching,
+        ),
+        Row(
+            f"editor session: paced at {args.rate:g} req/s, added p50, non-matching (pod)",
+            f"{d:.3f} ms",
+            "-",
+            added(paced, d),
+            "<= +1 ms",
+            paced - d <= 1.0,
+        ),
+        Row(
+            "editor session: flat out, requests/s",
+            f"{rate_of(direct['flat']):.0f}",
+            "-",
+            f"{flat:.0f}",
+            f">= {FLAT_OUT_GOAL}",
+            flat >= FLAT_OUT_GOAL,
+        ),
+        Row("editor session: flat out, CPU per request, agent / session", "-", "-", editor.per_request()),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -282,9 +341,10 @@ def main() -> None:
                 through_pymirrord(lab, args, config_path, handover=False),
                 through_pymirrord(lab, args, config_path, handover=False, tunnels=False),
             )
+            editor = through_editor(lab, args, Path(workdir, "editor"), config)
             pod.signal(15)
     print_table(
-        rows_of(args, direct, sides),
+        rows_of(args, direct, sides) + editor_rows(args, direct, editor),
         f"({args.requests} requests over {args.connections} keep-alive connections per phase, paced at"
         f" {args.rate:g} req/s, {args.sequential} one at a time, {args.warmup} to warm up; one run)",
     )

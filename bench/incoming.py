@@ -82,7 +82,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import tempfile
@@ -92,10 +91,10 @@ from pathlib import Path
 from typing import Any
 
 from bench_runs import (
-    APPS,
     PYTHON,
     answered,
     app,
+    editor_session,
     exec_argv,
     exec_env,
     http_load,
@@ -106,7 +105,6 @@ from bench_runs import (
 from bench_table import Row, added, percentile, print_table, rate_mb, versus
 
 from pymirrord.lab import Lab, WatchedProcess
-from pymirrord.server.rpc_client import HelperClient
 
 SINK_PORT = 5001
 HTTP_PORT = 8001
@@ -253,46 +251,14 @@ def measure_steal(lab: Lab, args: argparse.Namespace, handover: bool, tunnels: b
 
 
 def measure_editor(lab: Lab, args: argparse.Namespace, scratch: str) -> PathRun:
-    """Stealing through an editor session: the helper (``pymirrord lsp``) prepares a launch as VS Code asks
-    it to, and the app runs with the environment it returned (without a debugger, which changes nothing on
-    the path of the bytes). The session relays each tunnel itself and counts what passes; ``counted`` is
-    the bytes its sessions view reports received after the uploads."""
-    workspace = Path(scratch, "editor")
-    config = workspace / ".mirrord" / "mirrord.json"
-    config.parent.mkdir(parents=True)
-    config.write_text(json.dumps({"feature": {"network": {"incoming": "steal"}}}))
-    ports = (str(SINK_PORT), str(HTTP_PORT))
-    launch = {
-        "type": "debugpy",
-        "request": "launch",
-        "name": "bench",
-        "program": str(APPS / "sink_and_counter.py"),
-        "args": list(ports),
-        "cwd": str(workspace),
-    }
-    helper = HelperClient([PYTHON, "-m", "pymirrord", "lsp"], cwd=str(workspace))
-    try:
-        helper.initialize(workspace.as_uri(), progress=False)
-        prepared = helper.request(
-            "pymirrord/prepareLaunch",
-            {"configUri": config.as_uri(), "target": lab.target, "launch": launch},
-            timeout=120,
-        )
-        with WatchedProcess(app("sink_and_counter.py", *ports), env={**os.environ, **prepared["env"]}):
-            served: set[int] = set()
-
-            def port_served(event: dict[str, Any]) -> bool:
-                if event["kind"] == "port":
-                    served.add(int(event["port"]))
-                return served >= {SINK_PORT, HTTP_PORT}
-
-            helper.wait_notification("pymirrord/sessionEvent", port_served, timeout=60)
-            upload = uploads(lab, args)
-            (session,) = helper.request("pymirrord/sessions")["sessions"]
-            counted = int(session["bytes"]["in"])
-            one, paced = latency_phases(lab, args)
-    finally:
-        helper.close()
+    """Stealing through an editor session (``editor_session``): the session relays each tunnel itself and
+    counts what passes; ``copied`` holds the bytes its sessions view reports received after the uploads."""
+    argv = app("sink_and_counter.py", str(SINK_PORT), str(HTTP_PORT))
+    with editor_session(lab, Path(scratch, "editor"), "steal", argv, (SINK_PORT, HTTP_PORT)) as helper:
+        upload = uploads(lab, args)
+        (session,) = helper.request("pymirrord/sessions")["sessions"]
+        counted = int(session["bytes"]["in"])
+        one, paced = latency_phases(lab, args)
     return PathRun(upload, one, paced, copied=counted)
 
 
