@@ -50,6 +50,15 @@ Profiled with py-spy (``--gil``) on the relayed flat-out run, with per-process C
   agent alone proxies every request (46-67 us per request), tops out at 11,600-18,000 requests/s on the
   same machine, so 20,000 relayed is beyond a Python proxy on 2 cores; a compiled HTTP parser and codec
   would be the next step.
+- Tunnels to the app (2026-12-06): relayed, matching requests now go down tunnels the app accepted as
+  connections, which the agent writes to as it writes to the pod's app; the session spends nothing per
+  request (0-1 us, from 46-65 us) and the relayed path runs level with handover: 7,200-12,800
+  requests/s at 68-126 us of agent CPU per request in seven runs of that day, against 5,900-7,700 for
+  the relayed path in five runs before the change (6,400-9,400 in the messages column after it).
+  The agent alone is now the limit, with the same split as on the handover path.
+- An editor session takes those tunnels too and gets a short ``HttpRequestServed`` per request so that
+  its view counts each one: 24-34 us per request in the helper (the note, the view's bookkeeping and a
+  notification to the editor), 6,300-8,700 requests/s flat out.
 - A faster event loop does not change this: with uvloop 0.23 running both the agent and the session
   (2026-12-06, same machine), flat out was 9,739 requests/s at 72 + 38 us per request, against 9,627 at
   72 + 38 us on asyncio's loop in the run beside it. The time is in pymirrord's own Python, not in the

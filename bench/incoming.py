@@ -9,14 +9,19 @@ same app also runs locally under ``pymirrord exec``: stealing with handover (a l
 client's socket to the app), stealing relayed (``PYMIRRORD_HANDOVER=0``: the agent is reached over TCP
 as a remote one is, and each stolen connection gets a tunnel of its own to it, handed to the app),
 stealing with ``PYMIRRORD_TUNNELS=0`` as well (the ``messages`` column: every byte crosses agent,
-websocket and session, the path when tunnels cannot be opened), and mirroring, relayed and as messages.
-Each of those runs serves all of its phases, so the table compares paths measured minutes apart.
+websocket and session, the path when tunnels cannot be opened), stealing through an editor session (the
+helper, ``pymirrord lsp``, prepares the launch as VS Code asks it to and the app runs with the environment
+it returned: the session relays each tunnel itself and its sessions view counts what passes; its rows
+fill the relayed column), and mirroring, relayed and as messages. Each of those runs serves all of its
+phases, so the table compares paths measured minutes apart.
 
 Phases, and the goal each row is held to (the ``goal`` column names the cell it applies to):
 
 - steal upload: the client sends ``--megabytes`` to the sink, direct and stolen on each path,
   ``--repeat`` times each; the median run's MB/s and its ratio to direct. Goal: relayed >= 0.5x. A
   second row checks that the app got every byte on each path;
+- steal upload through an editor session: the same, and the bytes the session's view counted (all of
+  the ``--repeat`` uploads). Goal: relayed >= 0.5x, every byte counted;
 - mirror upload: the same upload to the pod's sink while the local copy mirrors it; the client's MB/s
   against direct, and whether the copy received every byte. A mirrored copy is always relayed (the
   agent hands over only stolen connections of a port nobody mirrors), so there is no handover cell.
@@ -25,7 +30,7 @@ Phases, and the goal each row is held to (the ``goal`` column names the cell it 
   came (after 100 untimed ones); p50 and p99 added to direct. Goal: handover adds <= 1 ms at p50;
 - paced: ``--rate`` requests/s (1,000 for the goal) for ``--paced-seconds`` over 4 keep-alive
   connections, each request's latency counted from when it was due, so a late answer also charges
-  the requests it held up. Goal: relayed adds <= 0.5 ms at p50;
+  the requests it held up. Goal: relayed, messages and the editor session add <= 0.5 ms at p50;
 - mirror loss: ``--rate`` requests/s for ``--seconds`` over 20 connections to the pod while the local
   copy (relayed, as every mirror) counts what it gets; requests the pod answered that never reached
   the copy are lost. Goal: 0 lost;
@@ -71,7 +76,16 @@ stolen relayed, on 2 cores:
   when direct runs at its slow end.
 - A mirrored connection is passed through by the agent (a read and two writes: the pod and each copy's
   tunnel), and the pod's app and the local app both consume every byte: its work is twice a direct
-  transfer's, so 0.5x of direct cannot be had on 2 cores; 0.31x with tunnels, 0.19x as messages.
+  transfer's, so 0.5x of direct cannot be had on 2 cores; 660-780 MB/s (0.16-0.43x) with tunnels,
+  460-610 as messages in runs of 2026-12-06. Earlier figures (0.29-0.31x) came from runs whose copy was
+  cut short after its first 4 MB: a relay whose both ends were always ready kept the agent's event loop
+  for the whole upload, so the copy's tunnel went unwritten and the session was not even told of the
+  connection until the 16 MiB the copy may lag were gone. Relays now move at most ``TURN_BYTES`` (1 MiB)
+  per turn of the loop.
+- An editor session relays each tunnel itself, for its Sessions view: the client's bytes pass its
+  sniffer until it sees they are not HTTP, and are spliced from then on. A 500 MB upload went from 822
+  to 1,144-1,299 MB/s with that switch, against 1,186-1,470 for ``pymirrord exec`` relayed, with every
+  byte counted.
 - A Kubernetes target's connections take tunnels too, through the port-forward: its websocket protocol
   has no half-close, so those tunnels are counted (each end announces its length in a ``TunnelEnd``
   message). The relayed column is that path without the port-forward's own hop (the API server and
