@@ -270,8 +270,9 @@ class HttpIncoming:
         used as a connection the session handed over, and from now on that session is asked for more.
         ``listen_end``: the tunnel is counted, and the app's end of stream comes to what it is given.
         ``notify``: the session hears of each request written to its app connections."""
-        if session not in self._sinks:
-            sock.close()
+        subscribed = any(sub.session == session for sub in self._subscriptions.route(port).http)
+        if session not in self._sinks or not subscribed:
+            sock.close()  # the session left, or unsubscribed the port while its tunnel was on the way
             return
         self._tunneling.add(session)
         if notify:
