@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from netns_helpers import REPO_ROOT, Netns, Process, child_env, run
+from netns_helpers import REPO_ROOT, Netns, Process, Topology, child_env, run
 
 from pymirrord.lab import WatchedProcess
 
@@ -134,3 +134,10 @@ def assert_transfers_whole(result: dict[str, Any], pod: Process, ports: tuple[st
         pod_side = [ends[end][2], int(ends[end][3])]
         assert connection["local"] == pod_side, "getsockname shows the connection's address in the pod"
     return [download, uploaded]
+
+
+def start_http_client(topology: Topology, specs: Sequence[Any], port: int = 80) -> Process:
+    """``http_client.py`` in the client namespace, sending ``specs`` to the pod's ``port`` on one keep-alive
+    connection; its answers come as lines (``read_line``), one JSON object each."""
+    argv = [str(APPS / "http_client.py"), topology.pod_ip, str(port), json.dumps(list(specs))]
+    return topology.client.start(sys.executable, *argv, ready=False)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from exec_helpers import APPS
+from exec_helpers import APPS, start_http_client
 from netns_helpers import DEFAULT_TIMEOUT, Process, Topology
 from test_agent_incoming import Agent, Session, running_agent, session
 
@@ -152,14 +152,7 @@ def handing(agent: Agent, app: LocalApp) -> Iterator[HandingSession]:
 
 
 def run_client(topology: Topology, specs: list[dict[str, object]]) -> list[dict[str, object]]:
-    client: Process = topology.client.start(
-        sys.executable,
-        str(APPS / "http_client.py"),
-        topology.pod_ip,
-        "80",
-        json.dumps(specs),
-        ready=False,
-    )
+    client: Process = start_http_client(topology, specs)
     lines = [json.loads(client.read_line()) for _ in specs]
     assert client.wait() == 0
     return lines

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from exec_helpers import APPS
+from exec_helpers import APPS, start_http_client
 from netns_helpers import DEFAULT_TIMEOUT, Topology
 from test_agent_incoming import Agent, Session, running_agent, session
 
@@ -87,14 +87,7 @@ def test_requests_go_down_the_tunnel_and_the_session_hears_of_each(topology: Top
                 {"target": "/theirs", "headers": []},
                 {"target": "/two", "headers": MINE},
             ]
-            client = topology.client.start(
-                sys.executable,
-                str(APPS / "http_client.py"),
-                topology.pod_ip,
-                "80",
-                json.dumps(specs),
-                ready=False,
-            )
+            client = start_http_client(topology, specs)
             for target in ("/one", "/two"):
                 head = read_head(app)
                 assert head.startswith(f"GET {target} HTTP/1.1\r\n".encode()), head

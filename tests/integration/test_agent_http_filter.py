@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from exec_helpers import APPS
+from exec_helpers import APPS, start_http_client
 from netns_helpers import Topology
 from test_agent_incoming import Agent, Session, running_agent, session
 
@@ -53,14 +53,7 @@ def test_two_sessions_with_different_header_filters(topology: Topology, agent: A
             {"target": "/c", "headers": [["X-User", "carol"]]},
             {"target": "/a2", "headers": [["X-User", "alice"]]},
         ]
-        client = topology.client.start(
-            sys.executable,
-            str(APPS / "http_client.py"),
-            topology.pod_ip,
-            "80",
-            json.dumps(specs),
-            ready=False,
-        )
+        client = start_http_client(topology, specs)
         assert answer_one(alice, "alice").target == "/a"
         assert answer_one(bob, "bob").target == "/b"
         start = answer_one(alice, "alice")
@@ -76,14 +69,7 @@ def test_a_session_that_fails_a_request_sends_it_to_the_pod(topology: Topology, 
     with session(agent) as gone:
         subscribe(gone, "^x-user: me$")
         specs = [{"method": "POST", "target": "/x", "headers": [["X-User", "me"]], "body": "hello"}]
-        client = topology.client.start(
-            sys.executable,
-            str(APPS / "http_client.py"),
-            topology.pod_ip,
-            "80",
-            json.dumps(specs),
-            ready=False,
-        )
+        client = start_http_client(topology, specs)
         start = gone.expect(lambda m: isinstance(m, to_session.HttpRequestStart))
         assert isinstance(start, to_session.HttpRequestStart)
         gone.expect(lambda m: m == to_session.HttpRequestEnd(start.request_id))
@@ -128,14 +114,7 @@ def test_a_slow_client_holds_back_only_its_own_response(topology: Topology, agen
         assert paused == to_session.HttpResponseFlow(held, True)
         # The agent's loop for this session does not wait for the slow client: another request is served.
         other = [{"target": "/a", "headers": [["X-User", "alice"]]}]
-        client = topology.client.start(
-            sys.executable,
-            str(APPS / "http_client.py"),
-            topology.pod_ip,
-            "80",
-            json.dumps(other),
-            ready=False,
-        )
+        client = start_http_client(topology, other)
         assert answer_one(s, "alice").target == "/a"
         assert json.loads(client.read_line())["served_by"] == "alice"
         slow.write_line("read now")
