@@ -30,6 +30,7 @@ from pymirrord.protocol.framing import FrameDecoder, frame
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import LogLevel, Mode, SocketAddress
 from pymirrord.session.agent_link import AgentLink
+from pymirrord.session.app_tunnels import AppTunnels, offer_taken
 from pymirrord.session.handover import HandoverReceiver, send_with_socket
 from pymirrord.session.held_stream import COPY_LIMIT, HIGH_WATER, LOW_WATER, HeldStream
 from pymirrord.session.http_requests import AGENT_MESSAGES as HTTP_FROM_AGENT
@@ -51,8 +52,6 @@ from pymirrord.streams import open_stream
 from pymirrord.tunnel.pump import TunnelRelay, reset
 
 _CHUNK = 1024 * 1024
-TUNNEL_OFFER_TIMEOUT = 2.0
-"""How long a tunnel offered to the app waits for its layer to take it before the session relays it."""
 
 
 @dataclass(frozen=True)
@@ -92,28 +91,6 @@ class RequestEvent:
     method: str
     path: str
     matched: str
-
-
-async def offer_taken(
-    offers: dict[int, socket.socket], key: int, placeholder: socket.socket
-) -> tuple[bool, bytes]:
-    """Waits for the app's layer to take the tunnel offered under ``key`` (its ``PeerQuery`` pops it from
-    ``offers``) on the connection whose session end is ``placeholder``: True once it did; False, with what
-    the app wrote on the connection itself, if it did not ask in time (its accept is not one the layer
-    sees) or wrote first. The offer is withdrawn either way."""
-    loop = asyncio.get_running_loop()
-    sent = b""
-    try:
-        # Ends when the layer has put the tunnel in place of the accepted connection (our end of that
-        # connection then reads its end), or when the app sent something on the connection itself.
-        sent = await asyncio.wait_for(loop.sock_recv(placeholder, 65536), TUNNEL_OFFER_TIMEOUT)
-    except asyncio.TimeoutError:
-        pass
-    except OSError:
-        return offers.pop(key, None) is None, b""
-    if offers.pop(key, None) is not None or sent:
-        return False, sent
-    return True, b""
 
 
 class SessionObserver:
@@ -208,7 +185,7 @@ class Session:
         self._tunnel_relays: dict[int, TunnelRelay] = {}
         self._tunnel_sockets: dict[int, socket.socket] = {}  # tunnels offered to the app, by connection
         self._tunnel_offer_ignored = False
-        self._app_offers: dict[int, socket.socket] = {}  # tunnels offered to the app, by our local port
+        self._app_tunnels: AppTunnels | None = None
         self._tunnel_pending: set[int] = set()  # tunneled connections not yet handed over or relayed
         self._tunnel_closed: set[int] = set()  # ... of which the agent said they are over
         self._pump: asyncio.Task[None] | None = None
@@ -269,7 +246,14 @@ class Session:
                     self._outgoing.tunnels = pool
             # A tunnel the app accepted takes matching requests past the session: an observer that counts
             # them hears of each from the agent instead (``HttpRequestServed``).
-            self._http.app_tunnel = self._give_app_tunnel
+            notify = type(self._observer).request is not SessionObserver.request
+            self._app_tunnels = AppTunnels(
+                self._outgoing.tunnels,
+                self._link.send,
+                lambda text: self._on_event(SessionEvent("log", text)),
+                notify=notify,
+            )
+            self._http.app_tunnel = self._app_tunnels.give
         self._pump = asyncio.create_task(self._pump_agent(), name="pymirrord-agent-pump")
 
     def _app_address(self, port: int) -> SocketAddress | None:
@@ -577,54 +561,6 @@ class Session:
             )
         return False, sent
 
-    async def _give_app_tunnel(self, port: int, address: SocketAddress) -> None:
-        """Gives the agent one of the outgoing tunnels for the requests that match on ``port``, once the app
-        at ``address`` accepted it (``HttpAppTunnel``): the app's layer swaps it in for the connection the
-        session opens, as with a stolen connection's tunnel. Where the layer does not take it, the session
-        relays between the two instead."""
-        pool = self._outgoing.tunnels
-        reserved = pool.reserve() if pool is not None else None
-        if reserved is None:
-            return  # none open right now: the agent asks again when it wants one
-        tunnel_id, opened = reserved
-        tunnel, head = opened.result()
-        loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        app = socket.socket(family, socket.SOCK_STREAM)
-        app.setblocking(False)
-        local_port = 0
-        failed = True
-        try:
-            app.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-            local_port = app.getsockname()[1]
-            offered = not head and tunnel.family == family
-            if offered:
-                self._app_offers[local_port] = tunnel
-            await loop.sock_connect(app, (address.host, address.port))
-            taken, sent = await offer_taken(self._app_offers, local_port, app) if offered else (False, b"")
-            notify = type(self._observer).request is not SessionObserver.request
-            await self._link.send(to_agent.HttpAppTunnel(port, tunnel_id, notify))
-            if taken:
-                failed = False
-                return
-            no_delay(app)
-            no_delay(tunnel)
-            relay = TunnelRelay(app, tunnel, head_forward=sent, head_back=head)
-            relay.start()
-            outcome = await relay.wait()
-            failed = outcome.failure is not None
-        except OSError as error:
-            self._on_event(
-                SessionEvent("log", f"could not give the agent a tunnel to the app at {address}: {error}")
-            )
-        finally:
-            self._app_offers.pop(local_port, None)
-            for end in (app, tunnel):
-                if failed:
-                    reset(end)
-                else:
-                    end.close()
-
     def _client_bytes_tap(self, connection_id: int) -> Callable[[bytes], bool] | None:
         """What sees a tunneled connection's client bytes: the observer, if it looks at them."""
         observer = self._observer
@@ -734,7 +670,8 @@ class Session:
             answer = self._state.peer_of(message.port)
             connection_id = self._state.connection_at(message.port)
             client_socket = None
-            app_tunnel = self._app_offers.pop(message.port, None)
+            offers = self._app_tunnels
+            app_tunnel = offers.take_offer(message.port) if offers is not None else None
             if app_tunnel is not None:
                 # The agent's own connection to the app: no client behind it to name.
                 client_socket = socket.socket(fileno=os.dup(app_tunnel.fileno()))
