@@ -82,9 +82,12 @@ stolen relayed, on 2 cores:
   for the whole upload, so the copy's tunnel went unwritten and the session was not even told of the
   connection until the 16 MiB the copy may lag were gone. Relays now move at most ``TURN_BYTES`` (1 MiB)
   per turn of the loop. Measured per process on a 1,000 MB mirrored upload (774 MB/s): the agent 1.11 s
-  of CPU, each app about 0.57 s; a stolen one (1,302 MB/s) costs the agent 0.36 s. The agent's read and
-  two writes through Python are the mirror's limit here; ``splice`` with ``tee(2)`` for the copies (a
-  copy that lags past its pipe spilling to memory) would be the next step.
+  of CPU, each app about 0.57 s; a stolen one (1,302 MB/s) costs the agent 0.36 s. ``splice`` with
+  ``tee(2)`` for the copies (through ``ctypes``; a copy that lags past its pipe spilling to memory) was
+  built and measured against the read-and-two-writes relay, alternating, three uploads each: the agent
+  then spent 0.36-0.54 s per GB instead of 0.87-1.21, but the pod's app 1.09-1.43 s instead of
+  0.47-0.62 (the spliced pages reach it as many small fragments, where the agent's own writes arrive
+  coalesced), and the uploads ran slower, 662-751 MB/s against 717-1,054. Not adopted.
 - An editor session relays each tunnel itself, for its Sessions view: the client's bytes pass its
   sniffer until it sees they are not HTTP, and are spliced from then on. A 500 MB upload went from 822
   to 1,144-1,299 MB/s with that switch, against 1,186-1,470 for ``pymirrord exec`` relayed, with every
