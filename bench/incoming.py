@@ -88,6 +88,10 @@ stolen relayed, on 2 cores:
   then spent 0.36-0.54 s per GB instead of 0.87-1.21, but the pod's app 1.09-1.43 s instead of
   0.47-0.62 (the spliced pages reach it as many small fragments, where the agent's own writes arrive
   coalesced), and the uploads ran slower, 662-751 MB/s against 717-1,054. Not adopted.
+- The same effect made a copying relay (``recv`` and ``sendmsg``) worth measuring for stolen connections
+  too: alternating with ``splice``, 1 GB uploads ran at 1,398-1,734 MB/s against 775-1,531, but this
+  script's median-of-3 uploads at 1,188-1,247 against 1,101-1,474: no difference that stands out of this
+  machine's noise. ``splice`` stays, for the agent's CPU (0.22-0.45 s per GB against 0.45-0.61).
 - An editor session relays each tunnel itself, for its Sessions view: the client's bytes pass its
   sniffer until it sees they are not HTTP, and are spliced from then on. A 500 MB upload went from 822
   to 1,144-1,299 MB/s with that switch, against 1,186-1,470 for ``pymirrord exec`` relayed, with every
