@@ -621,6 +621,36 @@ class _Connection:
         the way the pod's does."""
         chunks, complete = self._buffered_body()
         assert complete, "only a request whose body is all here comes this way"
+        for chunk in chunks:
+            self._copy(copies, chunk)
+        self._copy(copies, None)
+        app.responses.expect(head.method)
+        app.writer.write(b"".join((head.raw, *chunks)))
+        try:
+            keep = await self._relay_response(app.reader, app.writer, app.responses)
+        except (ConnectionError, OSError, FramingError) as error:
+            app.writer.close()
+            log.info("request from %s failed in session %d's app: %s", self.client, session, error)
+            self._note_served(session, sink, head, matched)
+            return False
+        except asyncio.CancelledError:
+            app.writer.close()  # the exchange stopped half way: the connection's state is unknown
+            raise
+        if keep is None:
+            # The app closed this idle connection meanwhile: the session opens a fresh one (and if the app
+            # is gone, the pod answers).
+            app.writer.close()
+            return await self._to_session(session, sink, head, matched, {}, body=chunks)
+        self._note_served(session, sink, head, matched)
+        if app.responses.reusable:
+            self.owner._put_app(session, self.destination.port, app)
+        else:
+            app.writer.close()
+        return keep
+
+    def _note_served(self, session: int, sink: Sink, head: RequestHead, matched: str) -> None:
+        """Tells a session that counts its requests of one its app was sent here (not for a request that
+        went on to the session itself: it sees that one as ``HttpRequestStart``)."""
         if session in self.owner._noting:
             served = to_session.HttpRequestServed(
                 next(self.owner._ids),
@@ -632,30 +662,6 @@ class _Connection:
                 matched,
             )
             sink.put(_encode(served))
-        for chunk in chunks:
-            self._copy(copies, chunk)
-        self._copy(copies, None)
-        app.responses.expect(head.method)
-        app.writer.write(b"".join((head.raw, *chunks)))
-        try:
-            keep = await self._relay_response(app.reader, app.writer, app.responses)
-        except (ConnectionError, OSError, FramingError) as error:
-            app.writer.close()
-            log.info("request from %s failed in session %d's app: %s", self.client, session, error)
-            return False
-        except asyncio.CancelledError:
-            app.writer.close()  # the exchange stopped half way: the connection's state is unknown
-            raise
-        if keep is None:
-            # The app closed this idle connection meanwhile: the session opens a fresh one (and if the app
-            # is gone, the pod answers).
-            app.writer.close()
-            return await self._to_session(session, sink, head, matched, {}, body=chunks)
-        if app.responses.reusable:
-            self.owner._put_app(session, self.destination.port, app)
-        else:
-            app.writer.close()
-        return keep
 
     async def _to_session(
         self,
