@@ -130,7 +130,7 @@ class HttpRequests:
         self.hand_over: HandOver | None = None
         """Passes (port, connection to the app) to the agent; True once sent. Set with a handover channel."""
         self.app_tunnel: AppTunnel | None = None
-        """Set when the session has tunnels to its agent and nothing watches its requests one by one."""
+        """Set when the session has tunnels to its agent (the agent then writes matching requests itself)."""
         self._tunneled_ports: set[int] = set()  # ports whose first stolen request sent a tunnel
 
     @property

@@ -114,8 +114,8 @@ class SessionObserver:
         pass
 
     def wants_data(self, connection_id: int) -> bool:
-        """Whether ``connection`` should still get the connection's ``data`` events: False lets its bytes
-        move without passing through Python (asked after each event)."""
+        """Whether ``connection`` should still get the ``data`` events of connection ``connection_id`` (asked
+        after each one): False lets a tunneled connection's bytes move without passing through Python."""
         return True
 
 
