@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import socket
 import struct
@@ -225,12 +226,7 @@ class Incoming:
             log.warning("session %d: tunnel %d to its app spoke first; closed", session, tunnel_id)
             tunnel.sock.close()
             return
-        tunnels = self.tunnels
-
-        def listen_end(heard: Callable[[int], None]) -> None:
-            tunnels.listen_end(session, tunnel_id, heard)
-
-        counted = listen_end if tunnel.counted else None
+        counted = functools.partial(self.tunnels.listen_end, session, tunnel_id) if tunnel.counted else None
         self.http.app_tunnel(session, port, tunnel.sock, counted, notify=notify)
 
     @property
@@ -324,12 +320,8 @@ class Incoming:
         reason = "both sides closed"
         failed = True
         try:
-            relay = TunnelRelay(
-                sock, tunnel.sock, head_back=tunnel.rest, end_far=self.tunnels.end_sender(session, tunnel)
-            )
+            relay = self.tunnels.relay(session, tunnel, sock)
             self._tunneled[connection_id] = relay
-            if tunnel.counted:
-                self.tunnels.listen_end(session, tunnel.tunnel_id, relay.far_ended)
             relay.start()
             outcome = await relay.wait()
             failed = outcome.failure is not None

@@ -335,16 +335,12 @@ class Outgoing:
         tunnels = self.tunnels
         assert tunnels is not None, "a tunnel was claimed, so the agent has tunnels"
         try:
-            relay = TunnelRelay(
-                sock, tunnel.sock, head_back=tunnel.rest, end_far=tunnels.end_sender(session, tunnel)
-            )
+            relay = tunnels.relay(session, tunnel, sock)
         except BaseException:
             self._table.forget(connection_id)
             tunnel.sock.close()
             raise
         self._tunneled[connection_id] = relay
-        if tunnel.counted:
-            tunnels.listen_end(session, tunnel.tunnel_id, relay.far_ended)
         result = OutgoingConnectResult(
             request.request_id, Transport.TCP, connection_id, local, "", "", False, request.tunnel
         )

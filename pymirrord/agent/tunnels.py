@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymirrord.protocol import agent_to_session as to_session
+from pymirrord.tunnel.pump import TunnelRelay
 
 CLAIM_TIMEOUT = 10.0
 """How long an outgoing connection waits for the tunnel the session named (it was opened before)."""
@@ -133,6 +134,16 @@ class Tunnels:
                 send(to_session.TunnelEnd(tunnel.tunnel_id, length))
 
         return end
+
+    def relay(self, session: int, tunnel: IdleTunnel, near: socket.socket) -> TunnelRelay:
+        """A relay between ``near`` and ``tunnel`` (the bytes already read from it go first); a counted
+        tunnel's ends travel as ``TunnelEnd`` both ways, until ``unlisten``."""
+        relay = TunnelRelay(
+            near, tunnel.sock, head_back=tunnel.rest, end_far=self.end_sender(session, tunnel)
+        )
+        if tunnel.counted:
+            self.listen_end(session, tunnel.tunnel_id, relay.far_ended)
+        return relay
 
     def listen_end(self, session: int, tunnel_id: int, heard: EndHeard) -> None:
         """``heard`` gets the session's end of the tunnel in use (at once, if it came already)."""
