@@ -34,7 +34,11 @@ class FramingError(PymirrordError):
     """The bytes are not HTTP/1.x the reader can frame (bad request line, oversized head, bad chunk)."""
 
 
-@dataclass(frozen=True, slots=True)
+# The events are not frozen dataclasses only because building a frozen one costs twice as much, and the
+# agent builds three per message it relays; nothing changes an event once made (one ``End`` is shared).
+
+
+@dataclass(slots=True)
 class RequestHead:
     method: str
     target: str
@@ -50,7 +54,7 @@ class RequestHead:
         return _header(self.headers, name)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseHead:
     version: str
     status: int
@@ -64,16 +68,20 @@ class ResponseHead:
         return 100 <= self.status < 200 and self.status != 101
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Body:
     raw: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class End:
     """The message is complete; ``raw`` holds its last framing bytes (chunked end, trailers), if any."""
 
     raw: bytes = b""
+
+
+_END = End()
+"""The ``End`` of a message with no framing bytes of its own (most of them): one shared event."""
 
 
 class _Need(enum.Enum):
@@ -89,6 +97,23 @@ def _header(headers: tuple[tuple[bytes, bytes], ...], name: bytes) -> bytes | No
     return b", ".join(values) if values else None
 
 
+def _token(name: bytes) -> bool:
+    """Whether ``name`` is an HTTP token (a method or a header name)."""
+    if name in _TOKENS_SEEN:
+        return True
+    if _TOKEN_MATCH(name) is None:
+        return False
+    if len(_TOKENS_SEEN) < _TOKENS_SEEN_MAX:
+        _TOKENS_SEEN.add(name)
+    return True
+
+
+_TOKENS_SEEN: set[bytes] = set()
+"""Methods and header names already checked: a connection repeats the same few on every message, and a set
+lookup costs a fraction of the regex."""
+_TOKENS_SEEN_MAX = 4096
+
+
 def _tokens(value: bytes | None) -> set[bytes]:
     if value is None:
         return set()
@@ -96,6 +121,8 @@ def _tokens(value: bytes | None) -> set[bytes]:
 
 
 def _keep_alive(version: str, connection: bytes | None) -> bool:
+    if connection is None:
+        return version != "HTTP/1.0"
     tokens = _tokens(connection)
     if version == "HTTP/1.0":
         return b"keep-alive" in tokens
@@ -111,7 +138,7 @@ def _parse_headers(lines: list[bytes]) -> tuple[tuple[tuple[bytes, bytes], ...],
     known: Known = {}
     for line in lines:
         name, colon, value = line.partition(b":")
-        if not colon or _TOKEN_MATCH(name) is None:
+        if not colon or not _token(name):
             raise FramingError(f"malformed header line {line[:80]!r}")
         value = value.strip(b" \t")
         headers.append((name, value))
@@ -130,6 +157,8 @@ class _BodyKind(enum.Enum):
 
 
 def _framing(known: Known, *, request: bool) -> tuple[_BodyKind, int]:
+    if not known:
+        return (_BodyKind.NONE if request else _BodyKind.UNTIL_CLOSE), 0
     encoding = known.get(b"transfer-encoding")
     if encoding is not None:
         codings = [item.strip().lower() for item in encoding.split(b",")]
@@ -149,11 +178,19 @@ def _framing(known: Known, *, request: bool) -> tuple[_BodyKind, int]:
     return (_BodyKind.NONE if request else _BodyKind.UNTIL_CLOSE), 0
 
 
+_SMALL_REST = 4096
+"""Bytes left in a ``bytes`` buffer that may be copied into a new one; a larger rest moves to a bytearray,
+so that many small takes from one large chunk (a chunked body's lines) are not quadratic."""
+
+
 class _Reader:
     """Body framing shared by requests and responses."""
 
     def __init__(self, max_head: int = MAX_HEAD) -> None:
-        self._buffer = bytearray()
+        # ``bytes`` while it holds one fed chunk (the usual case: a message arrives whole and leaves whole,
+        # with no copy), a ``bytearray`` once bytes must be joined or a large rest kept (deleting from a
+        # bytearray's front is cheap; slicing a rest off ``bytes`` copies it).
+        self._buffer: bytes | bytearray = b""
         self._eof = False
         self._max_head = max_head
         self._in_message = False
@@ -163,7 +200,15 @@ class _Reader:
         self._tunnel = False
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
+        if not data:
+            return
+        buffer = self._buffer
+        if not buffer:
+            self._buffer = data if type(data) is bytes else bytes(data)
+        elif type(buffer) is bytes:
+            self._buffer = bytearray(buffer) + data
+        else:
+            buffer += data
 
     def feed_eof(self) -> None:
         self._eof = True
@@ -190,13 +235,22 @@ class _Reader:
 
     def take_buffered(self) -> bytes:
         """The bytes fed but not consumed (after an upgrade, or to hand a connection to a tunnel)."""
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        return data
+        buffer = self._buffer
+        self._buffer = b""
+        return buffer if type(buffer) is bytes else bytes(buffer)
 
     def _take(self, size: int) -> bytes:
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
+        buffer = self._buffer
+        if size >= len(buffer):
+            self._buffer = b""
+            return buffer if type(buffer) is bytes else bytes(buffer)
+        if isinstance(buffer, bytes):
+            if len(buffer) - size <= _SMALL_REST:
+                self._buffer = buffer[size:]
+                return buffer[:size]
+            self._buffer = buffer = bytearray(buffer)
+        data = bytes(buffer[:size])
+        del buffer[:size]
         return data
 
     def _head_lines(self) -> tuple[bytes, list[bytes]] | None:
@@ -210,7 +264,8 @@ class _Reader:
         if end + 4 > self._max_head:
             raise FramingError(f"the message head is larger than {self._max_head} bytes")
         raw = self._take(end + 4)
-        lines = raw[:-4].split(b"\r\n")
+        lines = raw.split(b"\r\n")
+        del lines[-2:]  # the empty line that ends the head
         return raw, lines
 
     def _start_body(self, kind: _BodyKind, length: int) -> None:
@@ -223,7 +278,7 @@ class _Reader:
         kind = self._kind
         if kind is _BodyKind.NONE or (kind is _BodyKind.LENGTH and self._remaining == 0):
             self._in_message = False
-            return End()
+            return _END
         if kind is _BodyKind.LENGTH:
             if not self._buffer:
                 if self._eof:
@@ -237,7 +292,7 @@ class _Reader:
                 return Body(self._take(len(self._buffer)))
             if self._eof:
                 self._in_message = False
-                return End()
+                return _END
             return NEED_DATA
         return self._chunked_event()
 
@@ -303,29 +358,31 @@ class _Reader:
         return NEED_DATA
 
 
+_VERSIONS = {b"HTTP/1.1": "HTTP/1.1", b"HTTP/1.0": "HTTP/1.0"}
+
+
 class RequestReader(_Reader):
     """Frames the requests a client sends on one connection."""
 
     def next_event(self) -> Event | _Need:
         if self._in_message:
             return self._body_event()
-        if self._eof and not self._buffer:
-            return NEED_DATA  # a clean end between requests; ``at_eof`` tells the caller
+        if not self._buffer:
+            return NEED_DATA  # at the end of the stream, a clean end between requests: ``at_eof`` tells
         parsed = self._head_lines()
         if parsed is None:
             return NEED_DATA
         raw, lines = parsed
         parts = lines[0].split(b" ")
-        if len(parts) != 3 or _TOKEN_MATCH(parts[0]) is None:
+        if len(parts) != 3 or parts[2] not in _VERSIONS or not parts[1] or not _token(parts[0]):
             raise FramingError(f"malformed request line {lines[0][:80]!r}")
-        method, target, version = (part.decode("latin-1") for part in parts)
-        if version not in ("HTTP/1.1", "HTTP/1.0") or not target:
-            raise FramingError(f"malformed request line {lines[0][:80]!r}")
+        method = parts[0].decode("latin-1")
+        target = parts[1].decode("latin-1")
+        version = _VERSIONS[parts[2]]
         headers, known = _parse_headers(lines[1:])
-        upgrade = method == "CONNECT" or (
-            b"upgrade" in known and b"upgrade" in _tokens(known.get(b"connection"))
-        )
-        keep_alive = _keep_alive(version, known.get(b"connection"))
+        connection = known.get(b"connection")
+        upgrade = method == "CONNECT" or (b"upgrade" in known and b"upgrade" in _tokens(connection))
+        keep_alive = _keep_alive(version, connection)
         head = RequestHead(method, target, version, headers, raw, keep_alive, upgrade)
         kind, length = _framing(known, request=True)
         self._start_body(kind, length)
@@ -354,7 +411,7 @@ class ResponseReader(_Reader):
         if self.upgraded:
             self._start_body(_BodyKind.TUNNEL, 0)
             return self._body_event()
-        if self._eof and not self._buffer:
+        if not self._buffer:
             return NEED_DATA
         parsed = self._head_lines()
         if parsed is None:

@@ -18,8 +18,8 @@ UTF-8 are read as Latin-1, so any byte sequence can be matched and none can make
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 import regex
 
@@ -155,7 +155,12 @@ class RequestHead:
 
     def header_lines(self) -> Iterable[str]:
         for name, value in self.headers:
-            yield f"{_text(name)}: {_text(value)}"
+            yield _header_line(name, value)
+
+
+def _header_line(name: bytes | str, value: bytes | str) -> str:
+    """The ``Name: Value`` line a header filter searches."""
+    return f"{_text(name)}: {_text(value)}"
 
 
 @dataclass(frozen=True)
@@ -169,21 +174,38 @@ class FilterMatch:
 # --- compiled filters -------------------------------------------------------------------------------------
 
 
+SEEN_MAX = 2048
+"""Header lines whose outcome a header part remembers before it starts over."""
+_UNSEEN = object()
+
+
 @dataclass(frozen=True)
 class _Part:
     name: str
     kind: FilterKind
     value: str
     pattern: regex.Pattern[str] | None  # None for a method
+    seen: dict[tuple[bytes | str, bytes | str], str | None] = field(default_factory=dict, compare=False)
+    """A header part's outcome per header already searched (the line it matched, or None). A connection's
+    requests repeat the same headers (host, user agent, the developer's own marker) and a search with the
+    ``regex`` package costs several times a dict lookup; a search's outcome depends on the line alone."""
 
     def match(self, request: RequestHead) -> str | None:
         if self.kind is FilterKind.METHOD:
             return request.method if request.method.upper() == self.value.upper() else None
         assert self.pattern is not None
         if self.kind is FilterKind.HEADER:
-            for line in request.header_lines():
-                if self.pattern.search(line):
-                    return line
+            seen = self.seen
+            for header in request.headers:
+                outcome = seen.get(header, _UNSEEN)
+                if outcome is _UNSEEN:
+                    line = _header_line(*header)
+                    outcome = line if self.pattern.search(line) else None
+                    if len(seen) >= SEEN_MAX:
+                        seen.clear()
+                    seen[header] = outcome
+                if outcome is not None:
+                    return cast(str, outcome)
             return None
         path = request.path
         if self.pattern.search(path):
@@ -244,11 +266,18 @@ class CompiledFilter:
         return tuple(found) if found else None
 
     def match(self, request: RequestHead) -> str | None:
-        """The name of the part that decided the match (``all_of`` for all of them), or None: no match."""
-        found = self.explain(request)
-        if found is None:
-            return None
-        return "all_of" if self._all else found[0].part
+        """The name of the part that decided the match (``all_of`` for all of them), or None: no match.
+
+        What ``explain`` decides, without gathering what matched: the agent asks this of every request."""
+        if self._all:
+            for part in self._parts:
+                if part.match(request) is None:
+                    return None
+            return "all_of"
+        for part in self._parts:
+            if part.match(request) is not None:
+                return part.name
+        return None
 
 
 def compile_filter(spec: HttpFilterSpec) -> CompiledFilter:

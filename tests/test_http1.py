@@ -113,3 +113,59 @@ def test_message_buffered_tells_a_whole_request_after_its_head(stream: bytes, wh
     reader.feed(stream)
     assert isinstance(reader.next_event(), RequestHead)
     assert reader.message_buffered is whole
+
+
+PIPELINE = (
+    b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+    b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n"
+)
+
+
+def _targets_and_bytes(reader: RequestReader, feeds: list[bytes]) -> tuple[list[str], bytes]:
+    events: list[object] = []
+    for data in feeds:
+        reader.feed(data)
+        events += drain(reader)
+    return [e.target for e in events if isinstance(e, RequestHead)], raw(events)
+
+
+@pytest.mark.parametrize("cut", range(0, len(PIPELINE) + 1, 7))
+def test_requests_split_anywhere_come_out_whole_and_in_order(cut: int) -> None:
+    # The reader keeps one fed chunk as it is and joins only when a second one arrives: every split
+    # point must give the same events and bytes as one feed.
+    targets, data = _targets_and_bytes(RequestReader(), [PIPELINE[:cut], PIPELINE[cut:]])
+    assert targets == ["/a", "/b", "/c"]
+    assert data == PIPELINE
+
+
+def test_a_large_chunked_body_from_one_feed_comes_out_whole() -> None:
+    # Thousands of small chunks in one large feed: each chunk-size line is a small take from a large rest.
+    body = b"".join(b"4\r\nabcd\r\n" for _ in range(20_000)) + b"0\r\n\r\n"
+    stream = (
+        b"POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + body + b"GET /after HTTP/1.1\r\n\r\n"
+    )
+    targets, data = _targets_and_bytes(RequestReader(), [stream])
+    assert targets == ["/big", "/after"]
+    assert data == stream
+
+
+def test_a_response_whole_in_one_feed_is_passed_on_without_a_copy() -> None:
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    reader = ResponseReader()
+    reader.expect("GET")
+    reader.feed(response)
+    head, body, end = drain(reader)
+    assert isinstance(head, ResponseHead) and isinstance(body, Body) and isinstance(end, End)
+    assert head.raw + body.raw == response
+    assert reader.reusable and reader.buffered == 0
+
+
+def test_a_body_that_is_the_whole_feed_is_the_fed_object() -> None:
+    reader = RequestReader()
+    reader.feed(b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n")
+    assert isinstance(reader.next_event(), RequestHead)
+    chunk = b"data"
+    reader.feed(chunk)
+    body = reader.next_event()
+    assert isinstance(body, Body) and body.raw is chunk

@@ -99,3 +99,41 @@ def test_non_ascii_header_bytes_never_crash() -> None:
 @given(st.binary(max_size=200), st.binary(max_size=200))
 def test_any_header_bytes_are_matched_without_error(name: bytes, value: bytes) -> None:
     compile_filter(HttpFilterSpec(header="a.*b")).match(RequestHead("GET", "/", ((name, value),)))
+
+
+HEADERS = st.tuples(
+    st.sampled_from(["X-Bench", "Host", b"X-Bench", b"x-other"]), st.sampled_from(["mine", "b", b"mine"])
+)
+
+
+@given(st.lists(st.lists(HEADERS, max_size=4), max_size=30))
+def test_match_agrees_with_explain_however_often_a_header_repeats(
+    requests: list[list[tuple[str, str]]],
+) -> None:
+    # match remembers each header's outcome; explain searches every time: they must never disagree.
+    for spec in (
+        HttpFilterSpec(header="^x-bench: mine$"),
+        HttpFilterSpec(
+            any_of=(FilterPart(FilterKind.HEADER, "^host:"), FilterPart(FilterKind.HEADER, "mine"))
+        ),
+        HttpFilterSpec(
+            all_of=(FilterPart(FilterKind.HEADER, "^host:"), FilterPart(FilterKind.HEADER, "mine"))
+        ),
+    ):
+        flt = compile_filter(spec)
+        for headers in requests:
+            head = RequestHead("GET", "/", tuple(headers))
+            found = flt.explain(head)
+            expected = None if found is None else ("all_of" if spec.all_of else found[0].part)
+            assert flt.match(head) == expected
+
+
+def test_remembered_header_outcomes_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymirrord import http_filter
+
+    monkeypatch.setattr(http_filter, "SEEN_MAX", 8)
+    flt = compile_filter(HttpFilterSpec(header="^x-id: 7$"))
+    for n in range(100):
+        assert (flt.match(request(("X-Id", str(n)))) is not None) is (n == 7)
+        assert len(flt._parts[0].seen) <= 8
+    assert flt.match(request(("X-Id", "7"))) == "header_filter"

@@ -84,6 +84,8 @@ def _encode(message: to_session.AgentToSession) -> bytes:
 def offer_copy(sinks: Mapping[int, Sink], copies: dict[int, int], data: bytes | None) -> None:
     """A body chunk (None: the end) for every copy of a request (session -> its copy's request id); a
     session gone, or one that lags too far behind, is dropped from ``copies`` and gets no more of it."""
+    if not copies:
+        return  # most requests: no mirroring session matched
     for session, request_id in list(copies.items()):
         sink = sinks.get(session)
         if sink is None:

@@ -104,6 +104,8 @@ class Subscriptions:
 
     def __init__(self) -> None:
         self._ports: dict[int, _Port] = {}
+        self._routes: dict[int, Route] = {}
+        """``route``'s answers since the last change: a filtered port asks for one per request."""
 
     def subscribe(
         self,
@@ -120,6 +122,7 @@ class Subscriptions:
         """
         if not MIN_PORT <= port <= MAX_PORT:
             return SubscribeOutcome(f"port {port} is not a TCP port (1-{MAX_PORT})")
+        self._routes.clear()
         compiled: CompiledFilter | None = None
         if http_filter is not None:
             try:
@@ -159,6 +162,7 @@ class Subscriptions:
 
     def unsubscribe(self, session: int, port: int) -> tuple[RuleAction, ...]:
         """Drop ``session``'s subscription of ``port``, if any."""
+        self._routes.clear()
         entry = self._ports.get(port)
         if entry is None or entry.modes.pop(session, None) is None:
             return ()
@@ -178,6 +182,12 @@ class Subscriptions:
 
     def route(self, port: int) -> Route:
         """Who gets a connection that arrives on ``port`` now."""
+        route = self._routes.get(port)
+        if route is None:
+            route = self._routes[port] = self._route(port)
+        return route
+
+    def _route(self, port: int) -> Route:
         entry = self._ports.get(port)
         if entry is None:
             return NOBODY

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pymirrord.agent.subscriptions import AddRedirect, RemoveRedirect, Route, Subscriptions
+from pymirrord.protocol.http_types import HttpFilterSpec
 from pymirrord.protocol.types import Mode
 
 A, B, C = 1, 2, 3
@@ -110,3 +111,19 @@ def test_handover_is_routed_only_to_a_stealer_that_asked_for_it_and_only_without
     subs.unsubscribe(2, 80)
     subs.subscribe(1, 80, Mode.STEAL, handover=False)
     assert subs.route(80).handover is False
+
+
+def test_route_follows_every_change_of_subscriptions() -> None:
+    # route is asked once per request on a filtered port and remembers its answers: each change must show.
+    subs = Subscriptions()
+    assert subs.route(80) == Route(None, ())
+    subs.subscribe(A, 80, Mode.STEAL)
+    assert subs.route(80).stealer == A
+    subs.subscribe(B, 80, Mode.MIRROR)
+    assert subs.route(80).mirrors == (B,)
+    subs.subscribe(B, 80, Mode.MIRROR, http_filter=HttpFilterSpec(header="^x: 1$"))
+    assert [sub.session for sub in subs.route(80).http] == [A, B]
+    subs.unsubscribe(B, 80)
+    assert subs.route(80) == Route(A, ())
+    subs.session_gone(A)
+    assert subs.route(80) == Route(None, ())
