@@ -74,7 +74,7 @@ class AppTunnels:
     async def give(self, port: int, address: SocketAddress) -> None:
         """Gives the agent a tunnel for the requests that match on ``port`` once the app at ``address``
         accepted it, and relays it where the app's layer did not take it."""
-        reserved = self._pool.reserve() if self._pool is not None else None
+        reserved = await self._pool.reserve_soon() if self._pool is not None else None
         if reserved is None:
             return  # none open right now: the agent asks again when it wants one
         tunnel_id, opened = reserved

@@ -212,7 +212,7 @@ class OutgoingRelay:
         handover = self.handover is not None and (":" in request.remote.host) == request.ipv6_socket
         reserved = None
         if not handover and request.transport is Transport.TCP and self.tunnels is not None:
-            reserved = self.tunnels.reserve()
+            reserved = await self.tunnels.reserve_soon()
         tunnel_id = reserved[0] if reserved is not None else 0
         request_id, message = self._state.connect(layer, request, handover=handover, tunnel=tunnel_id)
         future: asyncio.Future[from_agent.OutgoingConnectResult] = asyncio.get_running_loop().create_future()

@@ -25,6 +25,8 @@ from pymirrord.tunnel import ENDS_HEADER, ID_HEADER, KEY_HEADER, PATH, USE_HEADE
 POOL_SIZE = 4
 """Idle tunnels kept open: enough for a burst of connections while replacements are opened."""
 OPEN_TIMEOUT = 10.0
+RESERVE_WAIT = 2.0
+"""How long a connection of the session's own waits for a tunnel still opening before it goes as messages."""
 SWITCH = "PYMIRRORD_TUNNELS"
 """Set to 0, stolen connections travel as messages on the websocket (to measure or rule out tunnels)."""
 
@@ -114,6 +116,24 @@ class TunnelPool:
                 self._open_one()
                 return tunnel_id, task
         return None
+
+    async def reserve_soon(
+        self, timeout: float = RESERVE_WAIT
+    ) -> tuple[int, asyncio.Task[tuple[socket.socket, bytes]]] | None:
+        """``reserve``, waiting up to ``timeout`` for a handshake under way when no tunnel is open yet.
+
+        A connection that finds no tunnel travels as messages for the whole of its life, at a fraction of a
+        tunnel's speed: the app's first connections, made as it starts while the pool's handshakes are
+        still on their way, are often its long-lived ones (a database, a broker)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (reserved := self.reserve()) is None:
+            pending = [task for task in self._opening.values() if not task.done()]
+            remaining = deadline - loop.time()
+            if not pending or self._broken or self._closed or remaining <= 0:
+                return None
+            await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        return reserved
 
     async def close(self) -> None:
         self._closed = True

@@ -232,6 +232,46 @@ def test_reserve_picks_an_opened_tunnel_and_opens_another() -> None:
     run(scenario())
 
 
+def test_reserve_soon_waits_for_a_handshake_under_way() -> None:
+    # A connection made as the session starts must not go as messages just because no handshake has ended.
+    async def scenario() -> None:
+        async with agent() as server:
+            pool = new_pool(server.port, [], use="outgoing", first_id=2)
+            assert await pool.reserve_soon() is None  # nothing opening: no wait at all
+            pool.start()
+            assert pool.reserve() is None  # nothing opened yet
+            reserved = await pool.reserve_soon()
+            assert reserved is not None
+            tunnel_id, task = reserved
+            sock, _ = task.result()
+            with sock:
+                arrived = await server.tunnels_arrived(5)
+                assert tunnel_id in arrived
+                await exchange(sock, server.tunnels[tunnel_id][0])
+            await pool.close()
+
+    run(scenario())
+
+
+def test_reserve_soon_gives_up_on_a_broken_pool_or_at_its_timeout() -> None:
+    async def scenario() -> None:
+        async with agent() as server:
+            broken = TunnelPool("127.0.0.1", server.port, token="wrong", key="k", on_log=lambda _: None)
+            broken.start()
+            assert await broken.reserve_soon(TIMEOUT) is None  # every handshake refused
+            await broken.close()
+        silent = socket.socket()  # accepts connections, never answers a handshake
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        with silent:
+            pool = new_pool(silent.getsockname()[1], [])
+            pool.start()
+            assert await pool.reserve_soon(0.05) is None
+            await pool.close()
+
+    run(scenario())
+
+
 def test_a_refused_tunnel_breaks_the_pool_and_is_logged_once() -> None:
     async def scenario() -> None:
         async with agent() as server:
