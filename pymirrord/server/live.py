@@ -27,7 +27,8 @@ from pymirrord.remote_env import TargetEnvironment
 from pymirrord.server.errors import NOT_PERMITTED, SESSION_FAILED, UNKNOWN_SESSION, HelperError
 from pymirrord.server.http_filter import HttpRequestHead, match_request
 from pymirrord.server.http_sniffer import RequestSniffer
-from pymirrord.server.session_record import SessionRecord
+from pymirrord.server.request_batches import RequestBatches
+from pymirrord.server.session_record import LAST_REQUESTS, SessionRecord
 from pymirrord.session.errors import NotPermitted
 from pymirrord.session.local_agent import LocalAgent
 from pymirrord.session.opening import OpenSession, open_session
@@ -68,6 +69,8 @@ class LiveSession(SessionObserver):
         self.ended = asyncio.Event()
         self._connections: dict[int, tuple[int, str, RequestSniffer]] = {}
         self.on_end: Callable[[LiveSession], None] | None = None
+        self._requests = RequestBatches(record.session_id, LAST_REQUESTS)
+        self._requests_flush: asyncio.TimerHandle | None = None
 
     # Start ----------------------------------------------------------------------------------------------
 
@@ -160,7 +163,18 @@ class LiveSession(SessionObserver):
         note = self.record.note_request(
             event.request_id, event.port, event.mode.value, method=event.method, path=event.path, matched=True
         )
-        self._emit(note)
+        self._emit_request(note)
+
+    def _emit_request(self, note: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        self._emit(self._requests.add(note, loop.time()))
+        due = self._requests.due
+        if due is not None and self._requests_flush is None:
+            self._requests_flush = loop.call_at(due, self._flush_requests)
+
+    def _flush_requests(self) -> None:
+        self._requests_flush = None
+        self._emit(self._requests.flush(asyncio.get_running_loop().time()))
 
     def _sniff(self, connection_id: int, data: bytes) -> None:
         known = self._connections.get(connection_id)
@@ -173,7 +187,7 @@ class LiveSession(SessionObserver):
             if http_filter is not None and port in http_filter.ports:
                 head = HttpRequestHead(request.method, request.target, request.headers)
                 matched = match_request(http_filter, head).stolen
-            self._emit(
+            self._emit_request(
                 self.record.note_request(
                     connection_id, port, mode, method=request.method, path=request.target, matched=matched
                 )
@@ -213,6 +227,9 @@ class LiveSession(SessionObserver):
         if self._watch is not None and self._watch is not asyncio.current_task():
             self._watch.cancel()
         await self._release()
+        if self._requests_flush is not None:
+            self._requests_flush.cancel()
+        self._flush_requests()  # the requests still waiting are told before the end
         self._emit(self.record.note_ended(reason))
         self.ended.set()
         if self.on_end is not None:

@@ -11,10 +11,11 @@ import importlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -25,6 +26,7 @@ from pymirrord import __version__
 from pymirrord.server.commands import CHOOSE_TARGET_COMMAND, EDIT_FILTER_COMMAND, SET_TARGET_COMMAND
 from pymirrord.server.documents import config_format, uri_to_path
 from pymirrord.server.errors import INVALID_PARAMS, HelperError
+from pymirrord.server.stdout_batch import TurnFlushedStdout
 from pymirrord.server.text_positions import Encoding, TextPositions
 
 if TYPE_CHECKING:
@@ -521,11 +523,14 @@ async def on_shutdown(ls: HelperServer, *args: Any) -> None:
         await ls._sessions.close_all("the editor helper shut down")
 
 
-def _exit_on_sigterm() -> None:
+def _exit_on_sigterm(stdout: TurnFlushedStdout | None = None) -> None:
     def stop(signum: int, frame: Any) -> None:
         # Not SystemExit: the loop would then wait for the thread blocked reading stdin, forever.
         if server._sessions is not None:
             server._sessions.release_all_now()
+        if stdout is not None:
+            with contextlib.suppress(OSError):
+                stdout.flush_now()  # what the editor was about to be told
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
@@ -535,11 +540,17 @@ def _exit_on_sigterm() -> None:
 def run(*, tcp: tuple[str, int] | None = None, ws: tuple[str, int] | None = None) -> int:
     """Serve on stdio (default), a TCP port, or a websocket; returns the exit status."""
     logging.basicConfig(level=os.environ.get("PYMIRRORD_LSP_LOG", "WARNING").upper(), format="%(message)s")
-    _exit_on_sigterm()
     if tcp is not None:
+        _exit_on_sigterm()
         server.start_tcp(*tcp)
     elif ws is not None:
+        _exit_on_sigterm()
         server.start_ws(*ws)
     else:
-        server.start_io()
+        stdout = TurnFlushedStdout(sys.stdout.buffer)
+        _exit_on_sigterm(stdout)
+        # pygls only writes to, flushes and closes the stream it is given.
+        server.start_io(stdout=cast(BinaryIO, stdout))
+        with contextlib.suppress(OSError, ValueError):
+            stdout.flush_now()
     return 0

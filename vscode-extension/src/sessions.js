@@ -103,6 +103,12 @@ class SessionsModel {
         session.lastRequests = [...session.lastRequests, /** @type {RequestSeen} */ (request)].slice(-LAST_REQUESTS);
         break;
       }
+      case 'requests': // the requests of a busy spell, at most one such event a tenth of a second
+        for (const [mode, count] of Object.entries(event.counts || {})) {
+          session.requests[mode] = (session.requests[mode] || 0) + Number(count);
+        }
+        session.lastRequests = [...session.lastRequests, ...(event.entries || [])].slice(-LAST_REQUESTS);
+        break;
       case 'environment':
         session.remoteEnv = envNames(event.remoteEnv);
         break;

@@ -83,3 +83,16 @@ test('picker items and lines', () => {
   assert.equal(requestLine({ mode: 'mirror', port: 8080, method: 'GET', path: '/', matched: null }), 'GET / · mirror on :8080');
   assert.match(sessionSummary({ ...SNAPSHOT.sessions[0], ports: [], processes: [1, 2] }), /no port yet; .* 2 processes$/);
 });
+
+test('a batch of requests adds its counts and its entries', () => {
+  const model = new SessionsModel();
+  model.reset(SNAPSHOT);
+  const before = model.sessions.get('s1')?.requests.steal ?? 0;
+  const entries = Array.from({ length: LAST_REQUESTS }, (_, i) => ({ port: 80, mode: 'steal', method: 'GET', path: `/b${i}`, matched: true }));
+  assert.equal(model.apply({ sessionId: 's1', kind: 'requests', counts: { steal: 250, mirror: 3 }, entries }), 'changed');
+  const session = model.sessions.get('s1');
+  assert.equal(session?.requests.steal, before + 250);
+  assert.equal(session?.requests.mirror, 3);
+  assert.equal(session?.lastRequests.length, LAST_REQUESTS);
+  assert.equal(session?.lastRequests.at(-1)?.path, `/b${LAST_REQUESTS - 1}`);
+});
