@@ -76,12 +76,13 @@ out = {}
 
 
 def download():
+    buffer = bytearray(1 << 20)
     with socket.create_connection((host, source), timeout=120) as connection:
         start = time.perf_counter()
         connection.sendall(struct.pack("!Q", size))
         received = 0
-        while data := connection.recv(1 << 20):
-            received += len(data)
+        while count := connection.recv_into(buffer):
+            received += count
         return time.perf_counter() - start, received
 
 
@@ -158,7 +159,7 @@ def pod_services(lab: Lab) -> Iterator[tuple[int, int]]:
         (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         (etc / "hosts").write_text("127.0.0.1 localhost\n")
         source = int(start([PYTHON, str(APPS / "source.py"), HOST, "0"]).split()[-1])
-        sink = int(start([PYTHON, str(APPS / "sink.py"), "0"]).split()[-1])
+        sink = int(start([PYTHON, str(APPS / "peer_sink.py"), HOST, "0"]).split()[-1])
         # 53 because resolv.conf cannot name another port; a fresh namespace has it free.
         start([PYTHON, str(DNS_SERVER), HOST, "53", f"{NAME}={NAME_ADDRESS}"])
         yield source, sink
