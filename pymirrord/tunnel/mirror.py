@@ -1,10 +1,13 @@
 """Passing a mirrored connection through to the pod's app while its copies go down tunnels (the I/O shell).
 
-The client's bytes are read once and written on to the pod's app and to each mirroring session's tunnel;
-the pod's answers go back to the client with ``splice``, as in ``TunnelRelay``. Whatever a session's app
-writes back into its tunnel is read and dropped: a mirrored copy's answers go nowhere.
+The client's bytes are spliced into a pipe, duplicated into each copy's own pipe with ``tee(2)`` (page
+references, no copy), and spliced on to the pod's app and to each mirroring session's tunnel: no byte
+passes through Python. Where ``tee`` is missing they are read once and written to each instead. The pod's
+answers go back to the client with ``splice``, as in ``TunnelRelay``. Whatever a session's app writes back
+into its tunnel is read and dropped: a mirrored copy's answers go nowhere.
 
-A copy never holds the pod's traffic back: the bytes it has not taken yet wait in memory, and a copy that
+A copy never holds the pod's traffic back: what it has not taken yet waits in its pipe, and when the pipe
+is needed for the next bytes while the copy still lags, its content moves to memory first; a copy that
 falls more than ``COPY_BUFFER`` bytes behind is dropped (its tunnel closed, its session told why). Reading
 the client pauses only while the pod's app itself has not taken ``PIPE_SIZE`` bytes. The bookkeeping of
 each direction is ``pymirrord.tunnel.state``.
@@ -15,11 +18,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pymirrord.tunnel.pump import COPY_CHUNK, PIPE_SIZE, TURN_BYTES, EndFar, TunnelRelay, send_chunks
+from pymirrord.tunnel import tee as tee_module
+from pymirrord.tunnel.pump import (
+    COPY_CHUNK,
+    PIPE_SIZE,
+    SPLICE_FLAGS,
+    TURN_BYTES,
+    EndFar,
+    TunnelRelay,
+    make_pipe,
+    send_chunks,
+)
 from pymirrord.tunnel.state import Direction
 
 COPY_BUFFER = 16 * 1024 * 1024
@@ -50,6 +64,54 @@ class _Queue:
                 self.state.wrote(send_chunks(sock, self.chunks))
             except BlockingIOError:
                 return
+
+    def close(self) -> None:
+        self.chunks.clear()
+
+
+class _PipeQueue(_Queue):
+    """A copy's bytes not yet written to its tunnel: in its own pipe (``tee``'d there), and older ones in
+    memory (``chunks``), moved out of the pipe when it was needed for newer bytes while the copy lagged."""
+
+    def __init__(self, state: Direction) -> None:
+        super().__init__(state)
+        self.read_end, self.write_end, self.capacity = make_pipe()
+        self.in_pipe = 0
+
+    def tee_from(self, source: int, count: int) -> None:
+        """Duplicates the ``count`` bytes at the head of pipe ``source`` (``count`` <= ``capacity``)."""
+        if self.in_pipe and self.capacity - self.in_pipe < count:
+            self._spill()
+        teed = tee_module.tee(source, self.write_end, count)
+        if teed != count:
+            raise OSError(f"tee duplicated {teed} of {count} bytes")
+        self.in_pipe += count
+        self.state.read(count)
+
+    def _spill(self) -> None:
+        while self.in_pipe:
+            data = os.read(self.read_end, self.in_pipe)
+            if not data:
+                raise OSError("a copy's pipe ran dry")
+            self.chunks.append(memoryview(data))
+            self.in_pipe -= len(data)
+
+    def send(self, sock: socket.socket) -> None:
+        super().send(sock)  # the older bytes first
+        while not self.chunks and self.in_pipe:
+            try:
+                sent = os.splice(self.read_end, sock.fileno(), self.in_pipe, flags=SPLICE_FLAGS)
+            except BlockingIOError:
+                return
+            self.in_pipe -= sent
+            self.state.wrote(sent)
+
+    def close(self) -> None:
+        super().close()
+        if self.read_end >= 0:
+            os.close(self.read_end)
+            os.close(self.write_end)
+            self.read_end = self.write_end = -1
 
 
 @dataclass
@@ -96,13 +158,29 @@ class MirrorRelay:
         self._on_drop = on_drop
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._main_over: asyncio.Future[None] = self._loop.create_future()
-        self._to_pod = _Queue(Direction(PIPE_SIZE))
         self._reading = self._writing = False
         ends = counted or {}
-        self._copies = [
-            _Copy(session, tunnel, _Queue(Direction(COPY_BUFFER)), ends.get(session))
-            for session, tunnel in tunnels.items()
-        ]
+        self._pipe: tuple[int, int] | None = None
+        """The pipe the client's bytes go through on their way to the pod's app (with ``tee``)."""
+        if tee_module.AVAILABLE:
+            read_end, write_end, capacity = make_pipe()
+            self._pipe = (read_end, write_end)
+            queues = {session: _PipeQueue(Direction(COPY_BUFFER)) for session in tunnels}
+            self._copies = [
+                _Copy(session, tunnel, queues[session], ends.get(session))
+                for session, tunnel in tunnels.items()
+            ]
+            # One read must fit in every copy's pipe once the pipe's older bytes moved to memory, and in a
+            # turn of the loop.
+            self._chunk = min([capacity, turn_bytes, *(queue.capacity for queue in queues.values())])
+            self._to_pod = _Queue(Direction(self._chunk))
+        else:
+            self._copies = [
+                _Copy(session, tunnel, _Queue(Direction(COPY_BUFFER)), ends.get(session))
+                for session, tunnel in tunnels.items()
+            ]
+            self._chunk = COPY_CHUNK
+            self._to_pod = _Queue(Direction(PIPE_SIZE))
         self._back = TunnelRelay(pod, client)  # only its forward direction is used: pod -> client
         self._back.relay.back.shutdown_done()  # client -> pod is ours
 
@@ -136,6 +214,12 @@ class MirrorRelay:
 
     # --- client -> pod and copies ------------------------------------------------------------------------
 
+    def _should_read(self) -> bool:
+        state = self._to_pod.state
+        # With tee, the pipe must be empty: tee duplicates from its head, so what is still in it would reach
+        # the copies twice.
+        return state.should_read and (self._pipe is None or state.pending == 0)
+
     def _run_forward(self) -> None:
         queue = self._to_pod
         state = queue.state
@@ -145,22 +229,21 @@ class MirrorRelay:
                 progressed = False
                 if state.should_write:
                     before = state.pending
-                    queue.send(self._pod)
+                    self._send_to_pod()
                     progressed = state.pending < before
                 if state.should_shutdown:
                     with contextlib.suppress(OSError):
                         self._pod.shutdown(socket.SHUT_WR)
                     state.shutdown_done()
                     break
-                if state.should_read:
+                if self._should_read():
                     try:
-                        data = self._client.recv(min(state.room, COPY_CHUNK))
+                        count = self._read_client()
                     except BlockingIOError:
                         pass
                     else:
                         progressed = True
-                        turn += len(data)
-                        self._take(data)
+                        turn += count
                 if not progressed:
                     break
                 if turn >= self._turn_bytes and not state.should_shutdown:
@@ -168,7 +251,7 @@ class MirrorRelay:
         except OSError as error:
             state.fail(error.strerror or type(error).__name__)
             self.failure = state.failed
-        reading = self.failure is None and state.should_read
+        reading = self.failure is None and self._should_read()
         writing = self.failure is None and state.should_write
         if reading != self._reading:
             if reading:
@@ -183,6 +266,45 @@ class MirrorRelay:
                 self._loop.remove_writer(self._pod.fileno())
             self._writing = writing
         self._check()
+
+    def _send_to_pod(self) -> None:
+        if self._pipe is None:
+            self._to_pod.send(self._pod)
+            return
+        state = self._to_pod.state
+        while state.pending:
+            try:
+                sent = os.splice(self._pipe[0], self._pod.fileno(), state.pending, flags=SPLICE_FLAGS)
+            except BlockingIOError:
+                return
+            state.wrote(sent)
+
+    def _read_client(self) -> int:
+        """Reads what the client sent (``BlockingIOError``: nothing now) and passes it on; the count."""
+        if self._pipe is None:
+            data = self._client.recv(min(self._to_pod.state.room, COPY_CHUNK))
+            self._take(data)
+            return len(data)
+        count = os.splice(self._client.fileno(), self._pipe[1], self._chunk, flags=SPLICE_FLAGS)
+        for copy in self._copies:
+            if copy.closed:
+                continue
+            state = copy.queue.state
+            if count and state.room < count:
+                self._drop(copy, f"the app fell more than {COPY_BUFFER >> 20} MiB behind")
+                continue
+            assert isinstance(copy.queue, _PipeQueue)
+            try:
+                if count:
+                    copy.queue.tee_from(self._pipe[0], count)
+                else:
+                    state.read(0)
+            except OSError as error:
+                self._drop(copy, f"its copy could not be made: {error.strerror or error}")
+                continue
+            self._flush_copy(copy)
+        self._to_pod.state.read(count)  # the copies have theirs: the pipe may go to the pod now
+        return count
 
     def _take(self, data: bytes) -> None:
         """A chunk from the client (empty: its end of stream) goes to the pod and to every copy."""
@@ -274,7 +396,7 @@ class MirrorRelay:
             self._loop.remove_writer(copy.tunnel.fileno())
             copy.writing = False
         copy.closed = True
-        copy.queue.chunks.clear()
+        copy.queue.close()
 
     # --- plumbing --------------------------------------------------------------------------------------
 
@@ -303,3 +425,7 @@ class MirrorRelay:
             self._back.abort("stopped")
         for copy in self._copies:
             self._close_copy(copy)
+        if self._pipe is not None:
+            for end in self._pipe:
+                os.close(end)
+            self._pipe = None

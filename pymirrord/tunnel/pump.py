@@ -30,7 +30,7 @@ COPY_CHUNK = 127 * 1024
 """Read size of a tapped direction (below glibc's 128 KiB mmap threshold, see ``pymirrord.streams``)."""
 _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
-_SPLICE_FLAGS = getattr(os, "SPLICE_F_NONBLOCK", 2) | getattr(os, "SPLICE_F_MOVE", 1)
+SPLICE_FLAGS = getattr(os, "SPLICE_F_NONBLOCK", 2) | getattr(os, "SPLICE_F_MOVE", 1)
 
 Tap = Callable[[bytes], "bool | None"]
 """Sees each chunk of a direction as it passes (the sessions view's request sniffer); False once it wants no
@@ -76,26 +76,32 @@ class _Mover:
         pass
 
 
+def make_pipe() -> tuple[int, int, int]:
+    """A non-blocking pipe of ``PIPE_SIZE`` where the system allows it: read end, write end, capacity."""
+    read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: the default size serves
+        fcntl.fcntl(write, _F_SETPIPE_SZ, PIPE_SIZE)
+    return read, write, fcntl.fcntl(write, _F_GETPIPE_SZ)
+
+
 class _SpliceMover(_Mover):
     def __init__(self, source: socket.socket, destination: socket.socket, head: bytes) -> None:
         self._source = source.fileno()
         self._destination = destination
         self._destination_fd = destination.fileno()
         self._head = memoryview(head)
-        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: the default size serves
-            fcntl.fcntl(self._write, _F_SETPIPE_SZ, PIPE_SIZE)
-        self.capacity = fcntl.fcntl(self._write, _F_GETPIPE_SZ) + len(head)
+        self._read, self._write, capacity = make_pipe()
+        self.capacity = capacity + len(head)
 
     def fill(self, room: int) -> int:
-        return os.splice(self._source, self._write, room, flags=_SPLICE_FLAGS)
+        return os.splice(self._source, self._write, room, flags=SPLICE_FLAGS)
 
     def flush(self, count: int) -> int:
         if self._head:
             sent = self._destination.send(self._head)
             self._head = self._head[sent:]
             return sent
-        return os.splice(self._read, self._destination_fd, count, flags=_SPLICE_FLAGS)
+        return os.splice(self._read, self._destination_fd, count, flags=SPLICE_FLAGS)
 
     def close(self) -> None:
         os.close(self._read)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from pymirrord.tunnel import mirror, tee
 from pymirrord.tunnel.mirror import MirrorRelay
 
 from .sockets import (
@@ -182,5 +183,53 @@ def test_copy_ended_before_the_copys_end_drops_the_copy(ends: Ends) -> None:
         assert relay.failure is None
         assert announced == [11]  # session 2's copy only
         assert_no_end_of_stream(ends.apps[1])  # nothing more came down the dropped copy
+
+    run(scenario())
+
+
+def test_a_copy_that_lags_never_holds_the_pod_back_and_still_gets_every_byte(
+    ends: Ends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copy 1's app reads nothing until the pod has had it all: the bytes that copy has not taken wait (in
+    its pipe, then in memory once the pipe is needed for newer ones) and reach it whole and in order."""
+    spills: list[int] = []
+    spill = mirror._PipeQueue._spill
+
+    def counted_spill(queue: mirror._PipeQueue) -> None:
+        spills.append(queue.in_pipe)
+        spill(queue)
+
+    monkeypatch.setattr(mirror._PipeQueue, "_spill", counted_spill)
+
+    async def scenario() -> None:
+        drops: list[tuple[int, str | None]] = []
+        relay = MirrorRelay(ends.client, ends.pod, {1: ends.tunnels[1]}, lambda *drop: drops.append(drop))
+        relay.start()
+        data = os.urandom(6 * 1024 * 1024 + 11)  # several pipes' worth, far below COPY_BUFFER
+        _, at_pod = await asyncio.gather(send_and_shut(ends.client_peer, data), recv_until_eof(ends.pod_peer))
+        assert at_pod == data, "the pod got everything while the copy's app read nothing"
+        assert await asyncio.wait_for(recv_until_eof(ends.apps[1]), TIMEOUT) == data
+        await finish_main_connection(ends, relay)
+        assert drops == [] and relay.failure is None
+        if tee.AVAILABLE:
+            assert spills, "the copy's pipe never had to make room: the test did not make the copy lag"
+
+    run(scenario())
+
+
+def test_a_copy_too_far_behind_is_dropped_and_the_pod_gets_everything(
+    ends: Ends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        monkeypatch.setattr(mirror, "COPY_BUFFER", 2 * 1024 * 1024)
+        drops: list[tuple[int, str | None]] = []
+        relay = MirrorRelay(ends.client, ends.pod, {1: ends.tunnels[1]}, lambda *drop: drops.append(drop))
+        relay.start()
+        data = os.urandom(8 * 1024 * 1024)
+        _, at_pod = await asyncio.gather(send_and_shut(ends.client_peer, data), recv_until_eof(ends.pod_peer))
+        assert at_pod == data
+        assert drops == [(1, "the app fell more than 2 MiB behind")]
+        await finish_main_connection(ends, relay)
+        assert relay.failure is None
 
     run(scenario())
