@@ -86,8 +86,9 @@ stolen relayed, on 2 cores:
   ``tee(2)`` for the copies (through ``ctypes``; a copy that lags past its pipe spilling to memory) was
   built and measured against the read-and-two-writes relay, alternating, three uploads each: the agent
   then spent 0.36-0.54 s per GB instead of 0.87-1.21, but the pod's app 1.09-1.43 s instead of
-  0.47-0.62 (the spliced pages reach it as many small fragments, where the agent's own writes arrive
-  coalesced), and the uploads ran slower, 662-751 MB/s against 717-1,054. Not adopted.
+  0.47-0.62, and the uploads ran slower, 662-751 MB/s against 717-1,054. Not adopted then; those apps
+  were the ``StreamReader`` sink whose speed, it turned out, swung with the state of its heap (below),
+  and measured again with the allocation-free sink, ``tee`` wins and is now the mirror's path.
 - The same effect made a copying relay (``recv`` and ``sendmsg``) worth measuring for stolen connections
   too: alternating with ``splice``, 1 GB uploads ran at 1,398-1,734 MB/s against 775-1,531, but this
   script's median-of-3 uploads at 1,188-1,247 against 1,101-1,474: no difference that stands out of this
@@ -100,6 +101,30 @@ stolen relayed, on 2 cores:
   has no half-close, so those tunnels are counted (each end announces its length in a ``TunnelEnd``
   message). The relayed column is that path without the port-forward's own hop (the API server and
   kubelet), which needs a cluster to measure.
+
+Later on 2026-12-06 (per-process CPU from ``/proc``, ``perf`` for the kernel's share, 1,000 MB uploads):
+
+- The bench's sink (``apps/sink.py``, the pod's app and the local one) was an ``asyncio.StreamReader``
+  loop. Its CPU per GB was 0.15-0.19 s in some runs and 0.25-0.30 in others, and a long-lived instance
+  switched from one to the other at a random point (the outgoing bench's upload peer, the same code,
+  went from 6.3 to 2.0 GB/s for good after a few transfers): glibc's heap and the reader's buffer
+  growth lining up differently. Paths measured minutes apart were compared against apps of different
+  speeds. The sink now reads into one buffer of its own (``asyncio.BufferedProtocol``, nothing
+  allocated per read): 0.10-0.11 s per GB in the pod, and direct uploads of 5.3-7.9 GB/s.
+- Stolen, relayed: 3,800-4,400 MB/s (0.60-0.68x) in ``perf``-watched runs, 4,008-4,194 MB/s
+  (0.62-0.67x) in runs of this script. Per GB the agent spends 0.06-0.09 s, the session nothing, the
+  client 0.11-0.17 s and the local app 0.15-0.17 s, against 0.10-0.11 for the same app in the pod.
+  That difference stays with the app pinned alone to a core (``sched_setaffinity``) and with the
+  agent copying instead of splicing: it is the kernel's copy out of the tunnel's loopback socket, in
+  the app's own time.
+- Mirrored: with ``tee`` the agent spends 0.16-0.23 s per GB instead of 0.44-0.49 (read once, written
+  twice), while the pod's app goes from 0.14-0.17 to 0.17-0.26 and the client from 0.10-0.13 to
+  0.18-0.19 (their pages stay referenced until both readers took them). Uploads: 2,175-2,484 MB/s
+  against 1,875-2,124 in the ``perf``-watched runs, and 2,995 (0.46x) against 2,582 (0.41x) in runs of
+  this script. Below 0.5x still: four busy processes at about 0.75 s of CPU per GB together share two
+  cores, where a direct upload needs 0.25-0.3.
+- Through an editor session: 3,067-3,312 MB/s (0.48-0.53x): the session relays each tunnel (splicing
+  once its sniffer let go), one more loopback hop than ``pymirrord exec``.
 """
 
 from __future__ import annotations

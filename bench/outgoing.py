@@ -37,9 +37,22 @@ With tunnels the app's socket is a tunnel straight to the agent, which splices i
 relay hop, no Python copy (1,430 MB/s down, 1,590 MB/s up in a run of this script, against 1,090 and
 935 as messages). Direct here is a transfer on the pod's own loopback between two processes (4.8-4.9
 GB/s); even a bare C-speed ``splice`` relay between two such processes tops out near 2.1 GB/s on these
-2 cores (0.36x), because three busy processes then share two cores. So 0.5x of a loopback transfer
-is out of reach for any relay on this machine; against a real remote peer the network is the limit.
+2 cores (0.36x), because three busy processes then share two cores; that measurement, and the
+conclusion drawn from it that 0.5x was out of reach here, came before the apps below were fixed.
 A tunneled connect waits for the tunnel the session named to be claimed (+0.3 ms at p50).
+
+Later on 2026-12-06 the apps changed, because they, not pymirrord, made the figures swing. The upload peer
+was ``apps/sink.py`` built on ``asyncio.StreamReader``: one instance ran at 6.3 GB/s for a few uploads
+and then at 2.0 GB/s for good (glibc's heap under the reader's buffer), so the paths measured after the
+switch were held against a direct figure measured before it (handover, which is the same socket as
+direct, came out at 0.39x in one run). The peer is now ``apps/peer_sink.py``: a thread per connection
+reading into one reused buffer, 8.0-8.2 GB/s direct in every run. The client read its download with
+``recv(1 MiB)``, a fresh allocation per read; right after a session started, the first 1 GB download ran
+at 2.0-2.6 GB/s relayed and the next ones at 4.4-4.9, with page faults and zeroed pages in the client's
+``perf`` profile and pymirrord's processes idle. With ``recv_into`` one buffer, first downloads ran at
+3.3-4.7 GB/s. Each transfer now runs ``--repeat`` times and the median counts, as in ``incoming.py``.
+Relayed download 4,310-4,932 MB/s (0.53-0.60x), upload 4,345-4,746 (0.49-0.70x of a direct figure of
+6.8-8.9 GB/s) in runs of this script.
 """
 
 from __future__ import annotations
