@@ -185,6 +185,13 @@ def through_editor(lab: Lab, args: argparse.Namespace, workspace: Path, config: 
     with editor_session(lab, workspace, incoming, argv, (80,)) as helper:
         cpu = CpuMeter(helper.process.pid)
         runs = run_phases(lab, args, cpu)
+        served = sum(1 for run in runs.values() for mine, who, _ in run["results"] if mine and who)
+        # The agent's notes of a busy spell travel together a moment later: wait for them (a shortfall
+        # after that shows in the table).
+        with contextlib.suppress(TimeoutError):
+            helper.wait_notification(
+                "pymirrord/sessionEvent", lambda _: helper.requests_told("steal") >= served, timeout=10
+            )
         (session,) = helper.request("pymirrord/sessions")["sessions"]
     return Side(runs, cpu, counted=int(session["requests"].get("steal", 0)))
 

@@ -60,6 +60,9 @@ REPLAY_LIMIT = 1024 * 1024
 WRITE_HIGH_WATER = 1024 * 1024
 RESPONSE_LOW_WATER = 256 * 1024
 """A session held back by a slow client (``HttpResponseFlow``) sends again once this little waits for it."""
+NOTE_DELAY = 0.02
+"""Seconds the notes of served requests (``HttpRequestServed``) wait, so that a busy spell's leave in one
+websocket write rather than one each: the view that counts them shows them ten times a second anyway."""
 
 ListenEnd = Callable[[Callable[[int], None]], None]
 """Registers what hears a counted tunnel's far end: the length the far side sent in all."""
@@ -192,6 +195,9 @@ class HttpIncoming:
         self._tunneling: set[int] = set()
         """Sessions that sent a tunnel to their app (``HttpAppTunnel``): they may be asked for more."""
         self._noting: set[int] = set()
+        self._notes: dict[int, list[bytes]] = {}
+        """Notes waiting for ``NOTE_DELAY``, by session."""
+        self._notes_due: asyncio.TimerHandle | None = None
         """Sessions that want an ``HttpRequestServed`` for each request written to their app connections."""
 
     # --- sessions ------------------------------------------------------------------------------------------
@@ -242,6 +248,7 @@ class HttpIncoming:
     def session_gone(self, session: int) -> None:
         self._tunneling.discard(session)
         self._noting.discard(session)
+        self._notes.pop(session, None)
         for request in list(self._stolen.values()):
             if request.session == session:
                 request.finish("the session left")
@@ -252,6 +259,20 @@ class HttpIncoming:
         """The session unsubscribed ``port``: its app connections for it are closed."""
         for app in self._apps.forget_port(session, port):
             app.writer.close()
+
+    def _note(self, session: int, frame: bytes) -> None:
+        self._notes.setdefault(session, []).append(frame)
+        if self._notes_due is None:
+            self._notes_due = asyncio.get_running_loop().call_later(NOTE_DELAY, self._send_notes)
+
+    def _send_notes(self) -> None:
+        self._notes_due = None
+        notes, self._notes = self._notes, {}
+        for session, frames in notes.items():
+            sink = self._sinks.get(session)
+            if sink is not None:
+                for frame in frames:
+                    sink.put(frame)
 
     # --- connections to sessions' local apps ----------------------------------------------------------------
 
@@ -633,7 +654,7 @@ class _Connection:
         except (ConnectionError, OSError, FramingError) as error:
             app.writer.close()
             log.info("request from %s failed in session %d's app: %s", self.client, session, error)
-            self._note_served(session, sink, head, matched)
+            self._note_served(session, head, matched)
             return False
         except asyncio.CancelledError:
             app.writer.close()  # the exchange stopped half way: the connection's state is unknown
@@ -643,14 +664,14 @@ class _Connection:
             # is gone, the pod answers).
             app.writer.close()
             return await self._to_session(session, sink, head, matched, {}, body=chunks)
-        self._note_served(session, sink, head, matched)
+        self._note_served(session, head, matched)
         if app.responses.reusable:
             self.owner._put_app(session, self.destination.port, app)
         else:
             app.writer.close()
         return keep
 
-    def _note_served(self, session: int, sink: Sink, head: RequestHead, matched: str) -> None:
+    def _note_served(self, session: int, head: RequestHead, matched: str) -> None:
         """Tells a session that counts its requests of one its app was sent here (not for a request that
         went on to the session itself: it sees that one as ``HttpRequestStart``)."""
         if session in self.owner._noting:
@@ -663,7 +684,7 @@ class _Connection:
                 head.target,
                 matched,
             )
-            sink.put(_encode(served))
+            self.owner._note(session, _encode(served))
 
     async def _to_session(
         self,

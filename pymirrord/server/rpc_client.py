@@ -180,6 +180,21 @@ class HelperClient:
                     raise TimeoutError(self._why(f"no {method} notification within {timeout:g} s"))
                 self._lock.wait(left)
 
+    def requests_told(self, mode: str) -> int:
+        """The requests of ``mode`` the ``pymirrord/sessionEvent`` notifications so far told of, one by one
+        (``request``) or in batches (``requests``)."""
+        total = 0
+        with self._lock:
+            for message in self.notifications:
+                params = message.get("params") or {}
+                if message["method"] != "pymirrord/sessionEvent":
+                    continue
+                if params.get("kind") == "request" and params.get("mode") == mode:
+                    total += 1
+                elif params.get("kind") == "requests":
+                    total += int(params.get("counts", {}).get(mode, 0))
+        return total
+
     def _why(self, what: str) -> str:
         tail = "\n".join(self.stderr_lines[-20:])
         return f"{what}; helper stderr:\n{tail}" if tail else what
