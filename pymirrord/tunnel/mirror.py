@@ -79,8 +79,10 @@ class _PipeQueue(_Queue):
         self.in_pipe = 0
 
     def tee_from(self, source: int, count: int) -> None:
-        """Duplicates the ``count`` bytes at the head of pipe ``source`` (``count`` <= ``capacity``)."""
-        if self.in_pipe and self.capacity - self.in_pipe < count:
+        """Duplicates the ``count`` bytes at the head of pipe ``source``, a pipe no larger than this one."""
+        if self.in_pipe:
+            # A pipe holds a number of buffers, not of bytes, and small writes make small buffers: only an
+            # empty pipe as large as ``source`` surely takes all of it.
             self._spill()
         teed = tee_module.tee(source, self.write_end, count)
         if teed != count:
@@ -163,16 +165,17 @@ class MirrorRelay:
         self._pipe: tuple[int, int] | None = None
         """The pipe the client's bytes go through on their way to the pod's app (with ``tee``)."""
         if tee_module.AVAILABLE:
-            read_end, write_end, capacity = make_pipe()
-            self._pipe = (read_end, write_end)
             queues = {session: _PipeQueue(Direction(COPY_BUFFER)) for session in tunnels}
+            # No larger than any copy's pipe, so that all it holds fits into an empty one.
+            read_end, write_end, capacity = make_pipe(
+                min([PIPE_SIZE, *(q.capacity for q in queues.values())])
+            )
+            self._pipe = (read_end, write_end)
             self._copies = [
                 _Copy(session, tunnel, queues[session], ends.get(session))
                 for session, tunnel in tunnels.items()
             ]
-            # One read must fit in every copy's pipe once the pipe's older bytes moved to memory, and in a
-            # turn of the loop.
-            self._chunk = min([capacity, turn_bytes, *(queue.capacity for queue in queues.values())])
+            self._chunk = min(capacity, turn_bytes)
             self._to_pod = _Queue(Direction(self._chunk))
         else:
             self._copies = [

@@ -76,11 +76,11 @@ class _Mover:
         pass
 
 
-def make_pipe() -> tuple[int, int, int]:
-    """A non-blocking pipe of ``PIPE_SIZE`` where the system allows it: read end, write end, capacity."""
+def make_pipe(size: int = PIPE_SIZE) -> tuple[int, int, int]:
+    """A non-blocking pipe of ``size`` bytes where the system allows it: read end, write end, capacity."""
     read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: the default size serves
-        fcntl.fcntl(write, _F_SETPIPE_SZ, PIPE_SIZE)
+        fcntl.fcntl(write, _F_SETPIPE_SZ, size)
     return read, write, fcntl.fcntl(write, _F_GETPIPE_SZ)
 
 

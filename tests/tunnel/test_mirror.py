@@ -233,3 +233,28 @@ def test_a_copy_too_far_behind_is_dropped_and_the_pod_gets_everything(
         assert relay.failure is None
 
     run(scenario())
+
+
+def test_a_lagging_copy_of_many_small_writes_gets_them_all(ends: Ends) -> None:
+    """Small writes make small pipe buffers: a copy's pipe can run out of slots long before it runs out of
+    bytes. The copy still gets every byte, in order, and the pod too."""
+
+    async def scenario() -> None:
+        drops: list[tuple[int, str | None]] = []
+        relay = MirrorRelay(ends.client, ends.pod, {1: ends.tunnels[1]}, lambda *drop: drops.append(drop))
+        relay.start()
+        pieces = [b"%06d;" % n for n in range(20_000)]
+
+        async def send_small() -> None:
+            loop = asyncio.get_running_loop()
+            for piece in pieces:
+                await loop.sock_sendall(ends.client_peer, piece)
+            ends.client_peer.shutdown(socket.SHUT_WR)
+
+        _, at_pod = await asyncio.gather(send_small(), recv_until_eof(ends.pod_peer))
+        assert at_pod == b"".join(pieces)
+        assert await asyncio.wait_for(recv_until_eof(ends.apps[1]), TIMEOUT) == b"".join(pieces)
+        await finish_main_connection(ends, relay)
+        assert drops == [] and relay.failure is None
+
+    run(scenario())
