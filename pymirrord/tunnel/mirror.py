@@ -165,11 +165,18 @@ class MirrorRelay:
         self._pipe: tuple[int, int] | None = None
         """The pipe the client's bytes go through on their way to the pod's app (with ``tee``)."""
         if tee_module.AVAILABLE:
-            queues = {session: _PipeQueue(Direction(COPY_BUFFER)) for session in tunnels}
-            # No larger than any copy's pipe, so that all it holds fits into an empty one.
-            read_end, write_end, capacity = make_pipe(
-                min([PIPE_SIZE, *(q.capacity for q in queues.values())])
-            )
+            queues: dict[int, _PipeQueue] = {}
+            try:
+                for session in tunnels:
+                    queues[session] = _PipeQueue(Direction(COPY_BUFFER))
+                # No larger than any copy's pipe, so that all it holds fits into an empty one.
+                read_end, write_end, capacity = make_pipe(
+                    min([PIPE_SIZE, *(q.capacity for q in queues.values())])
+                )
+            except BaseException:
+                for made in queues.values():
+                    made.close()  # out of file descriptors, say: none of them may leak
+                raise
             self._pipe = (read_end, write_end)
             self._copies = [
                 _Copy(session, tunnel, queues[session], ends.get(session))
@@ -184,7 +191,11 @@ class MirrorRelay:
             ]
             self._chunk = COPY_CHUNK
             self._to_pod = _Queue(Direction(PIPE_SIZE))
-        self._back = TunnelRelay(pod, client)  # only its forward direction is used: pod -> client
+        try:
+            self._back = TunnelRelay(pod, client)  # only its forward direction is used: pod -> client
+        except BaseException:
+            self._close_pipes()
+            raise
         self._back.relay.back.shutdown_done()  # client -> pod is ours
 
     def start(self) -> None:
@@ -428,6 +439,11 @@ class MirrorRelay:
             self._back.abort("stopped")
         for copy in self._copies:
             self._close_copy(copy)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for copy in self._copies:
+            copy.queue.close()
         if self._pipe is not None:
             for end in self._pipe:
                 os.close(end)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pymirrord.tunnel import mirror, tee
+from pymirrord.tunnel import mirror, pump, tee
 from pymirrord.tunnel.mirror import MirrorRelay
 
 from .sockets import (
@@ -256,5 +256,30 @@ def test_a_lagging_copy_of_many_small_writes_gets_them_all(ends: Ends) -> None:
         assert await asyncio.wait_for(recv_until_eof(ends.apps[1]), TIMEOUT) == b"".join(pieces)
         await finish_main_connection(ends, relay)
         assert drops == [] and relay.failure is None
+
+    run(scenario())
+
+
+def test_a_relay_that_cannot_get_its_pipes_leaves_none_open(
+    ends: Ends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of file descriptors half way through making pipes: the ones made are closed again."""
+    if not tee.AVAILABLE:
+        pytest.skip("no tee here: the relay makes no pipes of its own for copies")
+    calls: list[int] = []
+
+    def failing_third(size: int = pump.PIPE_SIZE) -> tuple[int, int, int]:
+        calls.append(size)
+        if len(calls) == 3:
+            raise OSError(24, "Too many open files")
+        return pump.make_pipe(size)
+
+    monkeypatch.setattr(mirror, "make_pipe", failing_third)
+
+    async def scenario() -> None:
+        before = len(os.listdir("/proc/self/fd"))
+        with pytest.raises(OSError, match="Too many open files"):
+            MirrorRelay(ends.client, ends.pod, ends.tunnels, lambda *_: None)
+        assert len(os.listdir("/proc/self/fd")) == before
 
     run(scenario())
