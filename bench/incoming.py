@@ -111,20 +111,27 @@ Later on 2026-12-06 (per-process CPU from ``/proc``, ``perf`` for the kernel's s
   growth lining up differently. Paths measured minutes apart were compared against apps of different
   speeds. The sink now reads into one buffer of its own (``asyncio.BufferedProtocol``, nothing
   allocated per read): 0.10-0.11 s per GB in the pod, and direct uploads of 5.3-7.9 GB/s.
-- Stolen, relayed: 3,800-4,400 MB/s (0.60-0.68x) in ``perf``-watched runs, 4,008-4,194 MB/s
-  (0.62-0.67x) in runs of this script. Per GB the agent spends 0.06-0.09 s, the session nothing, the
-  client 0.11-0.17 s and the local app 0.15-0.17 s, against 0.10-0.11 for the same app in the pod.
-  That difference stays with the app pinned alone to a core (``sched_setaffinity``) and with the
-  agent copying instead of splicing: it is the kernel's copy out of the tunnel's loopback socket, in
-  the app's own time.
+- Stolen, relayed: 3,800-4,400 MB/s (0.60-0.68x) in ``perf``-watched runs; in five runs of this script
+  3,710-4,246 MB/s, 0.45-0.67x as direct went from 6.3 to 8.9 GB/s. Per GB the agent spends 0.06-0.11
+  s, the session nothing, the client 0.13-0.17 s and the local app 0.11-0.18 s, against 0.10-0.11 for
+  the same app in the pod. The app's extra goes with ``splice`` (the pages it reads were referenced
+  longer): with the agent copying instead (``recv`` and ``send``) the app spends 0.10-0.11 s and the
+  client 0.12-0.13, but the agent 0.21-0.23: about the same in all, at the same speed (3,790-4,173
+  MB/s against 3,968-4,509), so ``splice`` stays.
 - Mirrored: with ``tee`` the agent spends 0.16-0.23 s per GB instead of 0.44-0.49 (read once, written
   twice), while the pod's app goes from 0.14-0.17 to 0.17-0.26 and the client from 0.10-0.13 to
   0.18-0.19 (their pages stay referenced until both readers took them). Uploads: 2,175-2,484 MB/s
   against 1,875-2,124 in the ``perf``-watched runs, and 2,995 (0.46x) against 2,582 (0.41x) in runs of
-  this script. Below 0.5x still: four busy processes at about 0.75 s of CPU per GB together share two
-  cores, where a direct upload needs 0.25-0.3.
-- Through an editor session: 3,067-3,312 MB/s (0.48-0.53x): the session relays each tunnel (splicing
-  once its sniffer let go), one more loopback hop than ``pymirrord exec``.
+  this script. A copy's pipe is now emptied to memory before each ``tee`` (a pipe holds buffers, not
+  bytes: small writes filled a lagging copy's pipe long before its bytes did, and the copy was dropped);
+  2,913-2,942 MB/s in ``perf``-watched runs after that, the agent at 0.14-0.17 s per GB, and 2,704-2,972
+  (0.31-0.42x of direct figures of 7.0-8.9 GB/s) in runs of this script. Below 0.5x still: four busy
+  processes at about 0.75 s of CPU per GB together share two cores, where a direct upload needs
+  0.25-0.3.
+- Through an editor session: 3,067-3,399 MB/s (0.38-0.53x) in five runs: the session relays each tunnel
+  (splicing once its sniffer let go), one more loopback hop than ``pymirrord exec``; per GB the helper
+  spends 0.09-0.12 s. Copying there instead of splicing: 2,849-3,300 MB/s with the helper at 0.26-0.31
+  s, no gain.
 """
 
 from __future__ import annotations
