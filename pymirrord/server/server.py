@@ -530,7 +530,7 @@ def _exit_on_sigterm(stdout: TurnFlushedStdout | None = None) -> None:
             server._sessions.release_all_now()
         if stdout is not None:
             with contextlib.suppress(OSError):
-                stdout.flush_now()  # what the editor was about to be told
+                stdout.flush_now(wait=False)  # what the editor was about to be told
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)

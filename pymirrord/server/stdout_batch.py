@@ -49,11 +49,17 @@ class TurnFlushedStdout:
             # The editor is gone; the helper ends when its stdin does.
             log.warning("cannot write to the editor: %s", error)
 
-    def flush_now(self) -> None:
-        """Writes everything pending (the helper exits, or a thread with no loop wrote)."""
-        with self._lock:
+    def flush_now(self, *, wait: bool = True) -> None:
+        """Writes everything pending (the helper exits, or a thread with no loop wrote). ``wait=False``
+        gives up if another flush holds the queue: a signal handler runs on the thread it interrupted,
+        which may be inside a flush, and must not wait for itself."""
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
             data = b"".join(self._pending)
             self._pending.clear()
+        finally:
+            self._lock.release()
         if data:
             self._stdout.write(data)
         self._stdout.flush()

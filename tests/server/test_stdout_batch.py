@@ -66,3 +66,15 @@ def test_close_writes_what_is_pending() -> None:
         assert sink.closed
 
     asyncio.run(scenario())
+
+
+def test_a_flush_that_must_not_wait_gives_way_to_one_under_way() -> None:
+    # The SIGTERM handler flushes on the main thread, which it may have interrupted inside a flush.
+    sink = Recording()
+    stdout = TurnFlushedStdout(sink)
+    stdout.write(b"pending")
+    with stdout._lock:  # a flush under way
+        stdout.flush_now(wait=False)
+        assert sink.writes == []
+    stdout.flush_now(wait=False)
+    assert sink.writes == [b"pending"]
