@@ -10,8 +10,8 @@ compared with a direct figure measured before it.
 from __future__ import annotations
 
 import socket
-import sys
-import threading
+
+from source import serve_threads
 
 BUFFER = 1 << 20
 
@@ -25,13 +25,5 @@ def serve(connection: socket.socket) -> None:
         connection.sendall(str(total).encode())
 
 
-def main() -> None:
-    listener = socket.create_server((sys.argv[1], int(sys.argv[2])), backlog=1024)
-    print("ready", listener.getsockname()[1], flush=True)
-    while True:
-        connection, _ = listener.accept()
-        threading.Thread(target=serve, args=(connection,), daemon=True).start()
-
-
 if __name__ == "__main__":
-    main()
+    serve_threads(serve)

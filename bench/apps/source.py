@@ -10,6 +10,7 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Callable
 
 CHUNK = b"\0" * (1 << 20)
 
@@ -28,12 +29,18 @@ def serve(connection: socket.socket) -> None:
             remaining -= connection.send(view[: min(remaining, len(CHUNK))])
 
 
-def main() -> None:
+def serve_threads(handle: Callable[[socket.socket], None]) -> None:
+    """Listens on HOST PORT (the command line's), prints ``ready PORT`` and serves each connection with
+    ``handle`` on a thread of its own, forever."""
     listener = socket.create_server((sys.argv[1], int(sys.argv[2])), backlog=1024)
     print("ready", listener.getsockname()[1], flush=True)
     while True:
         connection, _ = listener.accept()
-        threading.Thread(target=serve, args=(connection,), daemon=True).start()
+        threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+
+def main() -> None:
+    serve_threads(serve)
 
 
 if __name__ == "__main__":
