@@ -176,6 +176,9 @@ class FilterMatch:
 
 SEEN_MAX = 2048
 """Header lines whose outcome a header part remembers before it starts over."""
+SEEN_LINE_MAX = 256
+"""Longer header lines (cookies, tokens) are searched every time and never remembered: they rarely repeat,
+and remembering them could hold megabytes."""
 _UNSEEN = object()
 
 
@@ -201,9 +204,10 @@ class _Part:
                 if outcome is _UNSEEN:
                     line = _header_line(*header)
                     outcome = line if self.pattern.search(line) else None
-                    if len(seen) >= SEEN_MAX:
-                        seen.clear()
-                    seen[header] = outcome
+                    if len(header[0]) + len(header[1]) <= SEEN_LINE_MAX:
+                        if len(seen) >= SEEN_MAX:
+                            seen.clear()
+                        seen[header] = outcome
                 if outcome is not None:
                     return cast(str, outcome)
             return None

@@ -137,3 +137,11 @@ def test_remembered_header_outcomes_stay_bounded(monkeypatch: pytest.MonkeyPatch
         assert (flt.match(request(("X-Id", str(n)))) is not None) is (n == 7)
         assert len(flt._parts[0].seen) <= 8
     assert flt.match(request(("X-Id", "7"))) == "header_filter"
+
+
+def test_long_header_values_are_matched_but_never_remembered() -> None:
+    flt = compile_filter(HttpFilterSpec(header="^cookie: .*session=me"))
+    long_cookie = "a=" + "x" * 5000 + "; session=me"
+    assert flt.match(request(("Cookie", long_cookie))) == "header_filter"
+    assert flt.match(request(("Cookie", long_cookie.replace("me", "you")))) is None
+    assert flt._parts[0].seen == {}
