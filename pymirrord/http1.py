@@ -103,7 +103,7 @@ def _token(name: bytes) -> bool:
         return True
     if _TOKEN_MATCH(name) is None:
         return False
-    if len(_TOKENS_SEEN) < _TOKENS_SEEN_MAX:
+    if len(_TOKENS_SEEN) < _TOKENS_SEEN_MAX and len(name) <= _TOKEN_SEEN_LENGTH:
         _TOKENS_SEEN.add(name)
     return True
 
@@ -112,6 +112,8 @@ _TOKENS_SEEN: set[bytes] = set()
 """Methods and header names already checked: a connection repeats the same few on every message, and a set
 lookup costs a fraction of the regex."""
 _TOKENS_SEEN_MAX = 4096
+_TOKEN_SEEN_LENGTH = 64
+"""Longer names are checked every time: remembering thousands of them could hold megabytes."""
 
 
 def _tokens(value: bytes | None) -> set[bytes]:

@@ -169,3 +169,18 @@ def test_a_body_that_is_the_whole_feed_is_the_fed_object() -> None:
     reader.feed(chunk)
     body = reader.next_event()
     assert isinstance(body, Body) and body.raw is chunk
+
+
+def test_long_header_names_are_checked_but_not_remembered() -> None:
+    from pymirrord import http1
+
+    name = b"X-" + b"a" * 500
+    reader = RequestReader()
+    reader.feed(b"GET / HTTP/1.1\r\n" + name + b": 1\r\n\r\n")
+    head = reader.next_event()
+    assert isinstance(head, RequestHead) and head.headers == ((name, b"1"),)
+    assert name not in http1._TOKENS_SEEN
+    bad = RequestReader()
+    bad.feed(b"GET / HTTP/1.1\r\n" + name + b"(: 1\r\n\r\n")
+    with pytest.raises(FramingError):
+        bad.next_event()
