@@ -49,6 +49,7 @@ from pymirrord.agent.outgoing import Outgoing
 from pymirrord.agent.server import AgentServer, EnvironmentSource
 from pymirrord.agent.subscriptions import Subscriptions
 from pymirrord.agent.target import LocalTarget, enter_network_namespace, parse_target
+from pymirrord.open_files import raise_open_files_limit
 from pymirrord.privileges import missing_here
 from pymirrord.protocol.types import SocketAddress
 
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             target = parse_target(args.target)
 
+    raise_open_files_limit()
     previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         with _listen_socket(listen) as ws_sock:

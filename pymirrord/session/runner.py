@@ -18,6 +18,7 @@ from typing import Any
 
 from pymirrord.console import say
 from pymirrord.kube.progress import terminal_progress
+from pymirrord.open_files import raise_open_files_limit
 from pymirrord.remote_env import TargetEnvironment, describe_names
 from pymirrord.session.errors import SessionError
 from pymirrord.session.layer_env import process_environment
@@ -27,6 +28,7 @@ from pymirrord.session.session import EventSink, print_events
 
 def run(config: Any, command: Sequence[str], on_event: EventSink = print_events) -> int:
     """Runs ``command`` under pymirrord with a resolved config; returns the exit status to use."""
+    raise_open_files_limit()
     return asyncio.run(_run(config, list(command), on_event))
 
 
