@@ -195,10 +195,10 @@ class HttpIncoming:
         self._tunneling: set[int] = set()
         """Sessions that sent a tunnel to their app (``HttpAppTunnel``): they may be asked for more."""
         self._noting: set[int] = set()
+        """Sessions that want an ``HttpRequestServed`` for each request written to their app connections."""
         self._notes: dict[int, list[bytes]] = {}
         """Notes waiting for ``NOTE_DELAY``, by session."""
         self._notes_due: asyncio.TimerHandle | None = None
-        """Sessions that want an ``HttpRequestServed`` for each request written to their app connections."""
 
     # --- sessions ------------------------------------------------------------------------------------------
 

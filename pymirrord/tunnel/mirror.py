@@ -164,38 +164,32 @@ class MirrorRelay:
         ends = counted or {}
         self._pipe: tuple[int, int] | None = None
         """The pipe the client's bytes go through on their way to the pod's app (with ``tee``)."""
-        if tee_module.AVAILABLE:
-            queues: dict[int, _PipeQueue] = {}
-            try:
+        queues: dict[int, _Queue] = {}
+        try:
+            if tee_module.AVAILABLE:
+                piped: dict[int, _PipeQueue] = {}
                 for session in tunnels:
-                    queues[session] = _PipeQueue(Direction(COPY_BUFFER))
+                    piped[session] = queues[session] = _PipeQueue(Direction(COPY_BUFFER))
                 # No larger than any copy's pipe, so that all it holds fits into an empty one.
                 read_end, write_end, capacity = make_pipe(
-                    min([PIPE_SIZE, *(q.capacity for q in queues.values())])
+                    min([PIPE_SIZE, *(queue.capacity for queue in piped.values())])
                 )
-            except BaseException:
-                for made in queues.values():
-                    made.close()  # out of file descriptors, say: none of them may leak
-                raise
-            self._pipe = (read_end, write_end)
-            self._copies = [
-                _Copy(session, tunnel, queues[session], ends.get(session))
-                for session, tunnel in tunnels.items()
-            ]
-            self._chunk = min(capacity, turn_bytes)
-            self._to_pod = _Queue(Direction(self._chunk))
-        else:
-            self._copies = [
-                _Copy(session, tunnel, _Queue(Direction(COPY_BUFFER)), ends.get(session))
-                for session, tunnel in tunnels.items()
-            ]
-            self._chunk = COPY_CHUNK
-            self._to_pod = _Queue(Direction(PIPE_SIZE))
-        try:
+                self._pipe = (read_end, write_end)
+                self._chunk = min(capacity, turn_bytes)
+                self._to_pod = _Queue(Direction(self._chunk))
+            else:
+                queues = {session: _Queue(Direction(COPY_BUFFER)) for session in tunnels}
+                self._chunk = COPY_CHUNK
+                self._to_pod = _Queue(Direction(PIPE_SIZE))
             self._back = TunnelRelay(pod, client)  # only its forward direction is used: pod -> client
         except BaseException:
-            self._close_pipes()
+            for queue in queues.values():
+                queue.close()  # out of file descriptors, say: none of them may leak
+            self._close_client_pipe()
             raise
+        self._copies = [
+            _Copy(session, tunnel, queues[session], ends.get(session)) for session, tunnel in tunnels.items()
+        ]
         self._back.relay.back.shutdown_done()  # client -> pod is ours
 
     def start(self) -> None:
@@ -439,11 +433,9 @@ class MirrorRelay:
             self._back.abort("stopped")
         for copy in self._copies:
             self._close_copy(copy)
-        self._close_pipes()
+        self._close_client_pipe()
 
-    def _close_pipes(self) -> None:
-        for copy in self._copies:
-            copy.queue.close()
+    def _close_client_pipe(self) -> None:
         if self._pipe is not None:
             for end in self._pipe:
                 os.close(end)
