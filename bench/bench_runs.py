@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +39,24 @@ def exec_argv(lab: Lab, *flags: str) -> list[str]:
 def app(name: str, *args: str) -> list[str]:
     """The argv of bench app ``name`` (a file in ``bench/apps``)."""
     return [PYTHON, str(APPS / name), *args]
+
+
+def bare_relay(scratch: str) -> Path | None:
+    """``apps/bare_relay.c`` built into ``scratch`` with this machine's C compiler (None without one): the
+    reference relay whose rows show what a relay of pymirrord's design costs with nothing around it."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    binary = Path(scratch, "bare_relay")
+    result = subprocess.run(
+        [compiler, "-O2", "-o", str(binary), str(APPS / "bare_relay.c")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"building bench/apps/bare_relay.c failed: {result.stderr.strip()}")
+    return binary
 
 
 def json_from(namespace: str, argv: Sequence[str], timeout: float = 300) -> Any:
