@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+[ "${1:-}" = "--dev" ] && extras="dev"
 
 need_apt=()
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
@@ -41,7 +41,12 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+# The fast extra (uvloop, a faster event loop for the agent and the session) where this machine can
+# install it; pymirrord runs on asyncio's own loop without it.
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras:+$extras,}fast]"; then
+    echo "setup: uvloop could not be installed; pymirrord will use asyncio's own event loop" >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
+fi
 
 # The VS Code extension's type check and its .vsix (vsce, esbuild) use its npm dev dependencies.
 if [ -n "$extras" ] && command -v npm >/dev/null 2>&1; then

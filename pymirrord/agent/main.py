@@ -5,7 +5,7 @@ The order matters and is the reason this module exists:
 1. parse the target, so a typo fails before anything is made;
 2. make the websocket's listening socket in the *current* (host) namespace, where sessions can reach it;
 3. enter the target's network namespace on the main thread, before any thread exists (threads inherit the
-   namespace of the thread that creates them, and asyncio's executor makes threads later);
+   namespace of the thread that creates them, and the event loop's executors make threads later);
 4. remove the rules of agents that died without removing theirs;
 5. spawn the guard, which removes this agent's rules if it dies without doing so itself (SIGKILL included);
 6. make the redirect listener (inside the target) and install this agent's chains;
@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
+from pymirrord import event_loop
 from pymirrord.agent.container import find_container_pid
 from pymirrord.agent.dns import Resolver
 from pymirrord.agent.environ import target_environment
@@ -119,7 +120,7 @@ def _run_targetless(ws_sock: socket.socket, token: str, idle_timeout: float | No
         idle_timeout=idle_timeout,
         environment=None,
     )
-    return asyncio.run(serving)
+    return event_loop.run(serving)
 
 
 def _run_in_target(
@@ -153,7 +154,7 @@ def _run_in_target(
                     idle_timeout=idle_timeout,
                     environment=lambda: target_environment(target),
                 )
-                return asyncio.run(serving)
+                return event_loop.run(serving)
             finally:
                 # A second Ctrl-C must not cut the removal short.
                 _ignore_stop_signals()

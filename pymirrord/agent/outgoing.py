@@ -66,8 +66,7 @@ class _Stream:
 @dataclass
 class _Datagram:
     transport: asyncio.DatagramTransport
-    remote: tuple[str, int]
-    """The connected peer: a transport made from a socket does not know it, so each send names it."""
+    """Made from a connected socket: sends name no address (uvloop refuses one there, with EISCONN)."""
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
@@ -156,7 +155,7 @@ class Outgoing:
         done = self._table.from_app(connection_id, len(data))
         datagram = self._datagrams.get(connection_id)
         if datagram is not None:
-            datagram.transport.sendto(data, datagram.remote)
+            datagram.transport.sendto(data)
             return
         stream = self._streams.get(connection_id)
         if stream is None or stream.writer.is_closing():
@@ -397,7 +396,7 @@ class Outgoing:
             self._table.forget(connection_id)
             sock.close()
             raise
-        self._datagrams[connection_id] = _Datagram(transport, address)
+        self._datagrams[connection_id] = _Datagram(transport)
         self._send(
             session,
             OutgoingConnectResult(

@@ -22,7 +22,7 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, default_converter
 
-from pymirrord import __version__
+from pymirrord import __version__, event_loop
 from pymirrord.open_files import raise_open_files_limit
 from pymirrord.server.commands import CHOOSE_TARGET_COMMAND, EDIT_FILTER_COMMAND, SET_TARGET_COMMAND
 from pymirrord.server.documents import config_format, uri_to_path
@@ -542,6 +542,7 @@ def run(*, tcp: tuple[str, int] | None = None, ws: tuple[str, int] | None = None
     """Serve on stdio (default), a TCP port, or a websocket; returns the exit status."""
     logging.basicConfig(level=os.environ.get("PYMIRRORD_LSP_LOG", "WARNING").upper(), format="%(message)s")
     raise_open_files_limit()  # its sessions relay every connection of the apps it launches
+    event_loop.choose_for_asyncio_run()  # for the relays of its sessions
     if tcp is not None:
         _exit_on_sigterm()
         server.start_tcp(*tcp)

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pymirrord import event_loop
 from pymirrord.console import say
 from pymirrord.kube.progress import terminal_progress
 from pymirrord.open_files import raise_open_files_limit
@@ -29,7 +30,7 @@ from pymirrord.session.session import EventSink, print_events
 def run(config: Any, command: Sequence[str], on_event: EventSink = print_events) -> int:
     """Runs ``command`` under pymirrord with a resolved config; returns the exit status to use."""
     raise_open_files_limit()
-    return asyncio.run(_run(config, list(command), on_event))
+    return event_loop.run(_run(config, list(command), on_event))
 
 
 async def _run(config: Any, command: list[str], on_event: EventSink) -> int:

@@ -80,8 +80,13 @@ def probe(world: World, plan: list[list[Any]], **options: Any) -> dict[str, Any]
     return result
 
 
-@pytest.mark.parametrize("handover", [True, False], ids=["handover", "relay"])
-def test_pod_only_services_answer_the_local_app(world: World, handover: bool) -> None:
+@pytest.mark.parametrize(
+    ("handover", "loop"),
+    [(True, "1"), (False, "1"), (False, "0")],
+    # The agent and the session run on uvloop where it is installed, as here: once on asyncio's own loop too.
+    ids=["handover", "relay", "relay-asyncio-loop"],
+)
+def test_pod_only_services_answer_the_local_app(world: World, handover: bool, loop: str) -> None:
     backend = f"{world.backend_ip}:{world.backend_port}"
     loopback = f"127.0.0.1:{world.port}"
     results = probe(
@@ -102,6 +107,7 @@ def test_pod_only_services_answer_the_local_app(world: World, handover: bool) ->
             ["kernel_peer", "kernel_peer", world.backend_ip, world.backend_port],
         ],
         handover=handover,
+        env={"PYMIRRORD_UVLOOP": loop},
     )
     # Handed over, the app's socket is the pod's own connection; relayed, it reaches a local interceptor.
     assert results["kernel_peer"] == (world.backend_ip if handover else "127.0.0.1")

@@ -117,8 +117,9 @@ def test_a_burst_beyond_the_tunnel_pool_is_served_whole(topology: Topology) -> N
         assert sorted(connection["tag"] for connection in connections) == sorted(
             f"c{index}" for index in range(BURST_SIZE)
         )
-        tunneled = sum(connection["tunneled"] for connection in connections)
-        assert 1 <= tunneled < BURST_SIZE, "some take a tunnel, the others travel as messages"
+        # How many of the others find a replacement tunnel already open depends on how fast this machine
+        # opens them (all of them, on a quick one): only the first few are sure to take one.
+        assert any(connection["tunneled"] for connection in connections)
         client_ip = {connection["peer"][0] for connection in connections}
         assert client_ip == {topology.client_ip}
     assert FALLBACK not in "\n".join(everything_printed(process))
