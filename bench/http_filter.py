@@ -62,7 +62,8 @@ Profiled with py-spy (``--gil``) on the relayed flat-out run, with per-process C
 - A faster event loop does not change this: with uvloop 0.23 running both the agent and the session
   (2026-12-06, same machine), flat out was 9,739 requests/s at 72 + 38 us per request, against 9,627 at
   72 + 38 us on asyncio's loop in the run beside it. The time is in pymirrord's own Python, not in the
-  loop's bookkeeping, so pymirrord does not offer uvloop.
+  loop's bookkeeping. (uvloop is now the agent's and the session's loop for the relays' sake, see
+  ``incoming.py``; for the filter it changes little, below.)
 - HTTP/1 parsing, later that day: ``py-spy`` put 28% of the agent's samples in ``pymirrord.http1`` itself
   and 6% in building its frozen event dataclasses, 8% in routing. A request cost 5.1 us to frame, a
   response 6.3, routing 3.8. Now: a fed chunk stays the ``bytes`` it came as until a second one must be
@@ -80,6 +81,18 @@ Profiled with py-spy (``--gil``) on the relayed flat-out run, with per-process C
   ``requests`` event with counts and the last entries) and writes the messages of a loop turn in one
   go: 9-10 us per request in the helper instead of 16, 20,700-22,000 requests/s flat out instead of
   13,700-17,300, and the editor gets ten updates a second rather than thousands.
+- In the evening of 2026-12-06, on uvloop, with the machine running slower (direct 42,000-52,000
+  requests/s against 51,000-70,000 in the afternoon): relayed flat out 19,273-21,096 requests/s in six
+  runs (at or above the goal in four), the agent at 38-43 us per request; the editor session
+  14,500-17,400 at 48-52 us in the agent (its note per request) and 9-10 in the helper. Alternated runs
+  on asyncio's loop: 15,408 and 22,731 relayed, the agent at 45-52 us. ``py-spy`` on the relayed agent
+  now puts 34% of its samples in the ``send`` of ``StreamWriter.write`` (two per request: the request
+  to its app, the answer to the client; on loopback and veth each also runs the receiver's side of
+  TCP), 11% in the loop's own C code (``epoll``, ``recv``), and the rest spread over HTTP/1 framing
+  (about 20%), the connection's logic and routing: no single item left to take out. The client (25 us),
+  the pod's app (8-13) and the local app (12-14) take about 45 us per request between them, so on 2
+  cores the relayed path runs at the goal, and above it only while the machine runs at its faster
+  speed.
 """
 
 from __future__ import annotations

@@ -72,8 +72,8 @@ stolen relayed, on 2 cores:
   (about 0.45 s) share the same 2 cores, so 0.5x of direct (about 1.4 GB/s) would leave the agent and
   the session 0.6 s per GB together: less than two bare copy loops. On 2 cores the relayed path stays
   near 0.3-0.4x; on more cores the four processes stop competing.
-- uvloop was measured and not adopted: no gain here (the agent used 20% more CPU), about 7% on the
-  HTTP filter bench.
+- uvloop was measured and not adopted then: no gain here (the agent used 20% more CPU), about 7% on
+  the HTTP filter bench. Measured again once relays spliced, it was (see the end).
 - Tunnels (``pymirrord.tunnel``) take the websocket and the session out of a stolen connection's way:
   the session opens raw TCP connections to the agent ahead of time, the agent picks one per connection
   and moves the client's bytes into it with ``splice`` (no copy through Python), and ``pymirrord exec``
@@ -148,6 +148,27 @@ Later on 2026-12-06 (per-process CPU from ``/proc``, ``perf`` for the kernel's s
   (splicing once its sniffer let go), one more loopback hop than ``pymirrord exec``; per GB the helper
   spends 0.09-0.12 s. Copying there instead of splicing: 2,849-3,300 MB/s with the helper at 0.26-0.31
   s, no gain.
+
+In the evening of 2026-12-06, with uvloop as the agent's and the session's loop (``pymirrord.event_loop``:
+the agent's work per relayed byte is now mostly the loop's turn around each ``splice``, which uvloop
+does in C), three runs of this script on a machine running slower than in the afternoon (direct 4.0-6.4
+GB/s):
+
+- Stolen, relayed: 2,964-3,206 MB/s, 0.54-0.60x of the direct uploads paired with them; the bare
+  ``splice`` relay in C 3,504-3,721 (0.59-0.69x): pymirrord at 85-86% of it.
+- Through an editor session: 2,543-2,798 MB/s, 0.43-0.49x. The session's relay hop is the difference;
+  taking it out would need the agent to count each connection's bytes and find its requests itself.
+- Mirrored, relayed: 2,207-2,471 MB/s, 0.34-0.39x, every byte copied; the bare ``tee`` relay in C
+  2,408-2,607 (0.42-0.43x), the client writing to two sinks with no relay 2,978-3,023 (0.49-0.58x).
+  Any mirror that gives the local app its own copy costs at least that second write and read, so on
+  2 cores 0.5x is at the edge of what even no relay at all reaches.
+- Mirrored as messages: 1,810-1,998 MB/s, and the copy was dropped after its first 109-128 MB in every
+  run, with a warning: the session decodes every byte and the app reads it, and once the copy lags 16
+  MiB (the session's bound) or 64 MiB (the agent's) behind the pod's traffic it is given up, so that a
+  mirror never slows the pod. The afternoon's runs, with the pod's traffic at about 1.9 GB/s, kept it
+  whole. The mirror-loss run (1,000 requests/s) lost nothing on either path.
+- Keep-alive HTTP at 1,000 requests/s: relayed adds 0.070-0.156 ms at p50, the editor session
+  0.179-0.231, messages 0.161-0.239; the pod answered again 24-39 ms after the agent's SIGKILL.
 """
 
 from __future__ import annotations

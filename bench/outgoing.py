@@ -53,6 +53,13 @@ at 2.0-2.6 GB/s relayed and the next ones at 4.4-4.9, with page faults and zeroe
 3.3-4.7 GB/s. Each transfer now runs ``--repeat`` times and the median counts, as in ``incoming.py``.
 Relayed download 4,310-4,932 MB/s (0.53-0.60x), upload 4,345-4,746 (0.49-0.70x of a direct figure of
 6.8-8.9 GB/s) in runs of this script.
+
+In the evening, with uvloop as the agent's and the session's loop and the machine running slower
+(direct 5.0-7.0 GB/s), five runs: relayed download 3,268-3,862 MB/s (0.52-0.65x), upload 3,405-3,743
+(0.53-0.76x), as messages 0.20-0.23x and 0.15-0.24x; connects added 1.09-1.28 ms at p50 relayed,
+lookups 1.13-1.25 ms. Against the afternoon's runs on asyncio's loop (0.58-0.62x down, 0.54-0.65x up)
+the ratios moved within the machine's noise. A UDP socket the agent connected for the app now sends
+without naming its peer again (uvloop refuses an address on a connected socket).
 """
 
 from __future__ import annotations
