@@ -56,9 +56,9 @@ Profiled with py-spy (``--gil``) on the relayed flat-out run, with per-process C
   requests/s at 68-126 us of agent CPU per request in seven runs of that day, against 5,900-7,700 for
   the relayed path in five runs before the change (6,400-9,400 in the messages column after it).
   The agent alone is now the limit, with the same split as on the handover path.
-- An editor session takes those tunnels too and gets a short ``HttpRequestServed`` per request so that
-  its view counts each one: 24-34 us per request in the helper (the note, the view's bookkeeping and a
-  notification to the editor), 6,300-8,700 requests/s flat out.
+- An editor session takes those tunnels too and got a short ``HttpRequestServed`` per request so that
+  its view counts each one (since replaced, see the end): 24-34 us per request in the helper (the note,
+  the view's bookkeeping and a notification to the editor), 6,300-8,700 requests/s flat out.
 - A faster event loop does not change this: with uvloop 0.23 running both the agent and the session
   (2026-12-06, same machine), flat out was 9,739 requests/s at 72 + 38 us per request, against 9,627 at
   72 + 38 us on asyncio's loop in the run beside it. The time is in pymirrord's own Python, not in the
@@ -93,6 +93,11 @@ Profiled with py-spy (``--gil``) on the relayed flat-out run, with per-process C
   the pod's app (8-13) and the local app (12-14) take about 45 us per request between them, so on 2
   cores the relayed path runs at the goal, and above it only while the machine runs at its faster
   speed.
+- The editor session's per-request note cost the agent 5 us (building and encoding it) and the helper
+  9-10 (decoding it, the view's bookkeeping): 14,500-17,400 requests/s flat out. The view lists only
+  the last 20 requests, so the agent now gathers a count and the last 20 for 20 ms and sends one
+  ``HttpRequestsServed``: the helper at 1-2 us per request, 17,700-21,300 requests/s in three runs
+  (relayed alongside: 15,400-22,800), every request still counted.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from pymirrord.agent.app_connections import AppConnections
 from pymirrord.agent.http_routing import route_request
+from pymirrord.agent.served_notes import ServedNotes
 from pymirrord.agent.subscriptions import Subscriptions
 from pymirrord.flow import FlowControl, Verdict
 from pymirrord.http1 import (
@@ -61,8 +62,8 @@ WRITE_HIGH_WATER = 1024 * 1024
 RESPONSE_LOW_WATER = 256 * 1024
 """A session held back by a slow client (``HttpResponseFlow``) sends again once this little waits for it."""
 NOTE_DELAY = 0.02
-"""Seconds the notes of served requests (``HttpRequestServed``) wait, so that a busy spell's leave in one
-websocket write rather than one each: the view that counts them shows them ten times a second anyway."""
+"""Seconds the requests served for a session gather before they are told (``HttpRequestsServed``), so that
+a busy spell's are told at once: the view that counts them shows them ten times a second anyway."""
 
 ListenEnd = Callable[[Callable[[int], None]], None]
 """Registers what hears a counted tunnel's far end: the length the far side sent in all."""
@@ -195,9 +196,9 @@ class HttpIncoming:
         self._tunneling: set[int] = set()
         """Sessions that sent a tunnel to their app (``HttpAppTunnel``): they may be asked for more."""
         self._noting: set[int] = set()
-        """Sessions that want an ``HttpRequestServed`` for each request written to their app connections."""
-        self._notes: dict[int, list[bytes]] = {}
-        """Notes waiting for ``NOTE_DELAY``, by session."""
+        """Sessions that want to hear of the requests written to their app connections."""
+        self._served = ServedNotes()
+        """Requests served for those sessions, told every ``NOTE_DELAY``."""
         self._notes_due: asyncio.TimerHandle | None = None
 
     # --- sessions ------------------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ class HttpIncoming:
     def session_gone(self, session: int) -> None:
         self._tunneling.discard(session)
         self._noting.discard(session)
-        self._notes.pop(session, None)
+        self._served.forget(session)
         for request in list(self._stolen.values()):
             if request.session == session:
                 request.finish("the session left")
@@ -260,19 +261,15 @@ class HttpIncoming:
         for app in self._apps.forget_port(session, port):
             app.writer.close()
 
-    def _note(self, session: int, frame: bytes) -> None:
-        self._notes.setdefault(session, []).append(frame)
+    def _gather_served(self, session: int, request: to_session.ServedRequest) -> None:
+        self._served.add(session, request)
         if self._notes_due is None:
             self._notes_due = asyncio.get_running_loop().call_later(NOTE_DELAY, self._send_notes)
 
     def _send_notes(self) -> None:
         self._notes_due = None
-        notes, self._notes = self._notes, {}
-        for session, frames in notes.items():
-            sink = self._sinks.get(session)
-            if sink is not None:
-                for frame in frames:
-                    sink.put(frame)
+        for session, message in self._served.take().items():
+            self._tell(session, message)
 
     # --- connections to sessions' local apps ----------------------------------------------------------------
 
@@ -674,17 +671,12 @@ class _Connection:
     def _note_served(self, session: int, head: RequestHead, matched: str) -> None:
         """Tells a session that counts its requests of one its app was sent here (not for a request that
         went on to the session itself: it sees that one as ``HttpRequestStart``)."""
-        if session in self.owner._noting:
-            served = to_session.HttpRequestServed(
-                next(self.owner._ids),
-                self.destination.port,
-                Mode.STEAL,
-                self.client,
-                head.method,
-                head.target,
-                matched,
+        owner = self.owner
+        if session in owner._noting:
+            served = to_session.ServedRequest(
+                next(owner._ids), self.destination.port, self.client, head.method, head.target, matched
             )
-            self.owner._note(session, _encode(served))
+            owner._gather_served(session, served)
 
     async def _to_session(
         self,

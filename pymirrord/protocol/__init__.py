@@ -8,11 +8,13 @@ of one turn of the event loop in one websocket message.
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 """Bumped whenever a message changes shape or is added; both ends refuse a peer with another version.
 2: environment requests, per-connection flow control, batches on the agent's websocket.
 3: tunnels (``tunnel_key`` in ``AgentHello``, ``tunnel`` in ``NewConnection`` and the outgoing connect
 messages).
 4: counted tunnels (``TunnelEnd`` both ways), for tunnels through a Kubernetes port-forward.
 5: ``HttpAppTunnel``: a tunnel to the session's app that the agent sends matching HTTP requests on, and
-``HttpRequestServed`` for a session that counts those requests."""
+``HttpRequestServed`` for a session that counts those requests.
+6: ``HttpRequestsServed`` in place of ``HttpRequestServed``: the requests served in a short spell, counted,
+with the last few described, instead of one message per request."""

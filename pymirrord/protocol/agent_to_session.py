@@ -321,22 +321,36 @@ class TunnelEnd:
 
 
 @dataclass(frozen=True)
-class HttpRequestServed:
-    """Agent -> session, only to a session that asked for them (``HttpAppTunnel.notify``): the agent wrote a
-    request that matched this session's filter to one of its app connections itself.
+class ServedRequest:
+    """One request of ``HttpRequestsServed``: fields as in ``HttpRequestStart``."""
 
-    For the session's observer only (an editor's sessions view counts each request): the session has
-    nothing to do for it. Fields as in ``HttpRequestStart``.
-    """
-
-    TAG: ClassVar[int] = 55
     request_id: int
     port: int
-    mode: Mode
     client: SocketAddress
     method: str
     target: str
     matched: str
+
+
+@dataclass(frozen=True)
+class HttpRequestsServed:
+    """Agent -> session, only to a session that asked for them (``HttpAppTunnel.notify``): the agent wrote
+    ``count`` requests that matched this session's filter (stolen ones) to its app connections itself
+    since the last of these, and ``last`` describes the latest of them, oldest first (at most
+    ``SERVED_LISTED``).
+
+    For the session's observer only (an editor's sessions view counts every request and lists the last
+    few): the session has nothing to do for it. One message per short spell rather than one per request,
+    so that counting costs neither the agent nor the session anything per request.
+    """
+
+    TAG: ClassVar[int] = 55
+    count: int
+    last: tuple[ServedRequest, ...]
+
+
+SERVED_LISTED = 20
+"""Requests an ``HttpRequestsServed`` describes at most: as many as the sessions view lists."""
 
 
 AgentToSession = Union[
@@ -362,7 +376,7 @@ AgentToSession = Union[
     OutgoingWriteFlow,
     HttpResponseFlow,
     TunnelEnd,
-    HttpRequestServed,
+    HttpRequestsServed,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -390,6 +404,6 @@ CODEC: Codec[AgentToSession] = codec_for(
         OutgoingWriteFlow,
         HttpResponseFlow,
         TunnelEnd,
-        HttpRequestServed,
+        HttpRequestsServed,
     ],
 )

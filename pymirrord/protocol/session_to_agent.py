@@ -273,8 +273,8 @@ class HttpAppTunnel:
     the network: the agent writes the requests that match this session's filter on ``port`` into the
     tunnel and reads the app's answers from it, so neither crosses the websocket or the session. The
     session sends one on its own when its first request for ``port`` arrives, then one for each
-    ``HttpConnectionWanted``. ``notify``: the session wants an ``HttpRequestServed`` for each request the
-    agent writes to its app connections (its observer counts them).
+    ``HttpConnectionWanted``. ``notify``: the session wants to hear of the requests the agent writes to its
+    app connections (``HttpRequestsServed``: its observer counts them).
     """
 
     TAG: ClassVar[int] = 91

@@ -17,7 +17,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymirrord.config import ResolvedConfig
@@ -165,12 +165,24 @@ class LiveSession(SessionObserver):
         )
         self._emit_request(note)
 
+    def requests_served(self, count: int, last: Sequence[RequestEvent]) -> None:
+        # Under load most of them come as a count only: the view lists no more than the last few anyway.
+        unlisted = count - len(last)
+        if unlisted > 0:
+            self.record.note_unlisted_requests("steal", unlisted)
+            self._requests.count("steal", unlisted, asyncio.get_running_loop().time())
+            self._schedule_requests_flush()
+        for event in last:
+            self.request(event)
+
     def _emit_request(self, note: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        self._emit(self._requests.add(note, loop.time()))
+        self._emit(self._requests.add(note, asyncio.get_running_loop().time()))
+        self._schedule_requests_flush()
+
+    def _schedule_requests_flush(self) -> None:
         due = self._requests.due
         if due is not None and self._requests_flush is None:
-            self._requests_flush = loop.call_at(due, self._flush_requests)
+            self._requests_flush = asyncio.get_running_loop().call_at(due, self._flush_requests)
 
     def _flush_requests(self) -> None:
         self._requests_flush = None

@@ -35,6 +35,15 @@ class RequestBatches:
         self._entries.append({key: value for key, value in event.items() if key not in ("sessionId", "kind")})
         return None
 
+    def count(self, mode: str, number: int, now: float) -> None:
+        """``number`` more requests of ``mode`` with no entry of their own (only the last few of a busy spell
+        get one): they go out with the next ``requests`` event, which is due at once after a quiet spell."""
+        if number <= 0:
+            return
+        if not self._counts and now > self._quiet_from:
+            self._quiet_from = now  # after a quiet spell: due at once
+        self._counts[mode] = self._counts.get(mode, 0) + number
+
     @property
     def due(self) -> float | None:
         """When ``flush`` should run, or None: nothing waits."""

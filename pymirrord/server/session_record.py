@@ -73,6 +73,10 @@ class SessionRecord:
         self.last_requests.append(entry)
         return self._event("request", **entry)
 
+    def note_unlisted_requests(self, mode: str, count: int) -> None:
+        """``count`` more requests that no entry of ``last_requests`` describes (they were not the last)."""
+        self.requests[mode] = self.requests.get(mode, 0) + count
+
     def note_environment(self, names: tuple[str, ...]) -> dict[str, Any]:
         self.remote_env = tuple(sorted(names))
         return self._event("environment", remoteEnv=list(self.remote_env))

@@ -53,8 +53,8 @@ async def offer_taken(
 class AppTunnels:
     """Gives the agent tunnels that lead to the app, for the requests its filter matches.
 
-    ``notify``: the agent is asked for an ``HttpRequestServed`` per request it writes to them (the session's
-    observer counts requests).
+    ``notify``: the agent is asked to tell of the requests it writes to them (``HttpRequestsServed``: the
+    session's observer counts requests).
     """
 
     def __init__(

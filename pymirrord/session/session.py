@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pymirrord.console import say
@@ -112,6 +112,11 @@ class SessionObserver:
 
     def request(self, event: RequestEvent) -> None:
         pass
+
+    def requests_served(self, count: int, last: Sequence[RequestEvent]) -> None:
+        """``count`` requests the agent wrote to the app's connections itself, of which ``last`` are the
+        latest (all of them when ``count`` is no larger); each is one more request for ``request``'s
+        count, but only ``last`` are described."""
 
     def wants_data(self, connection_id: int) -> bool:
         """Whether ``connection`` should still get the ``data`` events of connection ``connection_id`` (asked
@@ -245,8 +250,8 @@ class Session:
                 else:
                     self._outgoing.tunnels = pool
             # A tunnel the app accepted takes matching requests past the session: an observer that counts
-            # them hears of each from the agent instead (``HttpRequestServed``).
-            notify = type(self._observer).request is not SessionObserver.request
+            # them hears of them from the agent instead (``HttpRequestsServed``).
+            notify = type(self._observer).requests_served is not SessionObserver.requests_served
             self._app_tunnels = AppTunnels(
                 self._outgoing.tunnels,
                 self._link.send,
@@ -402,7 +407,7 @@ class Session:
             observer.connection(ConnectionEvent("data", message.connection_id, data=message.data))
         elif isinstance(message, from_agent.ConnectionClosed):
             observer.connection(ConnectionEvent("closed", message.connection_id))
-        elif isinstance(message, (from_agent.HttpRequestStart, from_agent.HttpRequestServed)):
+        elif isinstance(message, from_agent.HttpRequestStart):
             request = RequestEvent(
                 message.request_id,
                 message.port,
@@ -413,6 +418,20 @@ class Session:
                 message.matched,
             )
             observer.request(request)
+        elif isinstance(message, from_agent.HttpRequestsServed):
+            last = [
+                RequestEvent(
+                    served.request_id,
+                    served.port,
+                    Mode.STEAL,
+                    served.client,
+                    served.method,
+                    served.target,
+                    served.matched,
+                )
+                for served in message.last
+            ]
+            observer.requests_served(message.count, last)
 
     async def _to_app(self, connection_id: int, data: bytes) -> None:
         if not self._state.from_client(connection_id, len(data)):

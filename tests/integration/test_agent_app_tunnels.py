@@ -75,7 +75,7 @@ def answer(sock: socket.socket, name: str) -> None:
 
 def test_requests_go_down_the_tunnel_and_the_session_hears_of_each(topology: Topology, agent: Agent) -> None:
     """After ``HttpAppTunnel`` the agent writes matching requests into that tunnel and relays the answers,
-    with ``HttpRequestServed`` for each when the session asked for notes; the others still reach the pod."""
+    and tells the session of them (``HttpRequestsServed``) when it asked; the others still reach the pod."""
     with session(agent) as s:
         subscribe(s)
         app = open_tunnel(agent, s, 2)
@@ -92,15 +92,20 @@ def test_requests_go_down_the_tunnel_and_the_session_hears_of_each(topology: Top
                 head = read_head(app)
                 assert head.startswith(f"GET {target} HTTP/1.1\r\n".encode()), head
                 answer(app, "tunnel")
-                served = s.expect(lambda m: isinstance(m, to_session.HttpRequestServed))
-                assert isinstance(served, to_session.HttpRequestServed)
-                assert (served.port, served.mode, served.method, served.target) == (
-                    80,
-                    Mode.STEAL,
-                    "GET",
-                    target,
-                )
-                assert served.matched == "header_filter" and served.client.host == topology.client_ip
+            served: list[to_session.ServedRequest] = []
+            count = 0
+            while count < 2:
+                note = s.expect(lambda m: isinstance(m, to_session.HttpRequestsServed))
+                assert isinstance(note, to_session.HttpRequestsServed)
+                count += note.count
+                served += note.last
+            assert count == 2
+            assert [(each.port, each.method, each.target) for each in served] == [
+                (80, "GET", "/one"),
+                (80, "GET", "/two"),
+            ]
+            for each in served:
+                assert each.matched == "header_filter" and each.client.host == topology.client_ip
             lines = [json.loads(client.read_line()) for _ in specs]
             assert [line["served_by"] for line in lines] == ["tunnel", "pod", "tunnel"]
             client.wait()

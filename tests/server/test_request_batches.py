@@ -38,3 +38,23 @@ def test_a_busy_spell_is_one_batch_with_every_request_counted() -> None:
     assert batches.due is not None and abs(batches.due - 1.2) < 1e-9
     follow = batches.flush(now=1.2)
     assert follow is not None and follow["counts"] == {"steal": 1}
+
+
+def test_requests_counted_without_entries_join_the_batch() -> None:
+    batches = RequestBatches("s1", last=20, interval=0.1)
+    batches.count("steal", 0, now=5.0)
+    assert batches.flush(now=5.0) is None, "nothing counted, nothing to tell"
+    # After a quiet spell: due at once, and described requests that come with the count join it.
+    batches.count("steal", 38, now=5.0)
+    assert batches.due == 5.0
+    assert batches.add(note("/38"), now=5.0) is None
+    assert batches.add(note("/39"), now=5.0) is None
+    event = batches.flush(now=5.0)
+    assert event is not None
+    assert event["counts"] == {"steal": 40}
+    assert [entry["path"] for entry in event["entries"]] == ["/38", "/39"]
+    # Within the interval that follows, a count waits for its end.
+    batches.count("steal", 5, now=5.05)
+    assert batches.due is not None and abs(batches.due - 5.1) < 1e-9
+    follow = batches.flush(now=5.1)
+    assert follow is not None and follow["counts"] == {"steal": 5} and follow["entries"] == []

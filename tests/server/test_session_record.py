@@ -17,6 +17,9 @@ def test_counts_events_and_keeps_the_last_requests() -> None:
     assert summary["connections"] == {"mirror": 0, "steal": 1}
     assert summary["requests"]["steal"] == LAST_REQUESTS + 5
     assert len(summary["lastRequests"]) == LAST_REQUESTS
+    record.note_unlisted_requests("steal", 1000)
+    assert record.to_json()["requests"]["steal"] == LAST_REQUESTS + 1005
+    assert list(record.to_json()["lastRequests"]) == summary["lastRequests"], "counted, not listed"
     assert summary["processes"] == [10]
     assert record.note_layer_gone(10) is not None and record.note_layer_gone(10) is None
     assert record.note_ended("bye") == {"sessionId": "s1", "kind": "ended", "reason": "bye"}

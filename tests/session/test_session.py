@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -64,6 +64,9 @@ class Recorder(SessionObserver):
     def request(self, event: RequestEvent) -> None:
         self._note(event)
 
+    def requests_served(self, count: int, last: Sequence[RequestEvent]) -> None:
+        self._note(("served", count, list(last)))
+
     def _note(self, item: object) -> None:
         self.seen.append(item)
         self.changed.set()
@@ -96,17 +99,30 @@ def test_the_observer_hears_of_layers_connections_and_requests(tmp_path: Path) -
                 3, 8080, Mode.STEAL, CLIENT, LOCAL, "GET", "/api", "path", b""
             )
             link.inbox.put_nowait(start)
-            await observer.wait_for(5)
-            assert observer.seen[1:5] == [
+            # Requests the agent wrote to the app's tunnels itself: 40 of them, the last two described.
+            described = tuple(
+                from_agent.ServedRequest(n, 8080, CLIENT, "GET", f"/{n}", "header_filter") for n in (9, 10)
+            )
+            link.inbox.put_nowait(from_agent.HttpRequestsServed(40, described))
+            await observer.wait_for(6)
+            assert observer.seen[1:6] == [
                 ConnectionEvent("opened", 7, 80, Mode.STEAL, CLIENT),
                 ConnectionEvent("data", 7, data=b"GET / HTTP/1.1\r\n\r\n"),
                 ConnectionEvent("closed", 7),
                 RequestEvent(3, 8080, Mode.STEAL, CLIENT, "GET", "/api", "path"),
+                (
+                    "served",
+                    40,
+                    [
+                        RequestEvent(9, 8080, Mode.STEAL, CLIENT, "GET", "/9", "header_filter"),
+                        RequestEvent(10, 8080, Mode.STEAL, CLIENT, "GET", "/10", "header_filter"),
+                    ],
+                ),
             ]
 
             writer.close()
-            await observer.wait_for(6)
-            assert observer.seen[5] == ("gone", 4242)
+            await observer.wait_for(7)
+            assert observer.seen[6] == ("gone", 4242)
             del reader
         finally:
             await session.close()
