@@ -13,6 +13,13 @@ from __future__ import annotations
 
 from enum import Enum
 
+COPY_LAG_LIMIT = 64 * 1024 * 1024
+"""Bytes a mirrored copy may lag behind the pod's traffic before it is dropped, on every path (a copy's
+tunnel, the session's connection to the app). An app that merely runs slower than the pod's for a moment
+(two apps and the client sharing a laptop's cores) can fall behind by tens of megabytes in a bulk upload:
+at 16 MiB such copies were dropped under load. One that stopped reading (a debugger at a breakpoint) still
+costs at most this much per connection."""
+
 
 class Verdict(Enum):
     PAUSE = "pause"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pymirrord.flow import COPY_LAG_LIMIT
 from pymirrord.streams import drained, unsliced
 
 HIGH_WATER = 4 * 1024 * 1024
@@ -15,7 +16,7 @@ HIGH_WATER = 4 * 1024 * 1024
 connection's source (``pymirrord.flow``); the relay itself never waits, so other connections keep flowing."""
 LOW_WATER = 1024 * 1024
 """A paused connection's source is read again once no more than this waits for the app."""
-COPY_LIMIT = 16 * 1024 * 1024
+COPY_LIMIT = COPY_LAG_LIMIT
 """A mirrored copy is never paused (that would slow the pod's traffic): past this much waiting for the
 app, the copy is dropped instead."""
 

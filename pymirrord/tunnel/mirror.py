@@ -23,6 +23,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pymirrord.flow import COPY_LAG_LIMIT
 from pymirrord.tunnel import tee as tee_module
 from pymirrord.tunnel.pump import (
     COPY_CHUNK,
@@ -36,7 +37,7 @@ from pymirrord.tunnel.pump import (
 )
 from pymirrord.tunnel.state import Direction
 
-COPY_BUFFER = 16 * 1024 * 1024
+COPY_BUFFER = COPY_LAG_LIMIT
 """Bytes a copy may lag behind the pod's traffic before it is dropped."""
 COPY_DRAIN_TIMEOUT = 30.0
 """How long copies may take to pass on what they hold once the client's connection is over."""

@@ -230,15 +230,15 @@ def test_a_mirrored_request_the_app_does_not_read_is_dropped_not_paused() -> Non
         agent = Recorder()
         logs: list[str] = []
         http = HttpRequests(agent.send, lambda port: address, logs.append)
-        start = post(1, "/copy", 48 * MIB)
+        start = post(1, "/copy", 96 * MIB)
         await http.on_agent_message(dataclasses.replace(start, mode=Mode.MIRROR))
         await asyncio.wait_for(connected.wait(), 10)
-        for _ in range(48):
+        for _ in range(96):
             await http.on_agent_message(from_agent.HttpRequestBody(1, bytes(MIB)))
             if not http.active:
                 break
         assert http.active == 0
-        assert logs == ["mirrored request POST /copy dropped: the app fell more than 16 MiB behind"]
+        assert logs == ["mirrored request POST /copy dropped: the app fell more than 64 MiB behind"]
         assert agent.sent == [], "a copy is never paused, and nothing answers it"
         await http.close()
         server.close()

@@ -218,12 +218,12 @@ def test_a_mirrored_copy_that_falls_behind_is_dropped_not_paused(tmp_path: Path)
         try:
             serve_port(session, 80, slow.port)
             link.inbox.put_nowait(from_agent.NewConnection(1, 80, Mode.MIRROR, CLIENT, LOCAL, False))
-            for _ in range(48):
+            for _ in range(96):
                 link.inbox.put_nowait(from_agent.ConnectionRead(1, bytes(MIB)))
             await link.wait_sent(to_agent.ConnectionUnsubscribe(1))
             assert not any(isinstance(message, to_agent.ClientReadFlow) for message in link.sent)
             dropped = [event.message for event in events if "dropped" in event.message]
-            assert dropped == ["mirrored connection 1 dropped: the app fell more than 16 MiB behind"]
+            assert dropped == ["mirrored connection 1 dropped: the app fell more than 64 MiB behind"]
             assert 1 not in session.state.connections
         finally:
             await session.close()
