@@ -96,8 +96,9 @@ Profiled with py-spy (``--gil``) on the relayed flat-out run, with per-process C
 - The editor session's per-request note cost the agent 5 us (building and encoding it) and the helper
   9-10 (decoding it, the view's bookkeeping): 14,500-17,400 requests/s flat out. The view lists only
   the last 20 requests, so the agent now gathers a count and the last 20 for 20 ms and sends one
-  ``HttpRequestsServed``: the helper at 1-2 us per request, 17,700-21,300 requests/s in three runs
-  (relayed alongside: 15,400-22,800), every request still counted.
+  ``HttpRequestsServed``: the helper at 1-2 us per request, 17,274-21,335 requests/s in six runs, every
+  request still counted. Relayed alongside: 15,369-22,751 (at or above the goal in three of the six;
+  the agent's CPU per request swung from 38 to 63 us between runs of the same code on this shared VM).
 """
 
 from __future__ import annotations

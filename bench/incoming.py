@@ -151,24 +151,32 @@ Later on 2026-12-06 (per-process CPU from ``/proc``, ``perf`` for the kernel's s
 
 In the evening of 2026-12-06, with uvloop as the agent's and the session's loop (``pymirrord.event_loop``:
 the agent's work per relayed byte is now mostly the loop's turn around each ``splice``, which uvloop
-does in C), three runs of this script on a machine running slower than in the afternoon (direct 4.0-6.4
-GB/s):
+does in C), six runs of this script on a machine running slower than in the afternoon (direct 4.0-7.0
+GB/s); the last three after a mirrored copy's lag bound went from 16 to 64 MiB (below):
 
-- Stolen, relayed: 2,964-3,206 MB/s, 0.54-0.60x of the direct uploads paired with them; the bare
-  ``splice`` relay in C 3,504-3,721 (0.59-0.69x): pymirrord at 85-86% of it.
-- Through an editor session: 2,543-2,798 MB/s, 0.43-0.49x. The session's relay hop is the difference;
-  taking it out would need the agent to count each connection's bytes and find its requests itself.
-- Mirrored, relayed: 2,207-2,471 MB/s, 0.34-0.39x, every byte copied; the bare ``tee`` relay in C
-  2,408-2,607 (0.42-0.43x), the client writing to two sinks with no relay 2,978-3,023 (0.49-0.58x).
-  Any mirror that gives the local app its own copy costs at least that second write and read, so on
-  2 cores 0.5x is at the edge of what even no relay at all reaches.
-- Mirrored as messages: 1,810-1,998 MB/s, and the copy was dropped after its first 109-128 MB in every
-  run, with a warning: the session decodes every byte and the app reads it, and once the copy lags 16
-  MiB (the session's bound) or 64 MiB (the agent's) behind the pod's traffic it is given up, so that a
-  mirror never slows the pod. The afternoon's runs, with the pod's traffic at about 1.9 GB/s, kept it
-  whole. The mirror-loss run (1,000 requests/s) lost nothing on either path.
-- Keep-alive HTTP at 1,000 requests/s: relayed adds 0.070-0.156 ms at p50, the editor session
-  0.179-0.231, messages 0.161-0.239; the pod answered again 24-39 ms after the agent's SIGKILL.
+- Stolen, relayed: 2,964-3,325 MB/s, 0.49-0.60x of the direct uploads paired with them (at or above
+  0.5x in five of the six); the bare ``splice`` relay in C 3,504-3,893 (0.56-0.69x): pymirrord at
+  79-86% of it.
+- Through an editor session: 2,464-2,798 MB/s, 0.41-0.49x, 76-92% of ``pymirrord exec`` relayed in
+  the same runs. The session's relay hop is the difference: the session relays each stolen connection
+  so that its sniffer sees the requests and the view counts the bytes. Taking it out means the agent
+  counting each connection's bytes and finding its requests itself, and the tunnel then going to the
+  app as it does for ``pymirrord exec``: not done yet.
+- Mirrored, relayed: 2,164-2,471 MB/s, 0.34-0.44x, every byte copied; the bare ``tee`` relay in C
+  2,244-2,607 (0.36-0.43x), pymirrord at 86-107% of it; the client writing to two sinks with no relay
+  2,978-3,041 (0.47-0.58x). Any mirror that gives the local app its own copy costs at least that
+  second write and read, so on 2 cores 0.5x is at the edge of what even no relay at all reaches.
+- A copy may now lag 64 MiB behind the pod's traffic before it is dropped (``flow.COPY_LAG_LIMIT``),
+  on every path: at 16 MiB, a 50 MB mirrored upload in the test suite lost its copy when the local app
+  ran slower than the pod's for a moment, both sharing two cores with the tests beside them.
+- Mirrored as messages: 1,715-1,998 MB/s, and the copy was dropped, with a warning, after its first
+  109-128 MB (16 MiB bound) and 146-149 MB (64 MiB) in every run: the session decodes every byte and
+  writes it to the app, slower than the pod's app takes it, and a copy that lags past the bound is
+  given up so that a mirror never slows the pod. The afternoon's runs, with the pod's traffic at about
+  1.9 GB/s, kept it whole. The mirror-loss run (1,000 requests/s) lost nothing on either path.
+- Keep-alive HTTP at 1,000 requests/s: relayed adds -0.115 to +0.156 ms at p50 (direct's own p50 moved
+  between 0.12 and 0.29 ms), the editor session +0.063 to +0.231, messages +0.025 to +0.239; the pod
+  answered again 24-40 ms after the agent's SIGKILL.
 """
 
 from __future__ import annotations
