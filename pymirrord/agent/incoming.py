@@ -33,15 +33,17 @@ from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, Pa
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.http_incoming import HttpIncoming
 from pymirrord.agent.subscriptions import Route, Subscriptions
+from pymirrord.agent.traffic_reports import TrafficReports
 from pymirrord.agent.tunnels import IdleTunnel, Tunnels
 from pymirrord.flow import FlowControl, Verdict
+from pymirrord.http_sniffer import RequestSniffer
 from pymirrord.nodelay import no_delay
 from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress
 from pymirrord.streams import backlog, drained, open_stream, unsliced
 from pymirrord.tunnel.mirror import MirrorRelay
-from pymirrord.tunnel.pump import TunnelRelay, reset
+from pymirrord.tunnel.pump import Moved, Tap, TunnelRelay, reset
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ CLIENT_WRITE_LOW_WATER = 256 * 1024
 """A stolen connection's session may write again once no more than this waits for its client."""
 CONNECT_TIMEOUT = 10.0
 """How long the passthrough waits for the pod's app to accept, before the client's connection is dropped."""
+REPORT_DELAY = 0.02
+"""Seconds the traffic of tunneled connections gathers before it is reported (``TrafficReport``) to a
+session that shows it: the view that shows it updates ten times a second anyway."""
 
 
 class SessionSink(Protocol):
@@ -159,6 +164,10 @@ class Incoming:
         self.tunnels = Tunnels()
         """Sessions' idle tunnels: a stolen connection takes one, and its bytes bypass the websocket."""
         self._tunneled: dict[int, TunnelRelay] = {}
+        self._reporting: set[int] = set()
+        """Sessions that asked for their tunneled connections' traffic (``ClientHello.report_traffic``)."""
+        self._reports = TrafficReports()
+        self._reports_due: asyncio.TimerHandle | None = None
         self._mirrored: dict[int, MirrorRelay] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
@@ -171,12 +180,16 @@ class Incoming:
 
     # --- sessions ------------------------------------------------------------------------------------------
 
-    def attach(self, session: int, sink: SessionSink) -> None:
+    def attach(self, session: int, sink: SessionSink, *, report_traffic: bool = False) -> None:
         self._sinks[session] = sink
+        if report_traffic:
+            self._reporting.add(session)
 
     def session_gone(self, session: int) -> None:
         """Close the connections the session stole and stop its copies."""
         self._sinks.pop(session, None)
+        self._reporting.discard(session)
+        self._reports.forget(session)
         self._apply(self._table.session_gone(session))
         self.http.session_gone(session)
 
@@ -320,7 +333,11 @@ class Incoming:
         reason = "both sides closed"
         failed = True
         try:
-            relay = self.tunnels.relay(session, tunnel, sock)
+            if session in self._reporting:
+                tap, moved = self._reporters(session, connection_id)
+                relay = self.tunnels.relay(session, tunnel, sock, tap_forward=tap, on_moved=moved)
+            else:
+                relay = self.tunnels.relay(session, tunnel, sock)
             self._tunneled[connection_id] = relay
             relay.start()
             outcome = await relay.wait()
@@ -337,7 +354,41 @@ class Incoming:
                     reset(end)
                 else:
                     end.close()
+            if session in self._reporting:
+                self._send_reports(session)  # the connection's last bytes, before its end
             self._apply(self._table.closed(connection_id, reason))
+
+    def _reporters(self, session: int, connection_id: int) -> tuple[Tap, Moved]:
+        """What a reporting session's tunneled connection's relay tells: the requests its sniffer finds in
+        the client's bytes (until they are not HTTP/1: the relay then splices), and the bytes it moves."""
+        sniffer = RequestSniffer()
+        reports = self._reports
+
+        def tap(data: bytes) -> bool:
+            found = sniffer.feed(data)
+            for request in found:
+                reports.request(session, connection_id, request.method, request.target)
+            if found:
+                self._report_soon()
+            return not sniffer.stopped
+
+        def moved(to_app: bool, count: int) -> None:
+            reports.moved(session, connection_id, to_app, count)
+            self._report_soon()
+
+        return tap, moved
+
+    def _report_soon(self) -> None:
+        if self._reports_due is None:
+            self._reports_due = asyncio.get_running_loop().call_later(REPORT_DELAY, self._send_reports)
+
+    def _send_reports(self, session: int | None = None) -> None:
+        if session is None:
+            self._reports_due = None
+        for to, report in self._reports.take(session).items():
+            sink = self._sinks.get(to)
+            if sink is not None:
+                sink.put(CODEC.encode(report))
 
     def _mirror_tunnels(
         self, sock: socket.socket

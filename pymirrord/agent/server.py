@@ -374,7 +374,7 @@ class AgentServer:
         session = _Session(next(self._session_ids), hello.session_name, peer, connection)
         self._sessions[session.id] = session
         self._activity.set()
-        self._incoming.attach(session.id, session.outbox)
+        self._incoming.attach(session.id, session.outbox, report_traffic=hello.report_traffic)
         if self._outgoing is not None:
             self._outgoing.attach(session.id, session.outbox)
         log.info("%s connected (pymirrord %s)", session, hello.client_version)

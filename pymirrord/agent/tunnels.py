@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymirrord.protocol import agent_to_session as to_session
-from pymirrord.tunnel.pump import TunnelRelay
+from pymirrord.tunnel.pump import Moved, Tap, TunnelRelay
 
 CLAIM_TIMEOUT = 10.0
 """How long an outgoing connection waits for the tunnel the session named (it was opened before)."""
@@ -135,11 +135,25 @@ class Tunnels:
 
         return end
 
-    def relay(self, session: int, tunnel: IdleTunnel, near: socket.socket) -> TunnelRelay:
+    def relay(
+        self,
+        session: int,
+        tunnel: IdleTunnel,
+        near: socket.socket,
+        *,
+        tap_forward: Tap | None = None,
+        on_moved: Moved | None = None,
+    ) -> TunnelRelay:
         """A relay between ``near`` and ``tunnel`` (the bytes already read from it go first); a counted
-        tunnel's ends travel as ``TunnelEnd`` both ways, until ``unlisten``."""
+        tunnel's ends travel as ``TunnelEnd`` both ways, until ``unlisten``. ``tap_forward`` and
+        ``on_moved`` as in ``TunnelRelay``."""
         relay = TunnelRelay(
-            near, tunnel.sock, head_back=tunnel.rest, end_far=self.end_sender(session, tunnel)
+            near,
+            tunnel.sock,
+            head_back=tunnel.rest,
+            end_far=self.end_sender(session, tunnel),
+            tap_forward=tap_forward,
+            on_moved=on_moved,
         )
         if tunnel.counted:
             self.listen_end(session, tunnel.tunnel_id, relay.far_ended)

@@ -8,7 +8,7 @@ of one turn of the event loop in one websocket message.
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 """Bumped whenever a message changes shape or is added; both ends refuse a peer with another version.
 2: environment requests, per-connection flow control, batches on the agent's websocket.
 3: tunnels (``tunnel_key`` in ``AgentHello``, ``tunnel`` in ``NewConnection`` and the outgoing connect
@@ -17,4 +17,7 @@ messages).
 5: ``HttpAppTunnel``: a tunnel to the session's app that the agent sends matching HTTP requests on, and
 ``HttpRequestServed`` for a session that counts those requests.
 6: ``HttpRequestsServed`` in place of ``HttpRequestServed``: the requests served in a short spell, counted,
-with the last few described, instead of one message per request."""
+with the last few described, instead of one message per request.
+7: ``ClientHello.report_traffic`` and ``TrafficReport``: the agent counts the bytes and finds the requests
+of the connections it steals through tunnels for a session that shows them, which then reach the app
+without passing the session."""

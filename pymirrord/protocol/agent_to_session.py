@@ -353,6 +353,43 @@ SERVED_LISTED = 20
 """Requests an ``HttpRequestsServed`` describes at most: as many as the sessions view lists."""
 
 
+@dataclass(frozen=True)
+class ConnectionTraffic:
+    """Bytes one connection of ``TrafficReport`` carried since the last report."""
+
+    connection_id: int
+    to_app: int
+    """From the client towards the app."""
+    from_app: int
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """A request head the agent saw in a connection of ``TrafficReport``."""
+
+    connection_id: int
+    method: str
+    target: str
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    """Agent -> session, only to a session that asked (``ClientHello.report_traffic``): what the connections
+    the agent stole for it through tunnels carried since the last report, sent every short spell and when
+    such a connection ends (before its ``ConnectionClosed``).
+
+    ``connections``: the bytes of each connection that moved any; ``requests``: how many HTTP request
+    heads the agent saw in their client bytes (until a connection's bytes turned out not to be HTTP/1),
+    of which ``last`` are the latest, oldest first (at most ``SERVED_LISTED``). For the session's observer
+    only: the bytes themselves went down the tunnel.
+    """
+
+    TAG: ClassVar[int] = 56
+    connections: tuple[ConnectionTraffic, ...]
+    requests: int
+    last: tuple[SeenRequest, ...]
+
+
 AgentToSession = Union[
     AgentHello,
     Pong,
@@ -377,6 +414,7 @@ AgentToSession = Union[
     HttpResponseFlow,
     TunnelEnd,
     HttpRequestsServed,
+    TrafficReport,
 ]
 
 CODEC: Codec[AgentToSession] = codec_for(
@@ -405,5 +443,6 @@ CODEC: Codec[AgentToSession] = codec_for(
         HttpResponseFlow,
         TunnelEnd,
         HttpRequestsServed,
+        TrafficReport,
     ],
 )

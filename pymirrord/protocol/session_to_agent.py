@@ -16,12 +16,16 @@ class ClientHello:
     """Session -> agent, first message: the protocol version it speaks and who it is (for the agent's logs).
 
     The agent answers with ``AgentHello``, or with ``ErrorReport`` and a close on a version mismatch.
+    ``report_traffic``: the session shows what its connections carry (an editor's sessions view), so the
+    agent reports the bytes and requests of the connections it steals for it through tunnels
+    (``TrafficReport``), which then reach the app without passing the session.
     """
 
     TAG: ClassVar[int] = 1
     protocol_version: int
     client_version: str
     session_name: str
+    report_traffic: bool = False
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from typing import Any
 
 from pymirrord.config import ResolvedConfig
 from pymirrord.errors import PymirrordError
+from pymirrord.http_sniffer import RequestSniffer
 from pymirrord.kube.progress import CallbackProgress
 from pymirrord.remote_env import TargetEnvironment
 from pymirrord.server.errors import NOT_PERMITTED, SESSION_FAILED, UNKNOWN_SESSION, HelperError
 from pymirrord.server.http_filter import HttpRequestHead, match_request
-from pymirrord.server.http_sniffer import RequestSniffer
 from pymirrord.server.request_batches import RequestBatches
 from pymirrord.server.session_record import LAST_REQUESTS, SessionRecord
 from pymirrord.session.errors import NotPermitted
@@ -88,7 +88,8 @@ class LiveSession(SessionObserver):
                 on_event=self.on_session_event,
                 progress=steps,
                 observer=self,
-                # The editor shows each request and byte of a session, so they must pass through it.
+                # The editor shows each request and byte of a session: a relay must see them (the agent's,
+                # which reports them, or the session's), so no socket is handed over past both.
                 handover=False,
             )
             progress("session ready", 100)
@@ -174,6 +175,21 @@ class LiveSession(SessionObserver):
             self._schedule_requests_flush()
         for event in last:
             self.request(event)
+
+    def requests_seen(self, count: int, last: Sequence[tuple[int, str, str]]) -> None:
+        # The agent found them in stolen connections it relays straight to the app (no filter decided
+        # them, so none is "matched"); beyond the last few they come as a count, like served ones.
+        unlisted = count - len(last)
+        if unlisted > 0:
+            self.record.note_unlisted_requests("steal", unlisted)
+            self._requests.count("steal", unlisted, asyncio.get_running_loop().time())
+            self._schedule_requests_flush()
+        for connection_id, method, target in last:
+            known = self._connections.get(connection_id)
+            port, mode = (known[0], known[1]) if known is not None else (0, "steal")
+            self._emit_request(
+                self.record.note_request(connection_id, port, mode, method=method, path=target, matched=None)
+            )
 
     def _emit_request(self, note: dict[str, Any]) -> None:
         self._emit(self._requests.add(note, asyncio.get_running_loop().time()))

@@ -39,9 +39,13 @@ class AgentLink:
         self.address: tuple[str, int] | None = None
         """Where the agent listens (for the session's tunnels)."""
         self.token = ""
+        self.report_traffic = False
+        """The agent reports the traffic of the connections it steals through tunnels (``TrafficReport``)."""
 
     @classmethod
-    async def open(cls, url: str, token: str, session_name: str, timeout: float) -> AgentLink:
+    async def open(
+        cls, url: str, token: str, session_name: str, timeout: float, *, report_traffic: bool = False
+    ) -> AgentLink:
         parts = urlsplit(url)
         if parts.scheme != "ws" or not parts.hostname or parts.port is None:
             raise AgentUnavailable(f"cannot reach the agent at {url}: not a ws://HOST:PORT/ address")
@@ -68,7 +72,11 @@ class AgentLink:
         link = cls(websocket, from_agent.AgentHello(0, "", "", None, ""))  # the real one comes next
         try:
             link._send_now(
-                [to_agent.CODEC.encode(to_agent.ClientHello(PROTOCOL_VERSION, __version__, session_name))]
+                [
+                    to_agent.CODEC.encode(
+                        to_agent.ClientHello(PROTOCOL_VERSION, __version__, session_name, report_traffic)
+                    )
+                ]
             )
             replies = link._decode(await asyncio.wait_for(websocket.recv(), timeout))
         except (ConnectionClosed, ProtocolError, asyncio.TimeoutError) as error:
@@ -84,6 +92,7 @@ class AgentLink:
         link.hello = reply
         link.address = (parts.hostname, parts.port)
         link.token = token
+        link.report_traffic = report_traffic
         return link
 
     async def send(self, message: to_agent.SessionToAgent) -> None:

@@ -22,7 +22,7 @@ from pymirrord.remote_env import TargetEnvironment
 from pymirrord.session.agent_link import AgentLink
 from pymirrord.session.http_requests import apply_http_filter
 from pymirrord.session.local_agent import LocalAgent
-from pymirrord.session.session import EventSink, Session, SessionEvent, SessionObserver
+from pymirrord.session.session import EventSink, Session, SessionEvent, SessionObserver, shows_traffic
 from pymirrord.session.target_env import ask_environment
 
 LOCAL_TARGET_PREFIXES = ("netns/", "pid/")
@@ -86,7 +86,9 @@ async def open_session(
             for message in logs:
                 on_event(SessionEvent("log", message))
             environment = dataclasses.replace(remote, env_file=env_file)
-        link = await AgentLink.open(agent.url, agent.token, name, timeout)
+        link = await AgentLink.open(
+            agent.url, agent.token, name, timeout, report_traffic=shows_traffic(observer)
+        )
         # A local agent hands connections over as sockets: the app then talks to its peers directly.
         handover = handover and local and os.environ.get(HANDOVER_SWITCH, "1") != "0"
         mode = Mode.STEAL if config.incoming.mode == "steal" else Mode.MIRROR

@@ -118,10 +118,21 @@ class SessionObserver:
         latest (all of them when ``count`` is no larger); each is one more request for ``request``'s
         count, but only ``last`` are described."""
 
+    def requests_seen(self, count: int, last: Sequence[tuple[int, str, str]]) -> None:
+        """``count`` HTTP requests the agent found in the client bytes of stolen connections it relays
+        through tunnels (``shows_traffic`` observers only), of which ``last`` are the latest, as
+        ``(connection_id, method, target)``: in place of the ``data`` events of those connections."""
+
     def wants_data(self, connection_id: int) -> bool:
         """Whether ``connection`` should still get the ``data`` events of connection ``connection_id`` (asked
         after each one): False lets a tunneled connection's bytes move without passing through Python."""
         return True
+
+
+def shows_traffic(observer: SessionObserver | None) -> bool:
+    """Whether ``observer`` looks at what connections carry (their ``data`` events): the agent then reports
+    the traffic of the connections it steals through tunnels, which reach the app without the session."""
+    return observer is not None and type(observer).connection is not SessionObserver.connection
 
 
 def print_events(event: SessionEvent) -> None:
@@ -418,6 +429,13 @@ class Session:
                 message.matched,
             )
             observer.request(request)
+        elif isinstance(message, from_agent.TrafficReport):
+            for traffic in message.connections:
+                self._state.tunnel_moved(traffic.connection_id, True, traffic.to_app)
+                self._state.tunnel_moved(traffic.connection_id, False, traffic.from_app)
+            if message.requests:
+                seen = [(request.connection_id, request.method, request.target) for request in message.last]
+                observer.requests_seen(message.requests, seen)
         elif isinstance(message, from_agent.HttpRequestsServed):
             last = [
                 RequestEvent(
@@ -500,8 +518,9 @@ class Session:
             self._finish_app(app)
 
     async def _tunnel_to_app(self, connection_id: int, address: SocketAddress, tunnel_id: int) -> None:
-        """Relays a connection that comes through a tunnel between the tunnel and the app, until both
-        sides have closed; the client's bytes pass the observer on the way."""
+        """Offers a connection that comes through a tunnel to the app in place of the connection it accepts,
+        or relays it between the tunnel and the app until both sides have closed; the client's bytes pass
+        the observer on the way, unless the agent reports them (a stolen connection, ``TrafficReport``)."""
         try:
             if self._tunnels is None:
                 raise TunnelError(f"the agent picked tunnel {tunnel_id}, but this session opened none")
@@ -516,7 +535,9 @@ class Session:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         app = socket.socket(family, socket.SOCK_STREAM)
         app.setblocking(False)
-        tap = self._client_bytes_tap(connection_id)
+        connection = self._state.connections.get(connection_id)
+        reported = self._link.report_traffic and connection is not None and connection.mode is Mode.STEAL
+        tap = None if reported else self._client_bytes_tap(connection_id)
         failed = True
         try:
             offered = tap is None and not head and tunnel.family == family
@@ -547,7 +568,9 @@ class Session:
                 head_forward=sent,
                 head_back=head,
                 tap_back=tap,
-                on_moved=lambda forward, size: self._state.tunnel_moved(connection_id, not forward, size),
+                on_moved=None
+                if reported
+                else lambda forward, size: self._state.tunnel_moved(connection_id, not forward, size),
             )
             self._tunnel_relays[connection_id] = relay
             relay.start()

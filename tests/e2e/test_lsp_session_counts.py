@@ -2,10 +2,11 @@
 
 The helper prepares a launch for a namespace target; two apps run with the environment it returned (no
 debugger: the path of the bytes is the same): ``tunnel_probe.py`` takes a raw upload on one stolen port and
-``http_named.py`` answers HTTP on another. With tunnels, the session relays each connection's tunnel
-itself; its sniffer reads the client's bytes until it gives up on a connection that is not HTTP (the upload
-then moves by splice). With ``PYMIRRORD_TUNNELS=0`` in the helper's environment, every byte crosses the
-websocket as messages. On both paths the view's byte count is exact and every request is listed.
+``http_named.py`` answers HTTP on another. With tunnels, each stolen connection's tunnel goes to the app
+itself, and the agent counts its bytes and finds its requests (its sniffer reads the client's bytes until it
+gives up on a connection that is not HTTP; the upload then moves by splice), which it reports to the
+session. With ``PYMIRRORD_TUNNELS=0`` in the helper's environment, every byte crosses the websocket as
+messages. On both paths the view's byte count is exact and every request is listed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 from exec_helpers import APPS
-from netns_helpers import Topology, child_env
+from netns_helpers import Topology, child_env, wait_until
 
 from e2e.conftest import helper_argv
 from pymirrord.lab import WatchedProcess
@@ -93,12 +94,17 @@ def test_the_sessions_view_counts_every_byte_and_request(
                 topology.client.run(*upload, str(UPLOAD_MIB), "digest", "up", timeout=60).stdout
             )
             assert sent["answer"] == f"{sent['size']} {sent['sha256']}", "the upload reached the app whole"
+            accepted = json.loads(probe.wait_for("local up accepted").split(" accepted ", 1)[1])
+            assert accepted["tunneled"] is tunnels, "the tunnel itself reached the app, past the session"
             hexed = json.dumps([request.hex() for request in REQUESTS])
             answered = topology.client.python(KEEP_ALIVE_CLIENT, topology.pod_ip, HTTP_PORT, hexed).stdout
             assert [status for status, _ in json.loads(answered)] == ["HTTP/1.1 200"] * 3
-            session = _session(helper)
             command = len(b"digest up\n")
-            assert session["bytes"]["in"] == command + sent["size"] + sum(map(len, REQUESTS))
+            expected = command + sent["size"] + sum(map(len, REQUESTS))
+            # The agent reports a tunnel's traffic as it ends: the report may trail the client's answer.
+            wait_until(lambda: _session(helper)["bytes"]["in"] >= expected, timeout=10)
+            session = _session(helper)
+            assert session["bytes"]["in"] == expected
             paths = [request["path"] for request in session["lastRequests"]]
             assert paths[-3:] == ["/counted/0", "/counted/1", "/counted/2"]
             assert session["connections"]["steal"] == 2

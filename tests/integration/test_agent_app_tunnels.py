@@ -35,13 +35,14 @@ def agent(topology: Topology) -> Iterator[Agent]:
         yield running
 
 
-def open_tunnel(agent: Agent, s: Session, tunnel_id: int) -> socket.socket:
-    """One of the session's outgoing tunnels to the agent, handshake done (a blocking socket)."""
+def open_tunnel(agent: Agent, s: Session, tunnel_id: int, use: str = "outgoing") -> socket.socket:
+    """One of the session's tunnels to the agent (``use``: ``outgoing`` or ``incoming``), handshake done
+    (a blocking socket)."""
     host, port = agent.address.rsplit(":", 1)
     headers = {
         "Authorization": f"Bearer {agent.token}",
         KEY_HEADER: s.hello.tunnel_key,
-        USE_HEADER: "outgoing",
+        USE_HEADER: use,
         ID_HEADER: str(tunnel_id),
     }
     stream = asyncio.run(open_raw(host, int(port), path=PATH, headers=headers, timeout=DEFAULT_TIMEOUT))

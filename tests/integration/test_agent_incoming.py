@@ -152,7 +152,7 @@ def running_agent_for(target: str, *extra: str) -> Iterator[Agent]:
 class Session:
     """The session's side of the websocket, synchronous; messages not yet asked for wait in ``pending``."""
 
-    def __init__(self, agent: Agent, *, max_queue: int | None = None) -> None:
+    def __init__(self, agent: Agent, *, max_queue: int | None = None, report_traffic: bool = False) -> None:
         # Unbounded by default: a test that reads only some messages must still close at once (with a bound,
         # the client stops reading, and the agent's close frame waits behind unread data until a timeout).
         self._stack = ExitStack()
@@ -167,7 +167,7 @@ class Session:
         )
         self.pending: collections.deque[to_session.AgentToSession] = collections.deque()
         self._nonce = 0
-        self.send(from_session.ClientHello(PROTOCOL_VERSION, "test", "integration"))
+        self.send(from_session.ClientHello(PROTOCOL_VERSION, "test", "integration", report_traffic))
         hello = self.next()
         assert isinstance(hello, to_session.AgentHello)
         self.hello = hello
@@ -239,8 +239,8 @@ def _about(message: to_session.AgentToSession, connection_id: int) -> bool:
 
 
 @contextmanager
-def session(agent: Agent, *, max_queue: int | None = None) -> Iterator[Session]:
-    s = Session(agent, max_queue=max_queue)
+def session(agent: Agent, *, max_queue: int | None = None, report_traffic: bool = False) -> Iterator[Session]:
+    s = Session(agent, max_queue=max_queue, report_traffic=report_traffic)
     try:
         yield s
     finally:

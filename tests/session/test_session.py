@@ -29,6 +29,7 @@ class FakeLink:
         self.inbox: asyncio.Queue[from_agent.AgentToSession | None] = asyncio.Queue()
         self.sent: list[Any] = []
         self.changed = asyncio.Event()
+        self.report_traffic = False
 
     async def send(self, message: Any) -> None:
         self.sent.append(message)
@@ -67,6 +68,9 @@ class Recorder(SessionObserver):
     def requests_served(self, count: int, last: Sequence[RequestEvent]) -> None:
         self._note(("served", count, list(last)))
 
+    def requests_seen(self, count: int, last: Sequence[tuple[int, str, str]]) -> None:
+        self._note(("seen", count, list(last)))
+
     def _note(self, item: object) -> None:
         self.seen.append(item)
         self.changed.set()
@@ -104,7 +108,14 @@ def test_the_observer_hears_of_layers_connections_and_requests(tmp_path: Path) -
                 from_agent.ServedRequest(n, 8080, CLIENT, "GET", f"/{n}", "header_filter") for n in (9, 10)
             )
             link.inbox.put_nowait(from_agent.HttpRequestsServed(40, described))
-            await observer.wait_for(6)
+            # The traffic of a connection the agent relayed straight to the app: counted as if it passed.
+            traffic = (from_agent.ConnectionTraffic(7, 300, 40),)
+            seen = (from_agent.SeenRequest(7, "GET", "/seen"),)
+            link.inbox.put_nowait(from_agent.TrafficReport(traffic, 3, seen))
+            await observer.wait_for(7)
+            assert observer.seen[6] == ("seen", 3, [(7, "GET", "/seen")])
+            counters = session.state.counters
+            assert (counters.bytes_in, counters.bytes_out) == (300, 40)
             assert observer.seen[1:6] == [
                 ConnectionEvent("opened", 7, 80, Mode.STEAL, CLIENT),
                 ConnectionEvent("data", 7, data=b"GET / HTTP/1.1\r\n\r\n"),
@@ -121,8 +132,8 @@ def test_the_observer_hears_of_layers_connections_and_requests(tmp_path: Path) -
             ]
 
             writer.close()
-            await observer.wait_for(7)
-            assert observer.seen[6] == ("gone", 4242)
+            await observer.wait_for(8)
+            assert observer.seen[7] == ("gone", 4242)
             del reader
         finally:
             await session.close()

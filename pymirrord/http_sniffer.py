@@ -1,6 +1,7 @@
 """Finding HTTP request heads in the client bytes of a relayed connection, without I/O.
 
-The sessions view shows the last requests a session saw. The relay hands every chunk of client bytes
+The sessions view shows the last requests a session saw. The relay that moves a connection's client bytes
+(the agent's for a stolen connection's tunnel, the session's for a mirrored copy) hands every chunk
 here; request heads are parsed as they complete, bodies with a ``Content-Length`` are skipped, and anything
 that is not HTTP/1 (TLS, a binary protocol, chunked uploads) makes the sniffer stop looking at that
 connection: it never slows the relay down or holds on to more than one head.

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pymirrord.server.http_sniffer import RequestSniffer
+from pymirrord.http_sniffer import RequestSniffer
 
 
 def test_keep_alive_requests_with_bodies_split_anywhere() -> None:
