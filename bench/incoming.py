@@ -151,31 +151,34 @@ Later on 2026-12-06 (per-process CPU from ``/proc``, ``perf`` for the kernel's s
 
 In the evening of 2026-12-06, with uvloop as the agent's and the session's loop (``pymirrord.event_loop``:
 the agent's work per relayed byte is now mostly the loop's turn around each ``splice``, which uvloop
-does in C), six runs of this script on a machine running slower than in the afternoon (direct 4.0-7.0
-GB/s); the last three after a mirrored copy's lag bound went from 16 to 64 MiB (below):
+does in C), ten runs of this script on a machine running slower than in the afternoon (direct 4.0-7.0
+GB/s): three, then three after a mirrored copy's lag bound went from 16 to 64 MiB, then four after an
+editor session's tunnels went to the app (below):
 
-- Stolen, relayed: 2,964-3,325 MB/s, 0.49-0.60x of the direct uploads paired with them (at or above
-  0.5x in five of the six); the bare ``splice`` relay in C 3,504-3,893 (0.56-0.69x): pymirrord at
-  79-86% of it.
-- Through an editor session: 2,464-2,798 MB/s, 0.41-0.49x, 76-92% of ``pymirrord exec`` relayed in
-  the same runs. The session's relay hop is the difference: the session relays each stolen connection
-  so that its sniffer sees the requests and the view counts the bytes. Taking it out means the agent
-  counting each connection's bytes and finding its requests itself, and the tunnel then going to the
-  app as it does for ``pymirrord exec``: not done yet.
-- Mirrored, relayed: 2,164-2,471 MB/s, 0.34-0.44x, every byte copied; the bare ``tee`` relay in C
-  2,244-2,607 (0.36-0.43x), pymirrord at 86-107% of it; the client writing to two sinks with no relay
-  2,978-3,041 (0.47-0.58x). Any mirror that gives the local app its own copy costs at least that
+- Stolen, relayed: 2,907-3,325 MB/s, 0.49-0.69x of the direct uploads paired with them (at or above
+  0.5x in nine of the ten); the bare ``splice`` relay in C 3,408-4,398 (0.56-0.88x): pymirrord at
+  71-91% of it.
+- Through an editor session, while the session relayed each stolen connection's tunnel so that its
+  sniffer saw the requests and its view counted the bytes: 2,464-2,798 MB/s, 0.41-0.49x, 76-92% of
+  ``pymirrord exec`` relayed in the same runs, the session's relay hop being the difference. Now the
+  tunnel goes to the app, and the agent counts the bytes its relay moves and finds the requests with
+  the same sniffer (``ClientHello.report_traffic``, ``TrafficReport``): 2,862-3,514 MB/s, 0.51-0.66x,
+  98-110% of ``pymirrord exec`` in the same runs, with every byte counted (after a bounded wait for the
+  report of a connection's last bytes, which travels as it ends).
+- Mirrored, relayed: 2,131-2,471 MB/s, 0.34-0.44x, every byte copied; the bare ``tee`` relay in C
+  2,244-2,607 (0.36-0.45x), pymirrord at 86-107% of it; the client writing to two sinks with no relay
+  2,978-3,068 (0.47-0.58x). Any mirror that gives the local app its own copy costs at least that
   second write and read, so on 2 cores 0.5x is at the edge of what even no relay at all reaches.
 - A copy may now lag 64 MiB behind the pod's traffic before it is dropped (``flow.COPY_LAG_LIMIT``),
   on every path: at 16 MiB, a 50 MB mirrored upload in the test suite lost its copy when the local app
   ran slower than the pod's for a moment, both sharing two cores with the tests beside them.
-- Mirrored as messages: 1,715-1,998 MB/s, and the copy was dropped, with a warning, after its first
+- Mirrored as messages: 1,497-1,998 MB/s, and the copy was dropped, with a warning, after its first
   109-128 MB (16 MiB bound) and 146-149 MB (64 MiB) in every run: the session decodes every byte and
   writes it to the app, slower than the pod's app takes it, and a copy that lags past the bound is
   given up so that a mirror never slows the pod. The afternoon's runs, with the pod's traffic at about
   1.9 GB/s, kept it whole. The mirror-loss run (1,000 requests/s) lost nothing on either path.
 - Keep-alive HTTP at 1,000 requests/s: relayed adds -0.115 to +0.156 ms at p50 (direct's own p50 moved
-  between 0.12 and 0.29 ms), the editor session +0.063 to +0.231, messages +0.025 to +0.239; the pod
+  between 0.12 and 0.29 ms), the editor session +0.010 to +0.231, messages +0.025 to +0.239; the pod
   answered again 24-40 ms after the agent's SIGKILL.
 """
 
