@@ -530,6 +530,9 @@ class Incoming:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._reports_due is not None:
+            self._reports_due.cancel()  # the sessions are gone: nobody to report to
+            self._reports_due = None
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
