@@ -167,29 +167,28 @@ class LiveSession(SessionObserver):
         self._emit_request(note)
 
     def requests_served(self, count: int, last: Sequence[RequestEvent]) -> None:
-        # Under load most of them come as a count only: the view lists no more than the last few anyway.
-        unlisted = count - len(last)
-        if unlisted > 0:
-            self.record.note_unlisted_requests("steal", unlisted)
-            self._requests.count("steal", unlisted, asyncio.get_running_loop().time())
-            self._schedule_requests_flush()
+        self._count_unlisted(count - len(last))
         for event in last:
             self.request(event)
 
     def requests_seen(self, count: int, last: Sequence[tuple[int, str, str]]) -> None:
-        # The agent found them in stolen connections it relays straight to the app (no filter decided
-        # them, so none is "matched"); beyond the last few they come as a count, like served ones.
-        unlisted = count - len(last)
-        if unlisted > 0:
-            self.record.note_unlisted_requests("steal", unlisted)
-            self._requests.count("steal", unlisted, asyncio.get_running_loop().time())
-            self._schedule_requests_flush()
+        # The agent found them in stolen connections it relays straight to the app: no filter decided
+        # them, so none is "matched".
+        self._count_unlisted(count - len(last))
         for connection_id, method, target in last:
             known = self._connections.get(connection_id)
             port, mode = (known[0], known[1]) if known is not None else (0, "steal")
             self._emit_request(
                 self.record.note_request(connection_id, port, mode, method=method, path=target, matched=None)
             )
+
+    def _count_unlisted(self, unlisted: int) -> None:
+        """Stolen requests the agent told of by number only (under load most are: the view lists no more
+        than the last few anyway)."""
+        if unlisted > 0:
+            self.record.note_unlisted_requests("steal", unlisted)
+            self._requests.count("steal", unlisted, asyncio.get_running_loop().time())
+            self._schedule_requests_flush()
 
     def _emit_request(self, note: dict[str, Any]) -> None:
         self._emit(self._requests.add(note, asyncio.get_running_loop().time()))

@@ -364,6 +364,11 @@ class Session:
             await self._http.on_agent_message(message)
         elif isinstance(message, from_agent.ConnectionRead):
             await self._to_app(message.connection_id, message.data)
+        elif isinstance(message, from_agent.TrafficReport):
+            # Bytes of tunnels that reached the app past this session: counted as if they had passed.
+            for traffic in message.connections:
+                self._state.tunnel_moved(traffic.connection_id, True, traffic.to_app)
+                self._state.tunnel_moved(traffic.connection_id, False, traffic.from_app)
         elif isinstance(message, from_agent.TunnelEnd):
             if self._tunnel_ends is not None:
                 self._tunnel_ends.agent_ended(message.tunnel_id, message.length)
@@ -430,9 +435,6 @@ class Session:
             )
             observer.request(request)
         elif isinstance(message, from_agent.TrafficReport):
-            for traffic in message.connections:
-                self._state.tunnel_moved(traffic.connection_id, True, traffic.to_app)
-                self._state.tunnel_moved(traffic.connection_id, False, traffic.from_app)
             if message.requests:
                 seen = [(request.connection_id, request.method, request.target) for request in message.last]
                 observer.requests_seen(message.requests, seen)
