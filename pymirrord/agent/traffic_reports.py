@@ -9,23 +9,17 @@ as one ``TrafficReport`` per session when the agent's timer says so, or when a c
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
-from pymirrord.protocol.agent_to_session import (
-    SERVED_LISTED,
-    ConnectionTraffic,
-    SeenRequest,
-    TrafficReport,
-)
+from pymirrord.agent.served_notes import Tally
+from pymirrord.protocol.agent_to_session import ConnectionTraffic, SeenRequest, TrafficReport
 
 
 @dataclass
 class _Gathered:
     bytes: dict[int, list[int]] = field(default_factory=dict)
     """Connection -> [to the app, from the app]."""
-    requests: int = 0
-    last: deque[SeenRequest] = field(default_factory=lambda: deque(maxlen=SERVED_LISTED))
+    requests: Tally[SeenRequest] = field(default_factory=Tally)
 
 
 class TrafficReports:
@@ -47,9 +41,7 @@ class TrafficReports:
         counts[0 if to_app else 1] += count
 
     def request(self, session: int, connection_id: int, method: str, target: str) -> None:
-        gathered = self._of(session)
-        gathered.requests += 1
-        gathered.last.append(SeenRequest(connection_id, method, target))
+        self._of(session).requests.add(SeenRequest(connection_id, method, target))
 
     def take(self, session: int | None = None) -> dict[int, TrafficReport]:
         """What gathered since the last ``take``, by session (only ``session``'s, if given); nothing of it
@@ -65,8 +57,8 @@ class TrafficReports:
                     ConnectionTraffic(connection_id, to_app, from_app)
                     for connection_id, (to_app, from_app) in gathered.bytes.items()
                 ),
-                gathered.requests,
-                tuple(gathered.last),
+                gathered.requests.count,
+                tuple(gathered.requests.last),
             )
             for session, gathered in taken.items()
         }
