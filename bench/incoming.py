@@ -375,9 +375,16 @@ class Uploads:
     def rate(self, size: int) -> float:
         return rate_mb(size, self.path["seconds"])
 
+    def direct_rate(self, size: int) -> float:
+        return rate_mb(size, self.direct["seconds"])
+
+    def ratio(self, size: int) -> float:
+        """The path's speed against the direct uploads alternated with it."""
+        return self.rate(size) / self.direct_rate(size)
+
     def versus_direct(self, size: int) -> str:
         """The path's MB/s and its ratio to the direct uploads alternated with it."""
-        return versus(self.rate(size), rate_mb(size, self.direct["seconds"]))
+        return versus(self.rate(size), self.direct_rate(size))
 
 
 def uploads(
@@ -523,9 +530,6 @@ def rows_of(
     size = args.size
     base = direct.upload.rate(size)
 
-    def ratio(run: PathRun) -> float:
-        return run.upload.rate(size) / rate_mb(size, run.upload.direct["seconds"])
-
     def copied(run: PathRun) -> str:
         return "no end seen" if run.copied is None else f"{run.copied} of {size}"
 
@@ -540,7 +544,7 @@ def rows_of(
             handover.upload.versus_direct(size),
             relayed.upload.versus_direct(size),
             "relayed >= 0.5x",
-            ratio(relayed) >= 0.5,
+            relayed.upload.ratio(size) >= 0.5,
             messages.upload.versus_direct(size),
         ),
         Row(
@@ -558,7 +562,7 @@ def rows_of(
             "-",
             mirror.upload.versus_direct(size),
             "relayed >= 0.5x",
-            ratio(mirror) >= 0.5,
+            mirror.upload.ratio(size) >= 0.5,
             mirror_messages.upload.versus_direct(size),
         ),
         Row(
@@ -604,7 +608,7 @@ def rows_of(
             "-",
             editor.upload.versus_direct(size),
             "relayed >= 0.5x",
-            ratio(editor) >= 0.5,
+            editor.upload.ratio(size) >= 0.5,
         ),
         Row(
             "steal upload through an editor session, bytes its view counted",

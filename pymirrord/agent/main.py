@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
 def _run_targetless(ws_sock: socket.socket, token: str, idle_timeout: float | None) -> int:
     """Serve outgoing traffic and DNS from this process's own network: nothing to enter, redirect or guard."""
     agent_id = new_agent_id()
-    log.info("agent %s serving targetless: outgoing connections and DNS only", agent_id)
+    log.info(
+        "agent %s serving targetless, on %s: outgoing connections and DNS only", agent_id, event_loop.name()
+    )
     serving = _serve(
         ws_sock=ws_sock,
         redirect=None,
@@ -139,9 +141,10 @@ def _run_in_target(
             try:
                 rules.install()
                 log.info(
-                    "agent %s serving %s; redirected connections arrive on port %d",
+                    "agent %s serving %s on %s; redirected connections arrive on port %d",
                     agent_id,
                     target,
+                    event_loop.name(),
                     redirect_port,
                 )
                 serving = _serve(
