@@ -375,6 +375,15 @@ class RequestReader(_Reader):
         if parsed is None:
             return NEED_DATA
         raw, lines = parsed
+        try:
+            return self._request_head(raw, lines)
+        except FramingError:
+            # Not consumed: whoever takes the connection's bytes as they are from here gets these too.
+            rest = self._buffer
+            self._buffer = raw + rest if rest else raw
+            raise
+
+    def _request_head(self, raw: bytes, lines: list[bytes]) -> RequestHead:
         parts = lines[0].split(b" ")
         if len(parts) != 3 or parts[2] not in _VERSIONS or not parts[1] or not _token(parts[0]):
             raise FramingError(f"malformed request line {lines[0][:80]!r}")

@@ -82,6 +82,20 @@ def test_malformed_and_oversized() -> None:
         big.next_event()
 
 
+def test_a_head_that_cannot_be_read_stays_to_be_passed_on_as_it_is() -> None:
+    """After a good request, a head that fails to parse is not consumed: the connection's remaining bytes
+    go to the pod's app unchanged, starting with it."""
+    good = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+    for bad in (b"\x16\x03\x01 not http\r\n\r\n", b"GET /b HTTP/1.1\r\nBad Header\r\n\r\n"):
+        reader = RequestReader()
+        reader.feed(good + bad + b"more")
+        assert isinstance(reader.next_event(), RequestHead)
+        assert isinstance(reader.next_event(), End)
+        with pytest.raises(FramingError):
+            reader.next_event()
+        assert reader.take_buffered() == bad + b"more"
+
+
 @pytest.mark.parametrize(
     ("prefix", "kind"),
     [
