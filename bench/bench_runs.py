@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,22 +44,50 @@ def app(name: str, *args: str) -> list[str]:
     return [PYTHON, str(APPS / name), *args]
 
 
-def bare_relay(scratch: str) -> Path | None:
-    """``apps/bare_relay.c`` built into ``scratch`` with this machine's C compiler (None without one): the
-    reference relay whose rows show what a relay of pymirrord's design costs with nothing around it."""
+def _built(name: str, scratch: str) -> Path | None:
+    """``apps/NAME.c`` built into ``scratch`` with this machine's C compiler (None without one)."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         return None
-    binary = Path(scratch, "bare_relay")
+    binary = Path(scratch, name)
     result = subprocess.run(
-        [compiler, "-O2", "-o", str(binary), str(APPS / "bare_relay.c")],
+        [compiler, "-O2", "-o", str(binary), str(APPS / f"{name}.c")],
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        raise SystemExit(f"building bench/apps/bare_relay.c failed: {result.stderr.strip()}")
+        raise SystemExit(f"building bench/apps/{name}.c failed: {result.stderr.strip()}")
     return binary
+
+
+def bare_relay(scratch: str) -> Path | None:
+    """``apps/bare_relay.c``, built (None without a C compiler): the reference relay whose rows show what a
+    relay of pymirrord's design costs with nothing around it."""
+    return _built("bare_relay", scratch)
+
+
+HTTP_CLIENT_SWITCH = "BENCH_HTTP_CLIENT"
+"""``python``: the HTTP benches load the servers with ``apps/http_load.py``; otherwise with
+``apps/http_load.c`` where a C compiler is at hand, which costs the machine a few microseconds of CPU per
+request where the Python client costs 20-28 (on two cores, as much as the apps it measures)."""
+
+
+@functools.cache
+def http_load_client() -> list[str]:
+    """The argv that starts the HTTP bench client (see ``HTTP_CLIENT_SWITCH``), built once per run."""
+    if os.environ.get(HTTP_CLIENT_SWITCH) != "python":
+        scratch = tempfile.mkdtemp(prefix="pymirrord-bench-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        binary = _built("http_load", scratch)
+        if binary is not None:
+            return [str(binary)]
+    return app("http_load.py")
+
+
+def http_load_client_name() -> str:
+    """Which client ``http_load`` runs, for a table's footnote."""
+    return "apps/http_load.py" if http_load_client()[-1].endswith(".py") else "apps/http_load.c"
 
 
 def json_from(namespace: str, argv: Sequence[str], timeout: float = 300) -> Any:
@@ -86,9 +117,9 @@ def http_load(
     warmup: int = 0,
     timeout: float = 600,
 ) -> dict[str, Any]:
-    """``http_load.py`` from the client namespace against the pod's address (see that app)."""
+    """The HTTP bench client (``http_load_client``) from the client namespace against the pod's address."""
     args = [lab.pod_ip, str(port), str(total), str(connections), "--rate", str(rate), "--warmup", str(warmup)]
-    data: dict[str, Any] = json_from(lab.client, app("http_load.py", *args), timeout)
+    data: dict[str, Any] = json_from(lab.client, [*http_load_client(), *args], timeout)
     return data
 
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/http_filter.py [--requests 10000] [--connections 50] [--rate 5000] [--quick]
 
-N requests over C keep-alive connections from the client namespace (``apps/http_load.py``), every
+N requests over C keep-alive connections from the client namespace (``apps/http_load.c``, built with
+the machine's C compiler; ``apps/http_load.py`` without one or with ``BENCH_HTTP_CLIENT=python``), every
 other one carrying the header the filter matches (``X-Bench: mine``). Four sides, in one run: straight
 to the pod's app (direct); the same app running locally under ``pymirrord exec`` with
 ``header_filter: ^x-bench: mine$`` (steal) with handover (the local agent writes each matching request
@@ -125,7 +126,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_runs import app, editor_session, exec_argv, exec_env, http_load, in_pod, latencies
+from bench_runs import (
+    app,
+    editor_session,
+    exec_argv,
+    exec_env,
+    http_load,
+    http_load_client_name,
+    in_pod,
+    latencies,
+)
 from bench_table import Row, added, percentile, print_table
 
 from pymirrord.lab import Lab, WatchedProcess
@@ -411,7 +421,8 @@ def main() -> None:
     print_table(
         rows_of(args, direct, sides) + editor_rows(args, direct, editor),
         f"({args.requests} requests over {args.connections} keep-alive connections per phase, paced at"
-        f" {args.rate:g} req/s, {args.sequential} one at a time, {args.warmup} to warm up; one run)",
+        f" {args.rate:g} req/s, {args.sequential} one at a time, {args.warmup} to warm up; client"
+        f" {http_load_client_name()}; one run)",
     )
 
 

@@ -204,6 +204,7 @@ from bench_runs import (
     exec_argv,
     exec_env,
     http_load,
+    http_load_client_name,
     in_pod,
     json_from,
     latencies,
@@ -736,7 +737,8 @@ def main() -> None:
         ),
         f"({args.megabytes} MB uploads, median of {args.repeat}, each path's ratio to the direct uploads"
         f" alternated with its own; {args.requests} requests one at a time, {args.rate:g} req/s paced for"
-        f" {args.paced_seconds:g} s and mirrored for {args.seconds:g} s; one run)",
+        f" {args.paced_seconds:g} s and mirrored for {args.seconds:g} s; HTTP client"
+        f" {http_load_client_name()}; one run)",
     )
 
 
