@@ -111,8 +111,25 @@ Profiled with py-spy (``--gil``) on the relayed flat-out run, with per-process C
   spend too), and 31% (12-13 us) in the connection's own logic and the streams around it: routing, the
   app connections' pool, the coroutine layers of ``_exchange``, ``_to_pod`` and ``_relay_response``, and
   a future and a task wake-up for each read. Skipping ``drain`` when nothing waits changed nothing
-  measurable (39.7-40.8 us). A callback-driven path for requests that arrive whole would take most of
-  that last part: the next step, worth about a fifth of the agent's time.
+  measurable (39.7-40.8 us).
+- That callback-driven path was then built (2026-12-06, late evening): a request that arrived whole,
+  for a connection already open to its app, was routed and written in the callback that read it and
+  its answer relayed in the callback that read that, with the client's and the upstream's readers
+  tapped and no task woken. Measured in alternated runs against the coroutine path, the agent spent
+  30.0-36.0 us per request against 28.5-39.5, and 4.0-4.3 times the pod's app's CPU on both (the app's
+  own cost swings with the machine, so the ratio is the fair comparison): no difference above the
+  noise. The coroutine layers cost less than the profile's share suggested once the loop is uvloop;
+  the path was not kept.
+- The client was the largest consumer left: ``apps/http_load.py`` spent 20-28 us of CPU per request,
+  as much as the two apps it loads together, on the same two cores as the agent. ``apps/http_load.c``
+  sends the same requests with the same pacing and reports the same way (a test checks that both
+  clients agree) for 4.5 us of CPU each (19 us for the Python client in the run beside it). Direct went
+  from 38,700-54,300 requests/s to 68,000-130,000 (above 95,000 in ten runs of eleven). The agent's own
+  cost did not change (32-40 us per request relayed); with the cores left to it, in eight runs, relayed
+  flat out ran at 21,913-30,476 requests/s (goal met in all eight), the editor session at
+  18,060-28,339 (at or above 20,000 in seven; in the one below, its agent spent 55 us per request
+  during a slow spell of the VM) with every request counted, and handover at 24,528-29,782.
+  ``BENCH_HTTP_CLIENT=python`` still runs the Python client, whose figures are those above.
 """
 
 from __future__ import annotations
