@@ -33,8 +33,11 @@ Phases, and the goal each row is held to (the ``goal`` column names the cell it 
 - references, with no pymirrord, in the relayed column: the same uploads through ``apps/bare_relay.c``
   (built with the machine's C compiler), a blocking loop of the agent's own design with nothing around
   it, splicing as for a stolen connection and ``tee``-ing to a second sink in the pod as for a mirrored
-  one; and a client that writes every byte to both sinks itself, a mirror with no relay at all. They
-  show what the relayed rows could be at best on the machine of the run;
+  one; a client that writes every byte to both sinks itself, a mirror with no relay at all; and a
+  mirror made by packet capture (``apps/capture_copy.py``, Python), where the client's connection goes
+  straight to the pod's sink and the captured segments' payload is written to the second sink, with
+  how many of the copies came whole. They show what the relayed rows could be at best on the machine of
+  the run, and what a mirror out of the connection's path would allow;
 - one at a time: ``--requests`` requests on one keep-alive connection, each sent when the last answer
   came (after 100 untimed ones); p50 and p99 added to direct. Goal: handover adds <= 1 ms at p50;
 - paced: ``--rate`` requests/s (1,000 for the goal) for ``--paced-seconds`` over 4 keep-alive
@@ -180,6 +183,23 @@ editor session's tunnels went to the app (below):
 - Keep-alive HTTP at 1,000 requests/s: relayed adds -0.115 to +0.156 ms at p50 (direct's own p50 moved
   between 0.12 and 0.29 ms), the editor session +0.010 to +0.231, messages +0.025 to +0.239; the pod
   answered again 24-40 ms after the agent's SIGKILL.
+
+Later that evening, four runs with the HTTP client in C (``apps/http_load.c``, see ``http_filter.py``;
+direct 6.3-8.5 GB/s): stolen relayed 0.48-0.66x (at or above 0.5x in three), the editor session
+0.59-0.71x, mirrored 0.40-0.49x; keep-alive at 1,000 requests/s added -0.060 to -0.008 ms relayed and
+-0.067 to +0.005 through the editor session.
+
+- Is a relay the reason a mirror stays under 0.5x? A mirror by packet capture (``apps/capture_copy.py``,
+  a reference row since then) leaves the client's connection alone: a packet socket in the pod's
+  namespace, filtered in the kernel to the sink's port, gets a reference to each segment, and a Python
+  loop writes their payload in order to a second sink. In a first trial, with the capture's buffer at
+  64 MiB, the client ran at 0.58-0.60x of direct and two of three 500 MB copies came whole (the third
+  missed 6 segments, 391 KB); in the two runs of this script after, 0.54x and 0.52x, with 3 of 6
+  copies whole. The copy is made without holding anyone back, so a capture that falls behind loses
+  segments, and a copy with a hole in it is of no use to the app. The relay keeps every byte at
+  0.34-0.49x; a capture would reach 0.5x here only by giving that up, or with a capture fast enough
+  never to fall behind (a memory-mapped ring, no Python per segment), which is where a next attempt
+  would start.
 """
 
 from __future__ import annotations
@@ -394,13 +414,16 @@ def uploads(
     *ports: int,
     script: str = UPLOAD_CLIENT,
     after: Callable[[], None] | None = None,
+    before: Callable[[], None] | None = None,
 ) -> Uploads:
-    """``--repeat`` uploads to ``ports`` (the sink's by default), alternated with direct ones; ``after``
-    runs after each of the path's."""
+    """``--repeat`` uploads to ``ports`` (the sink's by default), alternated with direct ones; ``before``
+    and ``after`` run just before and after each of the path's."""
     runs: list[dict[str, Any]] = []
     directs: list[dict[str, Any]] = []
     for _ in range(args.repeat):
         directs.append(client(lab, UPLOAD_CLIENT, lab.pod_ip, SECOND_SINK_PORT, args.size))
+        if before is not None:
+            before()
         runs.append(client(lab, script, lab.pod_ip, *(ports or (SINK_PORT,)), args.size))
         if after is not None:
             after()
@@ -411,19 +434,23 @@ def uploads(
 class References:
     """Uploads with no pymirrord, for what the relayed rows could be at best on this machine: through the
     bare relay in C (``apps/bare_relay.c``; None without a C compiler) spliced as a stolen connection and
-    ``tee``'d as a mirrored one, and a client writing every byte to two sinks itself (a mirror with no
-    relay at all)."""
+    ``tee``'d as a mirrored one, a client writing every byte to two sinks itself (a mirror with no
+    relay at all), and a mirror by packet capture (``apps/capture_copy.py``) with, for each upload, the
+    bytes its copy got and the holes in it."""
 
     splice: Uploads | None
     tee: Uploads | None
     two_sinks: Uploads
+    capture: Uploads
+    captured: list[tuple[int, int]]
 
 
 def measure_references(lab: Lab, args: argparse.Namespace, scratch: str) -> References:
     two_sinks = uploads(lab, args, SINK_PORT, SECOND_SINK_PORT, script=TWO_SINKS_CLIENT)
+    capture, captured = measure_capture(lab, args)
     binary = bare_relay(scratch)
     if binary is None:
-        return References(None, None, two_sinks)
+        return References(None, None, two_sinks, capture, captured)
     to, copy = str(SINK_PORT), str(SECOND_SINK_PORT)
     argvs = (
         [str(binary), "splice", str(RELAY_PORT), lab.pod_ip, to],
@@ -434,7 +461,36 @@ def measure_references(lab: Lab, args: argparse.Namespace, scratch: str) -> Refe
             relays.enter_context(WatchedProcess(in_namespace(lab.pod, argv))).wait_for("relay ready")
         spliced = uploads(lab, args, RELAY_PORT)
         teed = uploads(lab, args, TEE_RELAY_PORT)
-    return References(spliced, teed, two_sinks)
+    return References(spliced, teed, two_sinks, capture, captured)
+
+
+def measure_capture(lab: Lab, args: argparse.Namespace) -> tuple[Uploads, list[tuple[int, int]]]:
+    """Uploads to the pod's sink while ``apps/capture_copy.py`` copies each to the second sink: (bytes
+    copied, holes) for each."""
+    argv = app("capture_copy.py", str(SINK_PORT), "127.0.0.1", str(SECOND_SINK_PORT))
+    captures: list[WatchedProcess] = []
+    captured: list[tuple[int, int]] = []
+
+    def start() -> None:
+        captures.append(WatchedProcess(in_namespace(lab.pod, argv)))
+        captures[-1].wait_for("capture ready")
+
+    def finish() -> None:
+        capture = captures[-1]
+        try:
+            # The copy's end trails the client's answer: a bounded wait for its count.
+            words = capture.wait_for("copied ", timeout=30).split()
+            captured.append((int(words[-3]), int(words[-1])))
+        except TimeoutError:
+            captured.append((0, -1))
+        finally:
+            capture.interrupt()
+
+    try:
+        return uploads(lab, args, before=start, after=finish), captured
+    finally:
+        for capture in captures:
+            capture.interrupt()  # one an upload's failure left running (again for the others: harmless)
 
 
 def measure_direct(lab: Lab, args: argparse.Namespace) -> PathRun:
@@ -586,6 +642,21 @@ def rows_of(
     ):
         rate = "no C compiler" if upload is None else upload.versus_direct(size)
         rows.append(Row(measure, f"{base:.0f} MB/s", relayed=rate))
+    complete = sum(1 for got, holes in references.captured if got == size and holes == 0)
+    rows.append(
+        Row(
+            "reference: mirror upload by packet capture (a Python capture in the pod), client MB/s",
+            f"{base:.0f} MB/s",
+            relayed=references.capture.versus_direct(size),
+        )
+    )
+    rows.append(
+        Row(
+            "reference: mirror upload by packet capture, copies that came whole",
+            "-",
+            relayed=f"{complete} of {len(references.captured)}",
+        )
+    )
     for fraction, name in ((0.5, "p50"), (0.99, "p99")):
         d = percentile(direct.one_at_a_time, fraction)
         h, r, m = (percentile(run.one_at_a_time, fraction) for run in (handover, relayed, messages))
