@@ -16,15 +16,13 @@ each direction is ``pymirrord.tunnel.state``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import os
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pymirrord.flow import COPY_LAG_LIMIT
 from pymirrord.tunnel import tee as tee_module
+from pymirrord.tunnel.copies import Copy, CopyOutlets, Dropped, Queue
 from pymirrord.tunnel.pump import (
     COPY_CHUNK,
     PIPE_SIZE,
@@ -33,7 +31,6 @@ from pymirrord.tunnel.pump import (
     EndFar,
     TunnelRelay,
     make_pipe,
-    send_chunks,
 )
 from pymirrord.tunnel.state import Direction
 
@@ -41,36 +38,9 @@ COPY_BUFFER = COPY_LAG_LIMIT
 """Bytes a copy may lag behind the pod's traffic before it is dropped."""
 COPY_DRAIN_TIMEOUT = 30.0
 """How long copies may take to pass on what they hold once the client's connection is over."""
-_DISCARD_CHUNK = 64 * 1024
-
-Dropped = Callable[[int, "str | None"], None]
-"""Hears of a copy that ended early: ``(session, reason)``; reason None: its session closed it."""
 
 
-@dataclass
-class _Queue:
-    """Bytes read and not yet written to one destination, as views of the chunks read."""
-
-    state: Direction
-    chunks: collections.deque[memoryview] = field(default_factory=collections.deque)
-
-    def add(self, chunk: memoryview) -> None:
-        self.chunks.append(chunk)
-        self.state.read(len(chunk))
-
-    def send(self, sock: socket.socket) -> None:
-        """Writes what the socket takes now (``BlockingIOError`` is not an error here)."""
-        while self.chunks:
-            try:
-                self.state.wrote(send_chunks(sock, self.chunks))
-            except BlockingIOError:
-                return
-
-    def close(self) -> None:
-        self.chunks.clear()
-
-
-class _PipeQueue(_Queue):
+class _PipeQueue(Queue):
     """A copy's bytes not yet written to its tunnel: in its own pipe (``tee``'d there), and older ones in
     memory (``chunks``), moved out of the pipe when it was needed for newer bytes while the copy lagged."""
 
@@ -117,20 +87,6 @@ class _PipeQueue(_Queue):
             self.read_end = self.write_end = -1
 
 
-@dataclass
-class _Copy:
-    """One session's copy: its tunnel and what waits for it."""
-
-    session: int
-    tunnel: socket.socket
-    queue: _Queue
-    end: EndFar | None = None
-    """A counted tunnel's way to announce the copy's end (its tunnel is never half-closed)."""
-    writing: bool = False
-    discarding: bool = False
-    closed: bool = False
-
-
 class MirrorRelay:
     """Relays ``client`` and ``pod`` (connected, non-blocking, watched by nobody else) into each other and
     sends copies of the client's bytes down ``tunnels`` (session -> tunnel socket).
@@ -165,7 +121,7 @@ class MirrorRelay:
         ends = counted or {}
         self._pipe: tuple[int, int] | None = None
         """The pipe the client's bytes go through on their way to the pod's app (with ``tee``)."""
-        queues: dict[int, _Queue] = {}
+        queues: dict[int, Queue] = {}
         try:
             if tee_module.AVAILABLE:
                 piped: dict[int, _PipeQueue] = {}
@@ -177,11 +133,11 @@ class MirrorRelay:
                 )
                 self._pipe = (read_end, write_end)
                 self._chunk = min(capacity, turn_bytes)
-                self._to_pod = _Queue(Direction(self._chunk))
+                self._to_pod = Queue(Direction(self._chunk))
             else:
-                queues = {session: _Queue(Direction(COPY_BUFFER)) for session in tunnels}
+                queues = {session: Queue(Direction(COPY_BUFFER)) for session in tunnels}
                 self._chunk = COPY_CHUNK
-                self._to_pod = _Queue(Direction(PIPE_SIZE))
+                self._to_pod = Queue(Direction(PIPE_SIZE))
             self._back = TunnelRelay(pod, client)  # only its forward direction is used: pod -> client
         except BaseException:
             for queue in queues.values():
@@ -189,8 +145,9 @@ class MirrorRelay:
             self._close_client_pipe()
             raise
         self._copies = [
-            _Copy(session, tunnel, queues[session], ends.get(session)) for session, tunnel in tunnels.items()
+            Copy(session, tunnel, queues[session], ends.get(session)) for session, tunnel in tunnels.items()
         ]
+        self._outlets = CopyOutlets(self._copies, on_drop, self._check)
         self._back.relay.back.shutdown_done()  # client -> pod is ours
 
     def start(self) -> None:
@@ -198,8 +155,7 @@ class MirrorRelay:
         task = self._loop.create_task(self._back.wait())
         task.add_done_callback(lambda _: self._check())
         self._back_task = task
-        for copy in self._copies:
-            self._watch_discard(copy, True)
+        self._outlets.start()
         self._run_forward()
 
     async def wait(self) -> None:
@@ -208,9 +164,7 @@ class MirrorRelay:
             try:
                 await asyncio.wait_for(asyncio.shield(self._done), COPY_DRAIN_TIMEOUT)
             except asyncio.TimeoutError:
-                for copy in self._copies:
-                    if not copy.closed and not copy.queue.state.shut:
-                        self._drop(copy, f"the app did not take its copy within {COPY_DRAIN_TIMEOUT:g} s")
+                self._outlets.give_up(f"the app did not take its copy within {COPY_DRAIN_TIMEOUT:g} s")
                 self._check()
         finally:
             self._stop()
@@ -300,7 +254,7 @@ class MirrorRelay:
                 continue
             state = copy.queue.state
             if count and state.room < count:
-                self._drop(copy, f"the app fell more than {COPY_BUFFER >> 20} MiB behind")
+                self._outlets.drop(copy, f"the app fell more than {COPY_BUFFER >> 20} MiB behind")
                 continue
             assert isinstance(copy.queue, _PipeQueue)
             try:
@@ -309,9 +263,9 @@ class MirrorRelay:
                 else:
                     state.read(0)
             except OSError as error:
-                self._drop(copy, f"its copy could not be made: {error.strerror or error}")
+                self._outlets.drop(copy, f"its copy could not be made: {error.strerror or error}")
                 continue
-            self._flush_copy(copy)
+            self._outlets.flush(copy)
         self._to_pod.state.read(count)  # the copies have theirs: the pipe may go to the pod now
         return count
 
@@ -328,84 +282,15 @@ class MirrorRelay:
             if not data:
                 state.read(0)
             elif state.room < len(data):
-                self._drop(copy, f"the app fell more than {COPY_BUFFER >> 20} MiB behind")
+                self._outlets.drop(copy, f"the app fell more than {COPY_BUFFER >> 20} MiB behind")
                 continue
             else:
                 copy.queue.add(memoryview(data))
-            self._flush_copy(copy)
-
-    def _flush_copy(self, copy: _Copy) -> None:
-        if copy.closed:
-            return
-        state = copy.queue.state
-        try:
-            copy.queue.send(copy.tunnel)
-            if state.should_shutdown:
-                if copy.end is not None:
-                    copy.end(state.moved)
-                else:
-                    with contextlib.suppress(OSError):
-                        copy.tunnel.shutdown(socket.SHUT_WR)
-                state.shutdown_done()
-        except OSError:
-            self._drop(copy, None)  # the session's end closed: it wants no more of this copy
-            return
-        writing = state.should_write
-        if writing != copy.writing:
-            if writing:
-                self._loop.add_writer(copy.tunnel.fileno(), self._flush_copy, copy)
-            else:
-                self._loop.remove_writer(copy.tunnel.fileno())
-            copy.writing = writing
-        self._check()
-
-    def _watch_discard(self, copy: _Copy, on: bool) -> None:
-        if on != copy.discarding and not copy.closed:
-            if on:
-                self._loop.add_reader(copy.tunnel.fileno(), self._discard, copy)
-            else:
-                self._loop.remove_reader(copy.tunnel.fileno())
-            copy.discarding = on
-
-    def _discard(self, copy: _Copy) -> None:
-        """What the session's app answers on a copy goes nowhere; its end of stream ends the copy."""
-        try:
-            data = copy.tunnel.recv(_DISCARD_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._copy_over(copy)
+            self._outlets.flush(copy)
 
     def copy_ended(self, session: int) -> None:
         """The session's end of a counted copy ended (what it would have said with a half-close)."""
-        for copy in self._copies:
-            if copy.session == session:
-                self._copy_over(copy)
-
-    def _copy_over(self, copy: _Copy) -> None:
-        if copy.queue.state.shut:
-            self._close_copy(copy)
-        else:
-            self._drop(copy, None)
-        self._check()
-
-    def _drop(self, copy: _Copy, reason: str | None) -> None:
-        if copy.closed:
-            return
-        self._close_copy(copy)
-        self._on_drop(copy.session, reason)
-
-    def _close_copy(self, copy: _Copy) -> None:
-        if copy.closed:
-            return
-        self._watch_discard(copy, False)
-        if copy.writing:
-            self._loop.remove_writer(copy.tunnel.fileno())
-            copy.writing = False
-        copy.closed = True
-        copy.queue.close()
+        self._outlets.copy_ended(session)
 
     # --- plumbing --------------------------------------------------------------------------------------
 
@@ -418,7 +303,7 @@ class MirrorRelay:
         main_over = self.failure is not None or (self._to_pod.state.shut and back.forward.shut)
         if main_over and not self._main_over.done():
             self._main_over.set_result(None)
-        copies_over = all(copy.closed or copy.queue.state.shut for copy in self._copies)
+        copies_over = self._outlets.over
         if main_over and (copies_over or self.failure is not None):
             self._done.set_result(None)
             self._stop()
@@ -432,8 +317,7 @@ class MirrorRelay:
             self._writing = False
         if not self._back.relay.finished:
             self._back.abort("stopped")
-        for copy in self._copies:
-            self._close_copy(copy)
+        self._outlets.stop()
         self._close_client_pipe()
 
     def _close_client_pipe(self) -> None:
