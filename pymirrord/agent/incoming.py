@@ -11,7 +11,9 @@ port through ``Subscriptions``:
 - **mirror** (or nobody subscribed any more): the agent connects to the original destination itself, with the
   bypass mark on its socket so the redirect rules let it through, and pipes both ways; the pod's app answers
   the client. Mirroring sessions get copies of the client's bytes. A copy never slows the passthrough: a
-  session that lags too far behind loses its copy of the connection, with a warning.
+  session that lags too far behind loses its copy of the connection, with a warning. A port that is only
+  mirrored reaches this listener only where the agent cannot capture packets: elsewhere it is not
+  redirected at all, and ``captured_mirror`` makes its copies.
 
 ``ConnectionTable`` decides who hears what; this module only moves bytes and carries out its effects.
 """
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pymirrord.agent.captured_mirror import CapturedMirror
 from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, PauseClient, Send, WriteClient
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.http_incoming import HttpIncoming
@@ -152,7 +155,9 @@ class Incoming:
         bypass_mark: int,
         read_chunk: int = READ_CHUNK,
         handover: HandoverChannels | None = None,
+        capture: bool = False,
     ) -> None:
+        """``capture``: the ports sessions only mirror are captured, not redirected (``watch_captured``)."""
         self._subscriptions = subscriptions
         self._handover = handover
         self._bypass_mark = bypass_mark
@@ -177,6 +182,16 @@ class Incoming:
         if handover is not None:
             self.http.has_channel = handover.can_take
             handover.on_app = self.http.app_socket
+        self._captured = (
+            CapturedMirror(subscriptions, self._table, self.tunnels, self._copy_tunnels, self._apply)
+            if capture
+            else None
+        )
+
+    def watch_captured(self, ports: Iterable[int]) -> None:
+        """The mirrored ports to capture now (``Subscriptions.captured_ports``)."""
+        if self._captured is not None:
+            self._captured.watch(ports)
 
     # --- sessions ------------------------------------------------------------------------------------------
 
@@ -405,6 +420,12 @@ class Incoming:
         route = self._subscriptions.route(destination.port)
         if route.stealer is not None or route.http or not route.mirrors:
             return None
+        taken = self._copy_tunnels(route)
+        return None if taken is None else (route, client, destination, taken)
+
+    def _copy_tunnels(self, route: Route) -> dict[int, IdleTunnel] | None:
+        """An idle tunnel of each of ``route``'s mirroring sessions, or None when one of them has none (the
+        copies then go as messages)."""
         if any(self.tunnels.idle_incoming(session) == 0 for session in route.mirrors):
             return None
         taken: dict[int, IdleTunnel] = {}
@@ -415,7 +436,7 @@ class Incoming:
                     self.tunnels.give_back(other, given)
                 return None
             taken[session] = tunnel
-        return route, client, destination, taken
+        return taken
 
     async def _serve_mirrored(
         self,
@@ -524,6 +545,8 @@ class Incoming:
             relay.abort("the agent is stopping")
         for mirror in list(self._mirrored.values()):
             mirror.abort("the agent is stopping")
+        if self._captured is not None:
+            await self._captured.close()
         self.tunnels.close()
         tasks = list(self._tasks)
         for task in tasks:

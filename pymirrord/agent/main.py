@@ -38,6 +38,7 @@ from pathlib import Path
 from types import FrameType
 
 from pymirrord import event_loop
+from pymirrord.agent.capture import Capture
 from pymirrord.agent.container import find_container_pid
 from pymirrord.agent.dns import Resolver
 from pymirrord.agent.environ import target_environment
@@ -64,6 +65,9 @@ BYPASS_MARK = 0x706D64
 agent's passthrough is not caught by another agent's redirect of the same port."""
 REDIRECT_BACKLOG = 1024
 TARGETLESS = "targetless"
+MIRROR_CAPTURE_ENV = "PYMIRRORD_MIRROR_CAPTURE"
+"""``0``: ports that are only mirrored are redirected through the agent, as stolen ones are, instead of
+captured (``pymirrord.agent.captured_mirror``)."""
 
 
 class _Terminated(Exception):
@@ -195,12 +199,13 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop, signal.Signals(signum).name)
 
-    subscriptions = Subscriptions()
+    capture = redirect is not None and _can_capture()
+    subscriptions = Subscriptions(capture_mirrors=capture)
     handover = HandoverChannels(redirect[2]) if redirect is not None else None
     try:
         if handover is not None:
             handover.start()
-        incoming = Incoming(subscriptions, bypass_mark=BYPASS_MARK, handover=handover)
+        incoming = Incoming(subscriptions, bypass_mark=BYPASS_MARK, handover=handover, capture=capture)
         # The target's resolv.conf and hosts are read afresh for every lookup. Without redirect rules there
         # is nothing to bypass (and an unprivileged agent may not set SO_MARK).
         outgoing = Outgoing(
@@ -292,6 +297,20 @@ def _remove_stale_rules() -> None:
         log.warning("removed rules left behind by a dead agent: %s", agent.describe())
     for agent in scan.live:
         log.info("another live agent also works in this namespace: %s", agent.describe())
+
+
+def _can_capture() -> bool:
+    """Whether mirrored ports are captured rather than redirected (see ``MIRROR_CAPTURE_ENV``)."""
+    if os.environ.get(MIRROR_CAPTURE_ENV) == "0":
+        log.info("mirrored ports are redirected through the agent (%s=0)", MIRROR_CAPTURE_ENV)
+        return False
+    why_not = Capture.available()
+    if why_not is not None:
+        log.info(
+            "mirrored ports are redirected through the agent: packet capture is not possible (%s)", why_not
+        )
+        return False
+    return True
 
 
 def _finish_guard(guard: Guard, rules_removed: bool) -> None:

@@ -578,6 +578,7 @@ class AgentServer:
                 log.warning(
                     "the redirect of port %d may not be fully removed; see `iptables -t nat -S`", action.port
                 )
+        self._incoming.watch_captured(self._subscriptions.captured_ports)
 
 
 _OUTGOING_MESSAGES = (

@@ -5,6 +5,10 @@ agent must add or remove (a port is redirected while at least one session subscr
 connection, who gets it: at most one stealing session serves it, every mirroring session gets a copy.
 Sessions are plain ints chosen by the caller.
 
+With ``capture_mirrors`` a port that sessions only mirror is not redirected: the agent captures its
+segments instead (``captured_ports``), and the pod's app serves its clients with nothing in between. The
+port is redirected once a session steals it or filters its HTTP, and no longer when only mirrors remain.
+
 A subscription may carry an HTTP filter. While a port has a filtered subscriber its connections are read
 as HTTP and each request is routed on its own (``Route.http``): the first filtered stealer whose filter
 matches serves it, filtered mirrors that match get a copy, unfiltered mirrors get every request; the pod's
@@ -102,10 +106,33 @@ class _Port:
 class Subscriptions:
     """Per pod port, the subscribed sessions and their mode."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, capture_mirrors: bool = False) -> None:
         self._ports: dict[int, _Port] = {}
         self._routes: dict[int, Route] = {}
         """``route``'s answers since the last change: a filtered port asks for one per request."""
+        self._capture_mirrors = capture_mirrors
+        self._redirected: set[int] = set()
+
+    def _redirect_changes(self, port: int) -> tuple[RuleAction, ...]:
+        """The rule change ``port`` needs after a change of its subscribers."""
+        entry = self._ports.get(port)
+        wanted = entry is not None and (
+            not self._capture_mirrors or entry.stealer() is not None or bool(entry.filters)
+        )
+        if wanted and port not in self._redirected:
+            self._redirected.add(port)
+            return (AddRedirect(port),)
+        if not wanted and port in self._redirected:
+            self._redirected.discard(port)
+            return (RemoveRedirect(port),)
+        return ()
+
+    @property
+    def captured_ports(self) -> tuple[int, ...]:
+        """The subscribed ports that are captured rather than redirected (mirrored only)."""
+        if not self._capture_mirrors:
+            return ()
+        return tuple(port for port in self._ports if port not in self._redirected)
 
     def subscribe(
         self,
@@ -145,9 +172,6 @@ class Subscriptions:
                 )
         if entry is None:
             entry = self._ports[port] = _Port()
-            actions: tuple[RuleAction, ...] = (AddRedirect(port),)
-        else:
-            actions = ()
         entry.modes[session] = mode
         if compiled is not None:
             entry.filters[session] = compiled
@@ -158,7 +182,7 @@ class Subscriptions:
             entry.handover.add(session)
         else:
             entry.handover.discard(session)
-        return SubscribeOutcome(None, actions)
+        return SubscribeOutcome(None, self._redirect_changes(port))
 
     def unsubscribe(self, session: int, port: int) -> tuple[RuleAction, ...]:
         """Drop ``session``'s subscription of ``port``, if any."""
@@ -168,10 +192,9 @@ class Subscriptions:
             return ()
         entry.handover.discard(session)
         entry.filters.pop(session, None)
-        if entry.modes:
-            return ()
-        del self._ports[port]
-        return (RemoveRedirect(port),)
+        if not entry.modes:
+            del self._ports[port]
+        return self._redirect_changes(port)
 
     def session_gone(self, session: int) -> tuple[RuleAction, ...]:
         """Drop every subscription of a session that disconnected."""
@@ -210,5 +233,5 @@ class Subscriptions:
 
     @property
     def ports(self) -> tuple[int, ...]:
-        """The ports with at least one subscriber (those that should be redirected)."""
+        """The ports with at least one subscriber."""
         return tuple(self._ports)

@@ -4,8 +4,9 @@ Pure: nothing here talks to a cluster, so every field is asserted by tests. The 
 
 - The Job's pod is pinned to the target's node (``nodeName``) with ``hostPID``, so the agent sees the target
   container's processes in ``/proc`` and finds it by container id, whatever the runtime.
-- Capabilities ``NET_ADMIN`` (iptables), ``SYS_ADMIN`` (setns) and ``SYS_PTRACE`` (another container's
-  ``/proc/PID/ns/net`` and ``/proc/PID/environ``); ``privileged`` only when ``agent.privileged`` asks for it.
+- Capabilities ``NET_ADMIN`` (iptables), ``NET_RAW`` (capturing mirrored ports; without it they are
+  redirected), ``SYS_ADMIN`` (setns) and ``SYS_PTRACE`` (another container's ``/proc/PID/ns/net`` and
+  ``/proc/PID/environ``); ``privileged`` only when ``agent.privileged`` asks for it.
 - Labels and annotations keep service meshes from injecting a sidecar into the agent pod.
 - The token reaches the agent as an env var from a Secret (``secretKeyRef``), never in the pod spec; the
   Secret is owned by the Job (or the target pod, for an ephemeral agent), so it goes with its owner.
@@ -26,7 +27,7 @@ DEFAULT_IMAGE = f"ghcr.io/pymirrord/pymirrord-agent:{__version__}"
 CONTAINER_NAME = "pymirrord-agent"
 TOKEN_KEY = "token"
 TOKEN_ENV = "PYMIRRORD_AGENT_TOKEN"
-CAPABILITIES = ("NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE")
+CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE")
 DEFAULT_IDLE_TIMEOUT = 60
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

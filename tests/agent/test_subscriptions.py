@@ -127,3 +127,30 @@ def test_route_follows_every_change_of_subscriptions() -> None:
     assert subs.route(80) == Route(A, ())
     subs.session_gone(A)
     assert subs.route(80) == Route(None, ())
+
+
+def captured(subs: Subscriptions) -> tuple[int, ...]:
+    """The captured ports now (a call, so that a type checker does not carry one answer over to the next)."""
+    return subs.captured_ports
+
+
+def test_with_capture_a_port_only_mirrored_is_captured_and_redirected_only_while_stolen_or_filtered() -> None:
+    subs = Subscriptions(capture_mirrors=True)
+    assert subs.subscribe(1, 80, Mode.MIRROR).actions == ()
+    assert captured(subs) == (80,)
+    assert subs.subscribe(2, 80, Mode.STEAL).actions == (AddRedirect(80),)
+    assert captured(subs) == ()
+    assert subs.unsubscribe(2, 80) == (RemoveRedirect(80),)
+    assert captured(subs) == (80,)
+    filtered = HttpFilterSpec(header="^x-user: me$")
+    assert subs.subscribe(3, 80, Mode.MIRROR, http_filter=filtered).actions == (AddRedirect(80),)
+    assert captured(subs) == ()
+    assert subs.session_gone(3) == (RemoveRedirect(80),)
+    assert subs.unsubscribe(1, 80) == ()
+    assert captured(subs) == ()
+
+
+def test_without_capture_nothing_is_captured() -> None:
+    subs = Subscriptions()
+    assert subs.subscribe(1, 80, Mode.MIRROR).actions == (AddRedirect(80),)
+    assert captured(subs) == ()

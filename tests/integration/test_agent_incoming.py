@@ -117,6 +117,7 @@ print(sum(ok))
 """
 
 TOKEN_ENV = "PYMIRRORD_AGENT_TOKEN"
+MIRROR_CAPTURE_ENV = "PYMIRRORD_MIRROR_CAPTURE"
 
 
 @dataclass
@@ -125,21 +126,22 @@ class Agent:
     address: str
     agent_id: str
     token: str
+    captures_mirrors: bool = True
 
 
 @contextmanager
-def running_agent(pod: Netns, *extra: str) -> Iterator[Agent]:
-    with running_agent_for(pod.target, *extra) as agent:
+def running_agent(pod: Netns, *extra: str, env: dict[str, str] | None = None) -> Iterator[Agent]:
+    with running_agent_for(pod.target, *extra, env=env) as agent:
         yield agent
 
 
 @contextmanager
-def running_agent_for(target: str, *extra: str) -> Iterator[Agent]:
+def running_agent_for(target: str, *extra: str, env: dict[str, str] | None = None) -> Iterator[Agent]:
     """`pymirrord agent --target TARGET EXTRA...`, once it printed its ready line; stopped with SIGTERM."""
     token = secrets.token_hex(16)
     process = Process(
         [sys.executable, "-m", "pymirrord", "agent", "--target", target, *extra],
-        env=child_env({TOKEN_ENV: token}),
+        env=child_env({TOKEN_ENV: token, **(env or {})}),
     )
     try:
         ready = json.loads(process.wait_ready(DEFAULT_TIMEOUT))
@@ -265,6 +267,16 @@ def agent(pod: Topology) -> Iterator[Agent]:
         yield running
 
 
+@pytest.fixture(params=["captured", "redirected"])
+def mirroring_agent(request: pytest.FixtureRequest, pod: Topology) -> Iterator[Agent]:
+    """An agent that captures the ports sessions only mirror (its default), or one that redirects them
+    through itself as it does where it cannot capture (``PYMIRRORD_MIRROR_CAPTURE=0``)."""
+    env = {MIRROR_CAPTURE_ENV: "0"} if request.param == "redirected" else {}
+    with running_agent(pod.pod, env=env) as running:
+        running.captures_mirrors = request.param == "captured"
+        yield running
+
+
 def get(ns: Netns, host: str, path: str, port: int = 80) -> str:
     return ns.python(HTTP_GET, host, str(port), path).stdout.strip()
 
@@ -285,12 +297,14 @@ def redirects_port(ns: Netns, port: int) -> bool:
 
 
 def test_mirror_the_pod_answers_and_every_mirroring_session_gets_the_request(
-    pod: Topology, agent: Agent
+    pod: Topology, mirroring_agent: Agent
 ) -> None:
+    agent = mirroring_agent
     with session(agent) as first, session(agent) as second:
         assert first.subscribe(80, Mode.MIRROR).error is None
         assert second.subscribe(80, Mode.MIRROR).error is None
-        assert redirects_port(pod.pod, 80)
+        # A captured port's clients reach the pod's app with nothing in between.
+        assert redirects_port(pod.pod, 80) is not agent.captures_mirrors
 
         assert get(pod.client, pod.pod_ip, "/mirrored") == "pod says /mirrored"
 
@@ -309,9 +323,9 @@ def test_mirror_the_pod_answers_and_every_mirroring_session_gets_the_request(
             s.sync()
 
 
-def test_mirror_100_concurrent_connections(pod: Topology, agent: Agent) -> None:
+def test_mirror_100_concurrent_connections(pod: Topology, mirroring_agent: Agent) -> None:
     count = 100
-    with session(agent) as s:
+    with session(mirroring_agent) as s:
         assert s.subscribe(80, Mode.MIRROR).error is None
         result = pod.client.python(CONCURRENT_GETS, pod.pod_ip, "80", str(count), timeout=60)
         assert result.stdout.strip() == str(count), result.stderr
@@ -323,11 +337,13 @@ def test_mirror_100_concurrent_connections(pod: Topology, agent: Agent) -> None:
         assert paths == {f"/c{i}".encode() for i in range(count)}
 
 
-def test_a_stuck_mirroring_session_never_stalls_the_pod_traffic(pod: Topology, agent: Agent) -> None:
+def test_a_stuck_mirroring_session_never_stalls_the_pod_traffic(
+    pod: Topology, mirroring_agent: Agent
+) -> None:
     pod.pod.start_python(COUNTING_APP)
     size = 100 * 1024 * 1024  # more than the agent queues for one session
     # A bounded receive queue: the client stops reading from the socket while the test does not read.
-    with session(agent, max_queue=16) as s:
+    with session(mirroring_agent, max_queue=16) as s:
         assert s.subscribe(81, Mode.MIRROR).error is None
         # The session reads nothing while the client uploads: its websocket and queue fill up.
         client = pod.client.start_python(UPLOAD, pod.pod_ip, "81", str(size), ready=False)

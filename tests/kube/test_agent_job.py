@@ -97,7 +97,7 @@ def test_job_field_by_field() -> None:
     assert container["securityContext"] == {
         "runAsUser": 0,
         "runAsGroup": 0,
-        "capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]},
+        "capabilities": {"add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE"]},
     }
     assert container["resources"] == {
         "requests": {"cpu": "10m", "memory": "64Mi"},
@@ -179,7 +179,7 @@ def test_ephemeral_container() -> None:
         "securityContext": {
             "runAsUser": 0,
             "runAsGroup": 0,
-            "capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]},
+            "capabilities": {"add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE"]},
         },
         "targetContainerName": "app",
     }

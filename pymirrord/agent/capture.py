@@ -1,0 +1,207 @@
+"""Packet capture of mirrored ports in the agent's network namespace (the I/O shell of ``tcp_capture``).
+
+One ``AF_PACKET`` socket (``SOCK_DGRAM``: packets from their IP header on, whatever the link) hears every
+interface of the namespace. A kernel filter keeps only what the mirror needs: segments to a captured port,
+and the pod's FIN, SYN and RST segments from it, so neither the pod's answers nor any other traffic costs
+the agent anything. Captured packets are read in the loop's reader callback, a batch at a time, and fed to
+``CapturedConnections``; the events of each packet go to ``on_events`` before the next is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterable
+
+from pymirrord.agent.tcp_capture import CapturedConnections, Event
+
+log = logging.getLogger(__name__)
+
+ETH_P_ALL = 0x0003
+"""What the socket hears: every protocol, because a socket bound to IPv4 alone hears only what arrives,
+and the pod's side of a connection leaves."""
+ETH_P_IP = 0x0800
+SKF_AD_PROTOCOL = 0xFFFFF000
+"""BPF's "load the packet's protocol" (``SKF_AD_OFF + SKF_AD_PROTOCOL``)."""
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+RECEIVE_BUFFER = 128 * 1024 * 1024
+"""Bytes the kernel keeps for the agent while it is busy: past them, segments are lost to the copies."""
+FRAME = 256 * 1024
+"""Largest packet read: a segment the NIC splits later arrives whole (64 KiB and its headers)."""
+BATCH = 64
+"""Packets read in one callback before the loop runs everything else."""
+SWEEP_EVERY = 0.5
+MAX_FILTERED_PORTS = 60
+"""More captured ports than this and the kernel filter keeps every TCP segment (jumps are 8 bits)."""
+
+Instruction = tuple[int, int, int, int]
+
+
+def port_filter(ports: Iterable[int]) -> list[Instruction]:
+    """Classic BPF over a packet from its network header: IPv4, TCP, not a fragment's tail, and to one
+    of ``ports`` (any segment) or from one (SYN, FIN or RST only: the pod's side of the connection's
+    life)."""
+    ports = sorted(set(ports))
+    if len(ports) > MAX_FILTERED_PORTS:
+        ports = []  # every TCP segment: ``CapturedConnections`` sorts them out
+    program: list[tuple[int, int | str, int | str, int | str]] = [
+        (0x28, 0, 0, SKF_AD_PROTOCOL),  # ldh the packet's protocol (the socket hears every one)
+        (0x15, 0, "drop", ETH_P_IP),
+        (0x30, 0, 0, 9),  # ldb [9]: the IP protocol
+        (0x15, 0, "drop", 6),  # not TCP: drop
+    ]
+    if not ports:
+        program.append((0x06, 0, 0, FRAME))
+    else:
+        program += [
+            (0x28, 0, 0, 6),  # ldh [6]: flags and fragment offset
+            (0x45, "drop", 0, 0x1FFF),  # a later fragment: drop
+            (0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf): the IP header's length
+            (0x48, 0, 0, 2),  # ldh [x+2]: the destination port
+        ]
+        program += [(0x15, "accept", 0, port) for port in ports]
+        program.append((0x48, 0, 0, 0))  # ldh [x+0]: the source port
+        program += [(0x15, "flags", 0, port) for port in ports]
+        program.append((0x05, 0, 0, "drop"))  # ja: neither port
+    labels = {"drop": len(program)}
+    program.append((0x06, 0, 0, 0))
+    if ports:
+        labels["flags"] = len(program)
+        program += [(0x50, 0, 0, 13), (0x45, 0, 1, 0x07)]  # ldb [x+13]: FIN, SYN or RST, or drop
+        labels["accept"] = len(program)
+        program += [(0x06, 0, 0, FRAME), (0x06, 0, 0, 0)]  # (jumps only go forward: a second drop)
+
+    def resolve(index: int, target: int | str) -> int:
+        return target if isinstance(target, int) else labels[target] - index - 1
+
+    # A conditional jump's targets are its two offsets; an unconditional one's (ja) is its k.
+    return [
+        (code, resolve(index, true), resolve(index, false), resolve(index, k))
+        for index, (code, true, false, k) in enumerate(program)
+    ]
+
+
+class Capture:
+    """Captures the segments of ``ports_now()`` and feeds ``connections``; ``on_events`` carries out what
+    comes of them."""
+
+    def __init__(self, connections: CapturedConnections, on_events: Callable[[list[Event]], None]) -> None:
+        self.connections = connections
+        self._on_events = on_events
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray(FRAME)
+        self._view = memoryview(self._buffer)
+        self._program: ctypes.Array[ctypes.c_char] | None = None
+        self._sweeping: asyncio.TimerHandle | None = None
+
+    @property
+    def capturing(self) -> bool:
+        return self._sock is not None
+
+    @staticmethod
+    def available() -> str | None:
+        """None when this process may capture packets here; else why not."""
+        try:
+            socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL)).close()
+        except (OSError, AttributeError) as error:
+            return str(error)
+        return None
+
+    def watch(self, ports: Iterable[int]) -> None:
+        """Captures ``ports`` from now on (none: the socket is closed). ``OSError`` if it cannot."""
+        ports = tuple(ports)
+        if not ports:
+            self.close()
+            return
+        if self._sock is None:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+            try:
+                self._attach(sock, ports)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+                except OSError:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+                sock.setblocking(False)
+            except BaseException:
+                sock.close()
+                raise
+            self._sock = sock
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+            log.debug("capturing ports %s", list(ports))
+        else:
+            self._attach(self._sock, ports)
+
+    def _attach(self, sock: socket.socket, ports: tuple[int, ...]) -> None:
+        code = b"".join(struct.pack("HBBI", *instruction) for instruction in port_filter(ports))
+        program = ctypes.create_string_buffer(code, len(code))
+        sock.setsockopt(
+            socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code) // 8, ctypes.addressof(program))
+        )
+        self._program = program  # the kernel copied it; kept only so its address stays valid meanwhile
+
+    def close(self) -> None:
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            self._sweeping = None
+
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        now = time.monotonic()
+        feed = self.connections.feed
+        for _ in range(BATCH):
+            try:
+                size, address = sock.recvfrom_into(self._buffer)
+            except BlockingIOError:
+                break
+            except OSError as error:
+                log.warning("packet capture failed: %s", error)
+                break
+            outgoing = address[2] == PACKET_OUTGOING
+            if outgoing and address[0] == "lo":
+                continue  # on loopback a packet is seen leaving and arriving: once is enough
+            events = feed(self._view[:size], now, incoming=not outgoing)
+            if events:
+                self._on_events(events)  # now: their data may be views of the buffer the next read reuses
+        self._sweep_soon()
+
+    def _tell_drops(self) -> None:
+        """Packets the kernel dropped since the last look (reading the counters resets them)."""
+        if self._sock is None:
+            return
+        try:
+            packets, drops = struct.unpack("II", self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        except OSError:
+            return
+        if drops:
+            log.warning(
+                "packet capture missed %d of %d packets while the agent was busy: the copies of the "
+                "connections they belonged to are given up",
+                drops,
+                packets,  # the kernel counts the dropped ones in too
+            )
+
+    def _sweep_soon(self) -> None:
+        if self._sweeping is None and len(self.connections):
+            self._sweeping = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeping = None
+        self._tell_drops()
+        events = self.connections.sweep(time.monotonic())
+        if events:
+            self._on_events(events)
+        self._sweep_soon()

@@ -1,0 +1,243 @@
+"""Mirrored ports that are captured, not redirected: copies made from packet capture (the I/O shell).
+
+The pod's app serves a captured port's clients directly; the agent only watches (``capture``), and each
+connection ``tcp_capture`` puts back together is announced to the mirroring sessions as a redirected one
+would be (``ConnectionTable``). Its bytes go down one idle tunnel per session when each has one, as
+``MirrorRelay``'s copies do (``CopyOutlets``: a copy that falls ``COPY_LAG_LIMIT`` behind is dropped), or
+else as ``ConnectionRead`` messages. A connection whose bytes the capture missed loses its copies, with a
+warning: a copy with a hole in it would only mislead the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pymirrord.agent.capture import Capture
+from pymirrord.agent.connections import ConnectionTable, Effect
+from pymirrord.agent.subscriptions import Route, Subscriptions
+from pymirrord.agent.tcp_capture import CapturedConnections, ClientEnd, Closed, Data, Event, Key, Lost, Opened
+from pymirrord.agent.tunnels import IdleTunnel, Tunnels
+from pymirrord.flow import COPY_LAG_LIMIT
+from pymirrord.tunnel.copies import Copy, CopyOutlets, Queue
+from pymirrord.tunnel.mirror import COPY_DRAIN_TIMEOUT
+from pymirrord.tunnel.state import Direction
+
+log = logging.getLogger(__name__)
+
+TakeTunnels = Callable[[Route], "dict[int, IdleTunnel] | None"]
+"""One idle tunnel of each mirroring session of a route, or None (some session has none)."""
+
+
+@dataclass
+class _Copies:
+    """One captured connection's copies."""
+
+    connection_id: int
+    sessions: tuple[int, ...]
+    tunnels: dict[int, IdleTunnel] = field(default_factory=dict)
+    outlets: CopyOutlets | None = None
+    """The tunnels' writers (None: the copies go as messages)."""
+    drained: asyncio.Future[None] | None = None
+    """Set once the connection ended and every copy passed its end on."""
+
+
+class CapturedMirror:
+    """The captured ports' connections and their copies."""
+
+    def __init__(
+        self,
+        subscriptions: Subscriptions,
+        table: ConnectionTable,
+        tunnels: Tunnels,
+        take_tunnels: TakeTunnels,
+        apply: Callable[[Iterable[Effect]], None],
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._table = table
+        self._tunnels = tunnels
+        self._take_tunnels = take_tunnels
+        self._apply = apply
+        self._capture = Capture(CapturedConnections(self._wanted), self._handle)
+        self._copies: dict[Key, _Copies] = {}
+        self._endings: set[asyncio.Task[None]] = set()
+
+    def watch(self, ports: Iterable[int]) -> None:
+        """Captures ``ports`` from now on (the subscriptions' ``captured_ports``)."""
+        try:
+            self._capture.watch(ports)
+        except OSError as error:
+            log.warning("cannot capture the mirrored ports %s: %s", list(ports), error)
+
+    def _wanted(self, port: int) -> bool:
+        route = self._subscriptions.route(port)
+        return bool(route.mirrors) and route.stealer is None and not route.http
+
+    async def close(self) -> None:
+        """Stops capturing; every connection's copies end."""
+        self._capture.close()
+        for key in list(self._copies):
+            self._end(key, "the agent is stopping", wait=False)
+        for task in list(self._endings):
+            task.cancel()
+        if self._endings:
+            await asyncio.gather(*self._endings, return_exceptions=True)
+
+    # --- events ----------------------------------------------------------------------------------------
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Data):
+                self._data(event.key, event.data)
+            elif isinstance(event, Opened):
+                self._opened(event)
+            elif isinstance(event, ClientEnd):
+                self._client_end(event.key)
+            elif isinstance(event, Lost):
+                self._lost(event.key, event.reason)
+            elif isinstance(event, Closed):
+                self._end(event.key, event.reason, wait=True)
+
+    def _opened(self, event: Opened) -> None:
+        route = self._subscriptions.route(event.local.port)
+        if not self._wanted(event.local.port):
+            self._capture.connections.forget(event.key)
+            return
+        tunnels = self._take_tunnels(route) or {}
+        copy_tunnels = {session: tunnel.tunnel_id for session, tunnel in tunnels.items()}
+        connection_id, effects = self._table.open(
+            event.local.port, route, event.client, event.local, copy_tunnels=copy_tunnels
+        )
+        copies = _Copies(connection_id, route.mirrors, tunnels)
+        self._copies[event.key] = copies
+        self._apply(effects)
+        log.debug(
+            "connection %d from %s to %s captured, copies %s to sessions %s",
+            connection_id,
+            event.client,
+            event.local,
+            "through tunnels" if tunnels else "as messages",
+            list(route.mirrors),
+        )
+        if not tunnels:
+            return
+        outlets = CopyOutlets(
+            [self._copy(session, tunnel) for session, tunnel in tunnels.items()],
+            functools.partial(self._dropped, connection_id),
+            functools.partial(self._changed, event.key),
+        )
+        copies.outlets = outlets
+        for session, tunnel in tunnels.items():
+            if tunnel.counted:
+                self._tunnels.listen_end(session, tunnel.tunnel_id, _copy_ender(outlets, session))
+        outlets.start()
+
+    def _copy(self, session: int, tunnel: IdleTunnel) -> Copy:
+        queue = Queue(Direction(COPY_LAG_LIMIT))
+        return Copy(session, tunnel.sock, queue, self._tunnels.end_sender(session, tunnel))
+
+    def _data(self, key: Key, data: bytes | memoryview) -> None:
+        copies = self._copies.get(key)
+        if copies is None:
+            return
+        outlets = copies.outlets
+        if outlets is None:
+            self._apply(self._table.client_data(copies.connection_id, bytes(data)))
+            return
+        for copy in outlets.copies:
+            if copy.closed:
+                continue
+            if copy.queue.state.room < len(data):
+                outlets.drop(copy, f"the app fell more than {COPY_LAG_LIMIT >> 20} MiB behind")
+                continue
+            try:
+                copy.queue.push(copy.tunnel, data)
+            except OSError:
+                outlets.drop(copy, None)  # the session's end closed: it wants no more of this copy
+                continue
+            if copy.queue.chunks:
+                outlets.flush(copy)  # watches for the tunnel to take the rest
+
+    def _client_end(self, key: Key) -> None:
+        copies = self._copies.get(key)
+        if copies is None:
+            return
+        if copies.outlets is None:
+            self._apply(self._table.client_eof(copies.connection_id))
+            return
+        for copy in copies.outlets.copies:
+            if not copy.closed and not copy.queue.state.shut:
+                copy.queue.state.read(0)
+                copies.outlets.flush(copy)
+
+    def _lost(self, key: Key, reason: str) -> None:
+        copies = self._copies.get(key)
+        if copies is None:
+            return
+        log.warning("connection %d: its copies are dropped: %s", copies.connection_id, reason)
+        if copies.outlets is not None:
+            copies.outlets.give_up(reason)
+        else:
+            for session in copies.sessions:
+                self._apply(self._table.drop_copy(session, copies.connection_id, reason))
+
+    def _dropped(self, connection_id: int, session: int, reason: str | None) -> None:
+        if reason is None:
+            self._apply(self._table.unsubscribe(session, connection_id))
+        else:
+            log.warning("session %d: its copy of connection %d dropped: %s", session, connection_id, reason)
+            self._apply(self._table.drop_copy(session, connection_id, reason))
+
+    def _changed(self, key: Key) -> None:
+        copies = self._copies.get(key)
+        if copies is None or copies.drained is None or copies.drained.done() or copies.outlets is None:
+            return
+        if copies.outlets.over:
+            copies.drained.set_result(None)
+
+    # --- the end ----------------------------------------------------------------------------------------
+
+    def _end(self, key: Key, reason: str, *, wait: bool) -> None:
+        """The connection is over: once its copies passed on what they hold (for at most
+        ``COPY_DRAIN_TIMEOUT``), the sessions hear it closed."""
+        copies = self._copies.get(key)
+        if copies is None:
+            return
+        outlets = copies.outlets
+        if not wait or outlets is None or outlets.over:
+            self._finish(key, reason)
+            return
+        copies.drained = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(self._drain(key, copies.drained, reason))
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+
+    async def _drain(self, key: Key, drained: asyncio.Future[None], reason: str) -> None:
+        try:
+            await asyncio.wait_for(drained, COPY_DRAIN_TIMEOUT)
+        except asyncio.TimeoutError:
+            copies = self._copies.get(key)
+            if copies is not None and copies.outlets is not None:
+                copies.outlets.give_up(f"the app did not take its copy within {COPY_DRAIN_TIMEOUT:g} s")
+        finally:
+            self._finish(key, reason)
+
+    def _finish(self, key: Key, reason: str) -> None:
+        copies = self._copies.pop(key, None)
+        self._capture.connections.forget(key)
+        if copies is None:
+            return
+        if copies.outlets is not None:
+            copies.outlets.stop()
+        for session, tunnel in copies.tunnels.items():
+            self._tunnels.unlisten(session, tunnel.tunnel_id)
+            tunnel.sock.close()
+        self._apply(self._table.closed(copies.connection_id, reason))
+
+
+def _copy_ender(outlets: CopyOutlets, session: int) -> Callable[[int], None]:
+    """What hears a session's ``TunnelEnd`` for its copy of a captured connection."""
+    return lambda _length: outlets.copy_ended(session)
