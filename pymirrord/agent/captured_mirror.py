@@ -66,7 +66,11 @@ class CapturedMirror:
         self._endings: set[asyncio.Task[None]] = set()
 
     def watch(self, ports: Iterable[int]) -> None:
-        """Captures ``ports`` from now on (the subscriptions' ``captured_ports``)."""
+        """Captures ``ports`` from now on (the subscriptions' ``captured_ports``); the copies of a port no
+        longer captured end (nobody mirrors it any more, or it is redirected now)."""
+        ports = tuple(ports)
+        for key in [key for key in self._copies if key[3] not in ports]:
+            self._end(key, "the port is no longer mirrored", wait=False)
         try:
             self._capture.watch(ports)
         except OSError as error:

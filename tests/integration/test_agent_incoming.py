@@ -365,6 +365,37 @@ def test_a_stuck_mirroring_session_never_stalls_the_pod_traffic(
         assert copied < size
 
 
+# Connects, sends "hello", says so and holds the connection open until its stdin closes.
+HELD_CONNECTION = r"""
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60) as s:
+    s.sendall(b"hello")
+    print("sent", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_unsubscribing_a_captured_port_ends_the_copies_of_its_open_connections(
+    pod: Topology, agent: Agent
+) -> None:
+    pod.pod.start_python(COUNTING_APP)
+    with session(agent) as s:
+        assert s.subscribe(81, Mode.MIRROR).error is None
+        client = pod.client.start_python(HELD_CONNECTION, pod.pod_ip, "81", ready=False)
+        try:
+            assert client.read_line() == "sent"
+            new = s.new_connection()
+            assert s.read_until(new.connection_id, lambda data: b"hello" in data) == b"hello"
+            s.send(from_session.PortUnsubscribe(81))
+            closed = s.expect(lambda m: isinstance(m, to_session.ConnectionClosed))
+            assert isinstance(closed, to_session.ConnectionClosed)
+            assert closed.connection_id == new.connection_id
+            assert "no longer mirrored" in closed.reason
+        finally:
+            client.close_stdin()
+            client.stop()
+
+
 # --- steal -------------------------------------------------------------------------------------------------
 
 
