@@ -16,6 +16,7 @@ port was watched are never seen opening and are left alone, as a redirect would 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,12 +32,16 @@ IDLE_LIMIT = 3600.0
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _HALF = 1 << 31
 _MASK = 0xFFFFFFFF
+_IP = struct.Struct("!BxH5xBxx4s4s")
+"""Version and header length, total length, protocol, source and destination addresses."""
+_TCP = struct.Struct("!HHI4xBB")
+"""Source and destination ports, sequence number, data offset, flags."""
 
 Key = tuple[bytes, int, bytes, int]
 """(client address, client port, pod address, pod port), addresses as 4 raw bytes."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Opened:
     """A client connected to a watched port: ``client`` to ``local`` (the pod's address and port)."""
 
@@ -45,7 +50,7 @@ class Opened:
     local: SocketAddress
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Data:
     """The client's next bytes, in order: a view of the captured packet (valid until the next packet is
     fed: whoever keeps them copies them), or bytes."""
@@ -54,20 +59,20 @@ class Data:
     data: bytes | memoryview
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClientEnd:
     """The client sent its last byte (its FIN came, and everything before it)."""
 
     key: Key
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Closed:
     key: Key
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Lost:
     """Bytes of the client's were never captured: the copy cannot go on."""
 
@@ -76,6 +81,7 @@ class Lost:
 
 
 Event = Opened | Data | ClientEnd | Closed | Lost
+"""(Plain slotted dataclasses rather than frozen ones: one is built for every packet of a transfer.)"""
 
 
 @dataclass
@@ -114,20 +120,18 @@ class CapturedConnections:
         """One captured IPv4 packet (from its IP header on), seen at ``now`` (seconds); ``incoming``: it
         arrived rather than left (only an arriving SYN opens a connection: a leaving one is the pod's own
         connection out)."""
-        if len(packet) < 40 or packet[0] >> 4 != 4 or packet[9] != 6:
+        # Every packet of a bulk transfer passes here: one unpack per header, no more.
+        if len(packet) < 40:
             return []
-        header = (packet[0] & 0x0F) * 4
-        total = min(len(packet), (packet[2] << 8) | packet[3]) or len(packet)
-        tcp = header
+        version, length, protocol, source, destination = _IP.unpack_from(packet)
+        if version >> 4 != 4 or protocol != 6:
+            return []
+        tcp = (version & 0x0F) * 4
+        total = min(len(packet), length) or len(packet)
         if total < tcp + 20:
             return []
-        source = bytes(packet[12:16])
-        destination = bytes(packet[16:20])
-        source_port = (packet[tcp] << 8) | packet[tcp + 1]
-        destination_port = (packet[tcp + 2] << 8) | packet[tcp + 3]
-        sequence = int.from_bytes(packet[tcp + 4 : tcp + 8], "big")
-        flags = packet[tcp + 13]
-        payload = packet[tcp + (packet[tcp + 12] >> 4) * 4 : total]
+        source_port, destination_port, sequence, offset, flags = _TCP.unpack_from(packet, tcp)
+        payload = packet[tcp + (offset >> 4) * 4 : total]
         key = (source, source_port, destination, destination_port)
         connection = self._connections.get(key)
         if connection is not None:
@@ -196,6 +200,9 @@ class CapturedConnections:
             if behind >= len(payload):
                 return []
             payload, ahead = payload[behind:], 0
+        if not ahead and not connection.pending:  # the common case: the next bytes, nothing waiting
+            connection.expected = (connection.expected + len(payload)) & _MASK
+            return [Data(connection.key, payload)]
         if ahead:
             if sequence not in connection.pending:
                 connection.pending[sequence] = bytes(payload)
