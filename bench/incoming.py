@@ -192,14 +192,21 @@ direct 6.3-8.5 GB/s): stolen relayed 0.48-0.66x (at or above 0.5x in three), the
 - Is a relay the reason a mirror stays under 0.5x? A mirror by packet capture (``apps/capture_copy.py``,
   a reference row since then) leaves the client's connection alone: a packet socket in the pod's
   namespace, filtered in the kernel to the sink's port, gets a reference to each segment, and a Python
-  loop writes their payload in order to a second sink. In a first trial, with the capture's buffer at
-  64 MiB, the client ran at 0.58-0.60x of direct and two of three 500 MB copies came whole (the third
-  missed 6 segments, 391 KB); in the two runs of this script after, 0.54x and 0.52x, with 3 of 6
-  copies whole. The copy is made without holding anyone back, so a capture that falls behind loses
-  segments, and a copy with a hole in it is of no use to the app. The relay keeps every byte at
-  0.34-0.49x; a capture would reach 0.5x here only by giving that up, or with a capture fast enough
-  never to fall behind (a memory-mapped ring, no Python per segment), which is where a next attempt
-  would start.
+  loop writes their payload in order to a second sink. The client ran at 0.52-0.60x of direct, but
+  half the copies had holes. The kernel had dropped nothing (``PACKET_STATISTICS``): the capture hands
+  over segments in the order two CPUs reach them, which is not always the connection's, and the first
+  version wrote what came. Put back in order (segments ahead of a missing one wait for it, a
+  retransmission is trimmed to what is new), every copy came whole: 0.48-0.67x in six runs, 18 of 18
+  copies whole.
+- So the agent now mirrors that way (``pymirrord.agent.tcp_capture``, ``capture``,
+  ``captured_mirror``): a port that sessions only mirror is not redirected, and the copies go down the
+  same tunnels as before. Mirrored relayed: 0.53-0.56x in five runs (from 0.34-0.49x), every copy
+  whole, the agent at 0.38-0.42 s of CPU per GB copied: a read from the packet socket and a write to
+  the tunnel for each 64 KiB segment (the NIC's segmentation happens later, so the capture sees them
+  whole), which is most of what it costs. The first version lost its copies in bulk uploads: it copied
+  each segment's payload into ``bytes`` before writing it, fell behind, and the kernel dropped
+  segments. It now writes each straight from the capture's buffer and copies only what a tunnel does
+  not take at once.
 """
 
 from __future__ import annotations
@@ -480,7 +487,7 @@ def measure_capture(lab: Lab, args: argparse.Namespace) -> tuple[Uploads, list[t
         try:
             # The copy's end trails the client's answer: a bounded wait for its count.
             words = capture.wait_for("copied ", timeout=30).split()
-            captured.append((int(words[-3]), int(words[-1])))
+            captured.append((int(words[words.index("copied") + 1]), int(words[words.index("holes") + 1])))
         except TimeoutError:
             captured.append((0, -1))
         finally:
