@@ -2,8 +2,10 @@
 
 A port that sessions only mirror is not redirected: the pod's app serves its clients directly, and the
 agent captures the segments (``capture``, the shell, hands each captured IPv4 packet to ``feed``). A
-client's SYN to a port ``watching`` says yes to opens a connection; the client's bytes come out in order
-(``Data``), however the capture saw them: two CPUs hand it segments in the order each got to them, not
+client's SYN to a port ``watching`` says yes to starts a connection, announced (``Opened``) once the pod's
+app accepted it (its SYN-ACK, or the client's ACK that answers one, whichever the capture shows first): a
+connection the app refuses is never announced. The client's bytes come out in order (``Data``), however
+the capture saw them: two CPUs hand it segments in the order each got to them, not
 always the connection's, and a retransmission repeats what was already passed on. The client's FIN ends
 its bytes (``ClientEnd``), once every byte before it came; a reset from either side, or the pod's FIN after
 the client's end, closes the connection (``Closed``).
@@ -28,6 +30,8 @@ END_WAIT = 1.0
 """Seconds a connection's missing bytes may take once its end was seen."""
 IDLE_LIMIT = 3600.0
 """Seconds after which a connection nothing was seen of is forgotten (its end was missed)."""
+HANDSHAKE_LIMIT = 30.0
+"""Seconds after which a connection the pod's app never accepted is forgotten (its refusal was missed)."""
 
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _HALF = 1 << 31
@@ -97,6 +101,8 @@ class _Connection:
     end_seen: float = 0.0
     ended: bool = False
     pod_finished: bool = False
+    accepted: bool = False
+    """The pod's app accepted the connection (and it was announced)."""
 
 
 def _address(raw: bytes, port: int) -> SocketAddress:
@@ -144,7 +150,6 @@ class CapturedConnections:
             return self._from_pod(connection, flags)
         if incoming and flags & _SYN and not flags & _ACK and self._watching(destination_port):
             self._connections[key] = _Connection(key, (sequence + 1) & _MASK, now)
-            return [Opened(key, _address(source, source_port), _address(destination, destination_port))]
         return []
 
     def sweep(self, now: float) -> list[Event]:
@@ -157,6 +162,8 @@ class CapturedConnections:
             elif connection.pod_finished and now - connection.seen > END_WAIT:
                 # The pod's app closed and the client's end never came: the capture missed it.
                 events += self._lose(connection, "the client's end was never captured")
+            elif not connection.accepted and now - connection.seen > HANDSHAKE_LIMIT:
+                del self._connections[key]  # never announced: nobody to tell
             elif now - connection.seen > IDLE_LIMIT:
                 events += self._close(key, "nothing was seen of the connection for an hour")
         return events
@@ -174,7 +181,8 @@ class CapturedConnections:
             return self._close(connection.key, "the client reset the connection")
         if flags & _SYN:
             return []  # the SYN again: nothing new
-        events: list[Event] = []
+        # Anything but a SYN from the client answers the pod's SYN-ACK: the app accepted the connection.
+        events: list[Event] = [] if connection.accepted else self._accepted(connection)
         if payload and not connection.ended:
             events += self._segment(connection, sequence, payload)
             if connection.key not in self._connections:
@@ -188,6 +196,8 @@ class CapturedConnections:
     def _from_pod(self, connection: _Connection, flags: int) -> list[Event]:
         if flags & _RST:
             return self._close(connection.key, "the pod's app reset the connection")
+        if flags & _SYN:
+            return [] if connection.accepted else self._accepted(connection)
         if flags & _FIN:
             connection.pod_finished = True
             return self._maybe_end(connection)
@@ -247,11 +257,22 @@ class CapturedConnections:
             events += self._close(key, "the connection ended")
         return events
 
+    @staticmethod
+    def _accepted(connection: _Connection) -> list[Event]:
+        connection.accepted = True
+        source, source_port, destination, destination_port = connection.key
+        return [
+            Opened(connection.key, _address(source, source_port), _address(destination, destination_port))
+        ]
+
     def _lose(self, connection: _Connection, reason: str) -> list[Event]:
         """The copy cannot go on: nothing more of the connection is wanted (its FIN may never be seen)."""
+        if not connection.accepted:
+            return self._close(connection.key, reason)  # never announced: nothing to give up
         return [Lost(connection.key, reason), *self._close(connection.key, "its copies were given up")]
 
     def _close(self, key: Key, reason: str) -> list[Event]:
-        if self._connections.pop(key, None) is None:
-            return []
+        connection = self._connections.pop(key, None)
+        if connection is None or not connection.accepted:
+            return []  # never announced (the pod's app refused it): nobody to tell
         return [Closed(key, reason)]

@@ -7,6 +7,7 @@ import struct
 
 from pymirrord.agent.tcp_capture import (
     END_WAIT,
+    HANDSHAKE_LIMIT,
     IDLE_LIMIT,
     CapturedConnections,
     ClientEnd,
@@ -40,14 +41,32 @@ def data(events: list[Event]) -> bytes:
 
 def opened() -> CapturedConnections:
     connections = CapturedConnections(lambda port: port == 80)
-    events = connections.feed(packet(seq=ISN, flags=SYN), 0.0)
+    assert connections.feed(packet(seq=ISN, flags=SYN), 0.0) == []  # not yet: the app may refuse it
+    events = connections.feed(packet(to_pod=False, seq=5000, flags=SYN | ACK), 0.0)
     assert events == [Opened(events[0].key, SocketAddress("10.0.0.2", 40000), SocketAddress("10.0.0.1", 80))]
     return connections
 
 
+def test_a_connection_the_app_refuses_is_never_announced() -> None:
+    connections = CapturedConnections(lambda port: port == 80)
+    assert connections.feed(packet(seq=ISN, flags=SYN), 0.0) == []
+    assert connections.feed(packet(to_pod=False, seq=0, flags=RST | ACK), 0.0) == []
+    assert len(connections) == 0
+    assert connections.feed(packet(seq=ISN, flags=SYN), 1.0) == []  # one nobody answers at all
+    assert connections.sweep(1.0 + HANDSHAKE_LIMIT * 2) == []
+    assert len(connections) == 0
+
+
+def test_the_clients_answer_to_the_syn_ack_announces_it_when_the_capture_shows_that_first() -> None:
+    connections = CapturedConnections(lambda port: port == 80)
+    connections.feed(packet(seq=ISN, flags=SYN), 0.0)
+    events = connections.feed(packet(seq=ISN + 1, payload=b"early"), 0.1)
+    assert [type(e) for e in events] == [Opened, Data]
+    assert connections.feed(packet(to_pod=False, seq=5000, flags=SYN | ACK), 0.2) == []
+
+
 def test_a_connection_opens_streams_its_bytes_and_ends_both_ways() -> None:
     connections = opened()
-    assert connections.feed(packet(to_pod=False, seq=5000, flags=SYN | ACK), 0.1) == []
     assert data(connections.feed(packet(seq=ISN + 1, payload=b"hello "), 0.2)) == b"hello "
     assert data(connections.feed(packet(seq=ISN + 7, payload=b"pod"), 0.3)) == b"pod"
     ending = connections.feed(packet(seq=ISN + 10, flags=FIN | ACK), 0.4)
@@ -80,6 +99,7 @@ def test_reordered_and_retransmitted_segments_come_out_once_and_in_order() -> No
 def test_sequence_numbers_wrap_around() -> None:
     connections = CapturedConnections(lambda port: True)
     connections.feed(packet(seq=0xFFFFFFFD, flags=SYN), 0.0)
+    connections.feed(packet(to_pod=False, seq=5000, flags=SYN | ACK), 0.0)
     assert data(connections.feed(packet(seq=0x00000002, payload=b"cd"), 0.1)) == b""
     assert data(connections.feed(packet(seq=0xFFFFFFFE, payload=b"ab\x00\x01"), 0.2)) == b"ab\x00\x01cd"
 
@@ -95,6 +115,7 @@ def test_a_reset_from_either_side_closes_the_connection() -> None:
 def test_too_much_behind_a_hole_gives_the_copy_up() -> None:
     connections = CapturedConnections(lambda port: True, pending_limit=10)
     connections.feed(packet(seq=ISN, flags=SYN), 0.0)
+    connections.feed(packet(to_pod=False, seq=5000, flags=SYN | ACK), 0.0)
     assert connections.feed(packet(seq=ISN + 2, payload=b"12345"), 0.1) == []
     events = connections.feed(packet(seq=ISN + 7, payload=b"678901"), 0.2)
     assert [type(e) for e in events] == [Lost, Closed]

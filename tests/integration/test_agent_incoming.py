@@ -365,6 +365,18 @@ def test_a_stuck_mirroring_session_never_stalls_the_pod_traffic(
         assert copied < size
 
 
+def test_a_connection_the_pods_app_refuses_is_not_announced(pod: Topology, mirroring_agent: Agent) -> None:
+    """Nothing listens on port 82: the client's attempt fails there, and no session hears of it; the next
+    connection, to port 80, is the first one a session sees."""
+    with session(mirroring_agent) as s:
+        assert s.subscribe(82, Mode.MIRROR).error is None
+        assert s.subscribe(80, Mode.MIRROR).error is None
+        assert get(pod.client, pod.pod_ip, "/refused", port=82).startswith(("ERROR", "EMPTY"))
+        assert get(pod.client, pod.pod_ip, "/accepted") == "pod says /accepted"
+        new = s.new_connection()
+        assert new.port == 80
+
+
 # Connects, sends "hello", says so and holds the connection open until its stdin closes.
 HELD_CONNECTION = r"""
 import socket, sys
