@@ -196,11 +196,11 @@ direct 6.3-8.5 GB/s): stolen relayed 0.48-0.66x (at or above 0.5x in three), the
   half the copies had holes. The kernel had dropped nothing (``PACKET_STATISTICS``): the capture hands
   over segments in the order two CPUs reach them, which is not always the connection's, and the first
   version wrote what came. Put back in order (segments ahead of a missing one wait for it, a
-  retransmission is trimmed to what is new), every copy came whole: 0.48-0.67x in six runs, 18 of 18
-  copies whole.
+  retransmission is trimmed to what is new), every copy came whole: 0.48-0.67x in seven runs, 21 of
+  21 copies whole.
 - So the agent now mirrors that way (``pymirrord.agent.tcp_capture``, ``capture``,
   ``captured_mirror``): a port that sessions only mirror is not redirected, and the copies go down the
-  same tunnels as before. Mirrored relayed: 0.53-0.56x in five runs (from 0.34-0.49x), every copy
+  same tunnels as before. Mirrored relayed: 0.53-0.56x in six runs (from 0.34-0.49x), every copy
   whole, the agent at 0.38-0.42 s of CPU per GB copied: a read from the packet socket and a write to
   the tunnel for each 64 KiB segment (the NIC's segmentation happens later, so the capture sees them
   whole), which is most of what it costs. The first version lost its copies in bulk uploads: it copied
