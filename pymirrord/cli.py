@@ -105,9 +105,10 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "agent",
         help="serve sessions from inside a local target's network namespace (started by `exec`; needs root)",
         description=(
-            "Enter the target's network namespace, redirect subscribed ports to this agent with iptables, "
-            "and serve sessions over a websocket. The session token is read from the environment variable "
-            "PYMIRRORD_AGENT_TOKEN. Once ready, prints one JSON line on stdout: "
+            "Enter the target's network namespace, redirect stolen and HTTP-filtered ports to this agent "
+            "with iptables, capture the ports that are only mirrored (PYMIRRORD_MIRROR_CAPTURE=0 redirects "
+            "them too), and serve sessions over a websocket. The session token is read from the environment "
+            "variable PYMIRRORD_AGENT_TOKEN. Once ready, prints one JSON line on stdout: "
             '{"event": "ready", "address": "HOST:PORT", "agent_id": "..."}; everything else goes to stderr.'
         ),
     )
