@@ -99,7 +99,6 @@ class Capture:
         self._sock: socket.socket | None = None
         self._buffer = bytearray(FRAME)
         self._view = memoryview(self._buffer)
-        self._program: ctypes.Array[ctypes.c_char] | None = None
         self._sweeping: asyncio.TimerHandle | None = None
 
     @property
@@ -141,11 +140,10 @@ class Capture:
 
     def _attach(self, sock: socket.socket, ports: tuple[int, ...]) -> None:
         code = b"".join(struct.pack("HBBI", *instruction) for instruction in port_filter(ports))
-        program = ctypes.create_string_buffer(code, len(code))
+        program = ctypes.create_string_buffer(code, len(code))  # the kernel copies it during the call
         sock.setsockopt(
             socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code) // 8, ctypes.addressof(program))
         )
-        self._program = program  # the kernel copied it; kept only so its address stays valid meanwhile
 
     def close(self) -> None:
         if self._sock is not None:
