@@ -22,7 +22,7 @@ from pymirrord.agent.subscriptions import Route, Subscriptions
 from pymirrord.agent.tcp_capture import CapturedConnections, ClientEnd, Closed, Data, Event, Key, Lost, Opened
 from pymirrord.agent.tunnels import IdleTunnel, Tunnels
 from pymirrord.flow import COPY_LAG_LIMIT
-from pymirrord.tunnel.copies import Copy, CopyOutlets, Queue
+from pymirrord.tunnel.copies import Copy, CopyOutlets, Queue, copy_ender
 from pymirrord.tunnel.mirror import COPY_DRAIN_TIMEOUT
 from pymirrord.tunnel.state import Direction
 
@@ -136,7 +136,7 @@ class CapturedMirror:
         copies.outlets = outlets
         for session, tunnel in tunnels.items():
             if tunnel.counted:
-                self._tunnels.listen_end(session, tunnel.tunnel_id, _copy_ender(outlets, session))
+                self._tunnels.listen_end(session, tunnel.tunnel_id, copy_ender(outlets, session))
         outlets.start()
 
     def _copy(self, session: int, tunnel: IdleTunnel) -> Copy:
@@ -154,8 +154,7 @@ class CapturedMirror:
         for copy in outlets.copies:
             if copy.closed:
                 continue
-            if copy.queue.state.room < len(data):
-                outlets.drop(copy, f"the app fell more than {COPY_LAG_LIMIT >> 20} MiB behind")
+            if not outlets.has_room(copy, len(data)):
                 continue
             try:
                 copy.queue.push(copy.tunnel, data)
@@ -240,8 +239,3 @@ class CapturedMirror:
             self._tunnels.unlisten(session, tunnel.tunnel_id)
             tunnel.sock.close()
         self._apply(self._table.closed(copies.connection_id, reason))
-
-
-def _copy_ender(outlets: CopyOutlets, session: int) -> Callable[[int], None]:
-    """What hears a session's ``TunnelEnd`` for its copy of a captured connection."""
-    return lambda _length: outlets.copy_ended(session)

@@ -27,7 +27,7 @@ import functools
 import logging
 import socket
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,6 +45,7 @@ from pymirrord.protocol.agent_to_session import CODEC, ConnectionRead
 from pymirrord.protocol.handover_channel import Kind
 from pymirrord.protocol.types import SocketAddress
 from pymirrord.streams import backlog, drained, open_stream, unsliced
+from pymirrord.tunnel.copies import copy_ender
 from pymirrord.tunnel.mirror import MirrorRelay
 from pymirrord.tunnel.pump import Moved, Tap, TunnelRelay, reset
 
@@ -492,7 +493,7 @@ class Incoming:
             )
             self._mirrored[connection_id] = relay
             for session in counted:
-                self.tunnels.listen_end(session, tunnels[session].tunnel_id, _copy_ender(relay, session))
+                self.tunnels.listen_end(session, tunnels[session].tunnel_id, copy_ender(relay, session))
             relay.start()
             await relay.wait()
             if relay.failure is not None:
@@ -756,8 +757,3 @@ class Incoming:
                     client.readable.clear()
                 elif client is not None:
                     client.readable.set()
-
-
-def _copy_ender(relay: MirrorRelay, session: int) -> Callable[[int], None]:
-    """What hears a session's ``TunnelEnd`` for its copy of a mirrored connection."""
-    return lambda _length: relay.copy_ended(session)

@@ -18,6 +18,7 @@ port was watched are never seen opening and are left alone, as a redirect would 
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ class _Connection:
 
 
 def _address(raw: bytes, port: int) -> SocketAddress:
-    return SocketAddress(".".join(str(octet) for octet in raw), port)
+    return SocketAddress(str(ipaddress.IPv4Address(raw)), port)
 
 
 class CapturedConnections:

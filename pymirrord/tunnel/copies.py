@@ -17,6 +17,7 @@ import contextlib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pymirrord.tunnel.pump import EndFar, send_chunks
 from pymirrord.tunnel.state import Direction
@@ -96,6 +97,14 @@ class CopyOutlets:
     def over(self) -> bool:
         """Every copy ended, or passed its end of stream on."""
         return all(copy.closed or copy.queue.state.shut for copy in self.copies)
+
+    def has_room(self, copy: Copy, count: int) -> bool:
+        """Whether ``copy`` can queue ``count`` more bytes; one that cannot (its app fell too far behind)
+        is dropped."""
+        if copy.queue.state.room >= count:
+            return True
+        self.drop(copy, f"the app fell more than {copy.queue.state.capacity >> 20} MiB behind")
+        return False
 
     def flush(self, copy: Copy) -> None:
         if copy.closed:
@@ -179,3 +188,12 @@ class CopyOutlets:
     def stop(self) -> None:
         for copy in self.copies:
             self.close(copy)
+
+
+class _EndsCopies(Protocol):
+    def copy_ended(self, session: int) -> None: ...
+
+
+def copy_ender(copies: _EndsCopies, session: int) -> Callable[[int], None]:
+    """What hears a session's ``TunnelEnd`` for its copy in ``copies`` (a counted tunnel's far end)."""
+    return lambda _length: copies.copy_ended(session)

@@ -252,16 +252,14 @@ class MirrorRelay:
         for copy in self._copies:
             if copy.closed:
                 continue
-            state = copy.queue.state
-            if count and state.room < count:
-                self._outlets.drop(copy, f"the app fell more than {COPY_BUFFER >> 20} MiB behind")
+            if not self._outlets.has_room(copy, count):
                 continue
             assert isinstance(copy.queue, _PipeQueue)
             try:
                 if count:
                     copy.queue.tee_from(self._pipe[0], count)
                 else:
-                    state.read(0)
+                    copy.queue.state.read(0)
             except OSError as error:
                 self._outlets.drop(copy, f"its copy could not be made: {error.strerror or error}")
                 continue
@@ -278,11 +276,9 @@ class MirrorRelay:
         for copy in self._copies:
             if copy.closed:
                 continue
-            state = copy.queue.state
             if not data:
-                state.read(0)
-            elif state.room < len(data):
-                self._outlets.drop(copy, f"the app fell more than {COPY_BUFFER >> 20} MiB behind")
+                copy.queue.state.read(0)
+            elif not self._outlets.has_room(copy, len(data)):
                 continue
             else:
                 copy.queue.add(memoryview(data))
