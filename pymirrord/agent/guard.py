@@ -196,6 +196,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _report_ready() -> None:
+    """Tell spawn_guard that the signal setup is done, and let go of the pipe so that nobody reading the
+    agent's output waits for the guard: fd 1 becomes /dev/null first, then the last copy of the pipe is
+    closed, and the end-of-file spawn_guard waits for proves that the guard holds no pipe of its parent."""
+    ready_fd = os.dup(1)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        os.write(ready_fd, READY_LINE)
+    finally:
+        os.close(ready_fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C in a terminal reaches the whole foreground process group; the guard must outlive the agent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -219,17 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGHUP, terminate)
 
-    # Tell spawn_guard that the signal setup is done, and let go of the pipe so that nobody reading the
-    # agent's output waits for the guard: fd 1 becomes /dev/null first, then the last copy of the pipe is
-    # closed, and the end-of-file spawn_guard waits for proves that the guard holds no pipe of its parent.
-    ready_fd = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    os.write(ready_fd, READY_LINE)
-    os.close(ready_fd)
-
     try:
+        # Inside the try: the signal that stops the guard may come the moment spawn_guard sees it ready.
+        _report_ready()
         released = wait_for_release(sys.stdin.buffer)
     except _Terminated:
         released = False
