@@ -27,17 +27,21 @@ Phases, and the goal each row is held to (the ``goal`` column names the cell it 
 - steal upload through an editor session: the same, and the bytes the session's view counted (all of
   the ``--repeat`` uploads). Goal: relayed >= 0.5x, every byte counted;
 - mirror upload: the same uploads to the pod's sink while the local copy mirrors them; the client's MB/s
-  against direct, and whether the copy received every byte of each. A mirrored copy is always relayed
-  (the agent hands over only stolen connections of a port nobody mirrors), so there is no handover
-  cell. Goal: relayed >= 0.5x, and all bytes copied;
+  against direct, the copy's own pace (its bytes over the time from the client's first byte to the
+  copy's last: a captured copy trails its client, see below), and whether the copy received every
+  byte of each. A mirrored copy is always relayed (the agent hands over only stolen connections of a
+  port nobody mirrors), so there is no handover cell. Goal: relayed >= 0.5x, and all bytes copied. A
+  last mirror row runs the same uploads with the port redirected through the agent
+  (``PYMIRRORD_MIRROR_CAPTURE=0``), where the copy keeps pace with the client because the client waits
+  for the agent;
 - references, with no pymirrord, in the relayed column: the same uploads through ``apps/bare_relay.c``
   (built with the machine's C compiler), a blocking loop of the agent's own design with nothing around
   it, splicing as for a stolen connection and ``tee``-ing to a second sink in the pod as for a mirrored
   one; a client that writes every byte to both sinks itself, a mirror with no relay at all; and a
   mirror made by packet capture (``apps/capture_copy.py``, Python), where the client's connection goes
   straight to the pod's sink and the captured segments' payload is written to the second sink, with
-  how many of the copies came whole. They show what the relayed rows could be at best on the machine of
-  the run, and what a mirror out of the connection's path would allow;
+  how many of the copies came whole and the pace of those. They show what the relayed rows could be at
+  best on the machine of the run, and what a mirror out of the connection's path would allow;
 - one at a time: ``--requests`` requests on one keep-alive connection, each sent when the last answer
   came (after 100 untimed ones); p50 and p99 added to direct. Goal: handover adds <= 1 ms at p50;
 - paced: ``--rate`` requests/s (1,000 for the goal) for ``--paced-seconds`` over 4 keep-alive
@@ -207,6 +211,39 @@ direct 6.3-8.5 GB/s): stolen relayed 0.48-0.66x (at or above 0.5x in three), the
   each segment's payload into ``bytes`` before writing it, fell behind, and the kernel dropped
   segments. It now writes each straight from the capture's buffer and copies only what a tunnel does
   not take at once.
+
+In the night of 2026-12-06 (direct 6.7-9.1 GB/s), the client's speed turned out not to be the whole of
+a captured mirror's story:
+
+- The copy trails the client. Watched from ``/proc/PID/net/packet`` during 1,000 MB uploads, the
+  capture socket's queue reached its limit (``RECEIVE_BUFFER``, which the kernel doubles: 256 MiB of
+  packets) in two of four: the agent takes about 0.33 s of CPU per GB copied, so on two cores it
+  copies at 2.9-3.3 GB/s while the client sends at 3.5-4.2, and the kernel holds the difference. The
+  copy rows now give the copy's own pace, from the client's first byte to the copy's last: 0.39-0.43x
+  of direct in three runs, against 0.49-0.56x for the client.
+- So a captured copy of a long enough bulk upload is given up: in 1,000 MB uploads, at least 9 of 44
+  copies tonight (the kernel dropped a few segments once the queue was full, and the agent warned; some of
+  those runs also polled ``/proc`` or counted in the agent), none of the nine 500 MB ones. Every byte
+  passes the agent twice (a read from the packet socket, from memory another CPU wrote, and a write to the
+  tunnel, whose receiving side the kernel also runs in the agent's time) where an app reads it once (about
+  0.11 s per GB): about 80% of it is the kernel's copies and TCP, perf finds, the rest Python, 8% of the
+  bytes go through the copy queue because the tunnel was full. ``nice -10`` on the agent did not keep the
+  copies whole either (one given up in six). A memory-mapped capture ring would move the first copy into
+  the client's time (the kernel writes the ring as the segment arrives), not remove it, so it was not
+  built.
+- With the port redirected through the agent (``PYMIRRORD_MIRROR_CAPTURE=0``, the new row) nothing is
+  lost, because the client waits for the agent: client and copy both at 0.34-0.38x. Capture is kept
+  as the default: the pod's traffic runs faster with it, an agent that dies takes none of the pod's
+  connections with it, and the copies of request-sized traffic keep up (the mirror-loss run at 1,000
+  requests/s lost none). A copy that cannot keep up is given up with a warning, never passed on with
+  a hole, and the pod never waits for it.
+- Stolen, relayed: 0.56-0.61x in three runs, the bare ``splice`` relay in C 0.55-0.69x; in six
+  alternated 1,000 MB rounds pymirrord ran at 91-110% of the bare relay, which itself was at
+  0.44-0.67x of direct: the misses under 0.5x come with the machine, not the relay. Its syscalls
+  match the bare relay's (2,413 ``splice`` calls per GB against 2,457, one ``epoll_wait`` per MB). A
+  stolen connection's set-up (the agent's accept, the session's connection to the app, the layer
+  taking the tunnel) adds 0.86 ms at p50 to a fresh connection's first answer (0.97 ms against 0.11
+  direct): under 1% of a 500 MB upload.
 """
 
 from __future__ import annotations
@@ -218,7 +255,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +275,7 @@ from bench_runs import (
 )
 from bench_table import Row, added, percentile, print_table, rate_mb, versus
 
+from pymirrord.agent.main import MIRROR_CAPTURE_ENV
 from pymirrord.lab import Lab, WatchedProcess, in_namespace
 
 SINK_PORT = 5001
@@ -256,6 +294,7 @@ import json, socket, sys, time
 host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 chunk = b"x" * (1 << 20)
 with socket.create_connection((host, port), timeout=120) as connection:
+    started = time.monotonic()
     start = time.perf_counter()
     sent = 0
     while sent < size:
@@ -266,7 +305,7 @@ with socket.create_connection((host, port), timeout=120) as connection:
     while data := connection.recv(64):
         answer += data
     seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "sent": sent, "received": int(answer or 0)}))
+print(json.dumps({"seconds": seconds, "sent": sent, "received": int(answer or 0), "started": started}))
 """
 
 TWO_SINKS_CLIENT = """
@@ -357,11 +396,15 @@ def agent_pid(lab: Lab) -> int:
 
 
 def under_pymirrord(
-    lab: Lab, *app_args: str, steal: bool, handover: bool, tunnels: bool = True
+    lab: Lab, *app_args: str, steal: bool, handover: bool, tunnels: bool = True, capture: bool = True
 ) -> WatchedProcess:
-    """``sink_and_counter.py`` under ``pymirrord exec``, once both of its ports are served."""
+    """``sink_and_counter.py`` under ``pymirrord exec``, once both of its ports are served; without
+    ``capture`` the agent redirects mirrored ports through itself instead of capturing their packets."""
     argv = exec_argv(lab, *(["--steal"] if steal else [])) + app("sink_and_counter.py", *app_args)
-    process = WatchedProcess(argv, env=exec_env(handover, tunnels))
+    env = exec_env(handover, tunnels)
+    if not capture:
+        env[MIRROR_CAPTURE_ENV] = "0"
+    process = WatchedProcess(argv, env=env)
     verb = "stolen" if steal else "mirrored"
     try:
         process.wait_for_each(f"pymirrord: port {SINK_PORT} {verb}", f"pymirrord: port {HTTP_PORT} {verb}")
@@ -399,6 +442,8 @@ class Uploads:
 
     path: dict[str, Any]
     direct: dict[str, Any]
+    copy_seconds: list[float] = field(default_factory=list)
+    """For a mirror: from each upload's first byte to its copy's last, for the copies that came whole."""
 
     def rate(self, size: int) -> float:
         return rate_mb(size, self.path["seconds"])
@@ -414,27 +459,38 @@ class Uploads:
         """The path's MB/s and its ratio to the direct uploads alternated with it."""
         return versus(self.rate(size), self.direct_rate(size))
 
+    def copy_versus_direct(self, size: int) -> str:
+        """The pace of the median whole copy (its bytes over the time from the client's first byte to the
+        copy's last) and its ratio to direct: a copy that trails its client far has kept up with none of
+        it, whatever the client's own speed."""
+        if not self.copy_seconds:
+            return "no copy came whole"
+        seconds = sorted(self.copy_seconds)[len(self.copy_seconds) // 2]
+        return versus(rate_mb(size, seconds), self.direct_rate(size))
+
 
 def uploads(
     lab: Lab,
     args: argparse.Namespace,
     *ports: int,
     script: str = UPLOAD_CLIENT,
-    after: Callable[[], None] | None = None,
+    after: Callable[[dict[str, Any]], float | None] | None = None,
     before: Callable[[], None] | None = None,
 ) -> Uploads:
     """``--repeat`` uploads to ``ports`` (the sink's by default), alternated with direct ones; ``before``
-    and ``after`` run just before and after each of the path's."""
+    and ``after`` run just before and after each of the path's, ``after`` with the upload's figures; what it
+    returns is when the upload's copy ended (``time.monotonic()``), None if it did not come whole."""
     runs: list[dict[str, Any]] = []
     directs: list[dict[str, Any]] = []
+    copy_seconds: list[float] = []
     for _ in range(args.repeat):
         directs.append(client(lab, UPLOAD_CLIENT, lab.pod_ip, SECOND_SINK_PORT, args.size))
         if before is not None:
             before()
         runs.append(client(lab, script, lab.pod_ip, *(ports or (SINK_PORT,)), args.size))
-        if after is not None:
-            after()
-    return Uploads(median_run(runs), median_run(directs))
+        if after is not None and (ended := after(runs[-1])) is not None:
+            copy_seconds.append(ended - float(runs[-1]["started"]))
+    return Uploads(median_run(runs), median_run(directs), copy_seconds)
 
 
 @dataclass
@@ -482,16 +538,19 @@ def measure_capture(lab: Lab, args: argparse.Namespace) -> tuple[Uploads, list[t
         captures.append(WatchedProcess(in_namespace(lab.pod, argv)))
         captures[-1].wait_for("capture ready")
 
-    def finish() -> None:
+    def finish(run: dict[str, Any]) -> float | None:
         capture = captures[-1]
         try:
             # The copy's end trails the client's answer: a bounded wait for its count.
             words = capture.wait_for("copied ", timeout=30).split()
-            captured.append((int(words[words.index("copied") + 1]), int(words[words.index("holes") + 1])))
         except TimeoutError:
             captured.append((0, -1))
+            return None
         finally:
             capture.interrupt()
+        got, holes = int(words[words.index("copied") + 1]), int(words[words.index("holes") + 1])
+        captured.append((got, holes))
+        return float(words[words.index("at") + 1]) if got == run["sent"] and holes == 0 else None
 
     try:
         return uploads(lab, args, before=start, after=finish), captured
@@ -540,9 +599,11 @@ def measure_editor(lab: Lab, args: argparse.Namespace, scratch: str) -> PathRun:
     return PathRun(upload, one, paced, copied=counted)
 
 
-def measure_mirror(lab: Lab, args: argparse.Namespace, scratch: str, tunnels: bool = True) -> PathRun:
-    """The mirrored upload, then the mirror-loss run."""
-    count_file = os.path.join(scratch, f"count-{tunnels}")
+def measure_mirror(
+    lab: Lab, args: argparse.Namespace, scratch: str, tunnels: bool = True, capture: bool = True
+) -> PathRun:
+    """The mirrored upload, then the mirror-loss run (without ``capture``: the upload only)."""
+    count_file = os.path.join(scratch, f"count-{tunnels}-{capture}")
     total = int(args.rate * args.seconds)
     local = under_pymirrord(
         lab,
@@ -553,18 +614,25 @@ def measure_mirror(lab: Lab, args: argparse.Namespace, scratch: str, tunnels: bo
         steal=False,
         handover=False,
         tunnels=tunnels,
+        capture=capture,
     )
     try:
         copies: list[int] = []
 
-        def copy_count() -> None:
+        def copy_count(run: dict[str, Any]) -> float | None:
             # The copy ends after the client's own connection did: a bounded wait for its count.
-            with contextlib.suppress(TimeoutError):
-                copies.append(int(local.wait_for("received ", timeout=30).split()[-1]))
+            try:
+                words = local.wait_for("received ", timeout=30).split()  # received N at T
+            except TimeoutError:
+                return None
+            copies.append(int(words[words.index("received") + 1]))
+            return float(words[words.index("at") + 1]) if copies[-1] == run["sent"] else None
 
         upload = uploads(lab, args, after=copy_count)
         # The smallest copy speaks for all; None if one never saw its upload end.
         copied = min(copies) if len(copies) == args.repeat else None
+        if not capture:
+            return PathRun(upload, [], copied=copied)
         load = http_load(
             lab, HTTP_PORT, total, LOAD_CONNECTIONS, rate=args.rate, timeout=args.seconds * 4 + 60
         )
@@ -589,6 +657,7 @@ def rows_of(
     editor: PathRun,
     mirror: PathRun,
     mirror_messages: PathRun,
+    mirror_redirected: PathRun,
     references: References,
 ) -> list[Row]:
     size = args.size
@@ -630,6 +699,13 @@ def rows_of(
             mirror_messages.upload.versus_direct(size),
         ),
         Row(
+            "mirror upload, the copy's MB/s (client's first byte to the copy's last)",
+            "-",
+            "-",
+            mirror.upload.copy_versus_direct(size),
+            messages=mirror_messages.upload.copy_versus_direct(size),
+        ),
+        Row(
             "mirror upload, bytes the copy received",
             "-",
             "-",
@@ -637,6 +713,13 @@ def rows_of(
             "all",
             mirror.copied == size == mirror_messages.copied,
             copied(mirror_messages),
+        ),
+        Row(
+            f"mirror upload redirected ({MIRROR_CAPTURE_ENV}=0): client MB/s; copy MB/s; bytes copied",
+            f"{base:.0f} MB/s",
+            "-",
+            f"{mirror_redirected.upload.versus_direct(size)}; copy"
+            f" {mirror_redirected.upload.copy_versus_direct(size)}; {copied(mirror_redirected)}",
         ),
     ]
     for measure, upload in (
@@ -659,9 +742,10 @@ def rows_of(
     )
     rows.append(
         Row(
-            "reference: mirror upload by packet capture, copies that came whole",
+            "reference: mirror upload by packet capture, copies that came whole; the copy's MB/s",
             "-",
-            relayed=f"{complete} of {len(references.captured)}",
+            relayed=f"{complete} of {len(references.captured)}; copy "
+            + references.capture.copy_versus_direct(size),
         )
     )
     for fraction, name in ((0.5, "p50"), (0.99, "p99")):
@@ -801,6 +885,7 @@ def main() -> None:
             editor = measure_editor(lab, args, scratch)
             mirror = measure_mirror(lab, args, scratch)
             mirror_messages = measure_mirror(lab, args, scratch, tunnels=False)
+            mirror_redirected = measure_mirror(lab, args, scratch, capture=False)
     print_table(
         rows_of(
             args,
@@ -811,6 +896,7 @@ def main() -> None:
             editor=editor,
             mirror=mirror,
             mirror_messages=mirror_messages,
+            mirror_redirected=mirror_redirected,
             references=references,
         ),
         f"({args.megabytes} MB uploads, median of {args.repeat}, each path's ratio to the direct uploads"

@@ -5,11 +5,12 @@ usage: capture_copy.py PORT COPY_HOST COPY_PORT    (prints "capture ready" once 
 Captures the TCP segments sent to PORT on every interface of its network namespace (an ``AF_PACKET``
 socket with a kernel filter for that port, so other traffic costs it nothing), and writes the payload of
 the first connection it sees open, in sequence order, to COPY_HOST:COPY_PORT. At that connection's end it
-prints ``drops D of F frames, copied N holes H`` (frames the kernel dropped because the capture fell
-behind; bytes written; holes where segments never came, which a copy cannot fill) and exits. The client's
-connection goes straight to the pod's app, whose speed the copy never holds back: the kernel hands the
-capture a reference to each segment, and a capture that falls behind loses segments instead of slowing
-anyone. That is the other way to mirror, next to a relay in the connection's path, and this row shows
+prints ``drops D of F frames, copied N holes H at T`` (frames the kernel dropped because the capture fell
+behind; bytes written; holes where segments never came, which a copy cannot fill; ``time.monotonic()``
+once the copy's sink answered, so that a benchmark tells how far the copy trailed the client) and exits.
+The client's connection goes straight to the pod's app, whose speed the copy never holds back: the kernel
+hands the capture a reference to each segment, and a capture that falls behind loses segments instead of
+slowing anyone. That is the other way to mirror, next to a relay in the connection's path, and this row shows
 what it allows on the machine.
 """
 
@@ -19,6 +20,7 @@ import ctypes
 import socket
 import struct
 import sys
+import time
 
 ETH_P_IP = 0x0800
 SO_ATTACH_FILTER = 26
@@ -163,8 +165,12 @@ def main() -> None:
     copy.shutdown(socket.SHUT_WR)
     while copy.recv(64):
         pass  # the sink's count: the copy has arrived whole once it answers
+    ended = time.monotonic()
     packets, drops = struct.unpack("II", capture.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
-    print(f"drops {drops} of {packets} frames, copied {stream.copied} holes {stream.holes}", flush=True)
+    print(
+        f"drops {drops} of {packets} frames, copied {stream.copied} holes {stream.holes} at {ended:.6f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
