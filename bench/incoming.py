@@ -217,8 +217,8 @@ a captured mirror's story:
 
 - The copy trails the client. Watched from ``/proc/PID/net/packet`` during 1,000 MB uploads, the
   capture socket's queue reached its limit (``RECEIVE_BUFFER``, which the kernel doubles: 256 MiB of
-  packets) in two of four: the agent takes about 0.33 s of CPU per GB copied, so on two cores it
-  copies at 2.9-3.3 GB/s while the client sends at 3.5-4.2, and the kernel holds the difference. The
+  packets) in two of four: the agent takes 0.29-0.41 s of CPU per GB copied, so on two cores it
+  copies at 2.9-3.3 GB/s while the client sends at 3.3-4.2, and the kernel holds the difference. The
   copy rows now give the copy's own pace, from the client's first byte to the copy's last: 0.39-0.43x
   of direct in three runs, against 0.49-0.56x for the client.
 - So a captured copy of a long enough bulk upload is given up: in 1,000 MB uploads, at least 9 of 44
@@ -238,7 +238,7 @@ a captured mirror's story:
   requests/s lost none). A copy that cannot keep up is given up with a warning, never passed on with
   a hole, and the pod never waits for it.
 - Stolen, relayed: 0.56-0.61x in three runs, the bare ``splice`` relay in C 0.55-0.69x; in six
-  alternated 1,000 MB rounds pymirrord ran at 91-110% of the bare relay, which itself was at
+  alternated 1,000 MB rounds pymirrord ran at 91-111% of the bare relay, which itself was at
   0.44-0.67x of direct: the misses under 0.5x come with the machine, not the relay. Its syscalls
   match the bare relay's (2,413 ``splice`` calls per GB against 2,457, one ``epoll_wait`` per MB). A
   stolen connection's set-up (the agent's accept, the session's connection to the app, the layer
