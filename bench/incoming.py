@@ -226,11 +226,11 @@ a captured mirror's story:
   those runs also polled ``/proc`` or counted in the agent), none of the nine 500 MB ones. Every byte
   passes the agent twice (a read from the packet socket, from memory another CPU wrote, and a write to the
   tunnel, whose receiving side the kernel also runs in the agent's time) where an app reads it once (about
-  0.11 s per GB): about 80% of it is the kernel's copies and TCP, perf finds, the rest Python, 8% of the
-  bytes go through the copy queue because the tunnel was full. ``nice -10`` on the agent did not keep the
-  copies whole either (one given up in six). A memory-mapped capture ring would move the first copy into
-  the client's time (the kernel writes the ring as the segment arrives), not remove it, so it was not
-  built.
+  0.11 s per GB): perf finds 71% of the agent's time in the kernel (those copies and TCP), 22% in the
+  interpreter and 6% in libc, and 8% of the bytes go through the copy queue because the tunnel was full.
+  ``nice -10`` on the agent did not keep the copies whole either (one given up in six). A memory-mapped
+  capture ring would move the first copy into the client's time (the kernel writes the ring as the segment
+  arrives), not remove it, so it was not built.
 - With the port redirected through the agent (``PYMIRRORD_MIRROR_CAPTURE=0``, the new row) nothing is
   lost, because the client waits for the agent: client and copy both at 0.34-0.38x. Capture is kept
   as the default: the pod's traffic runs faster with it, an agent that dies takes none of the pod's
