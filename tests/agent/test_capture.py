@@ -23,7 +23,8 @@ def test_a_watched_port_is_seen_and_another_is_not() -> None:
         ended = asyncio.Event()
 
         def heard(batch: list[Event]) -> None:
-            events.extend(batch)
+            # A Data event's bytes are a view of the capture's buffer, which the next read reuses.
+            events.extend(Data(e.key, bytes(e.data)) if isinstance(e, Data) else e for e in batch)
             if any(isinstance(event, Closed) for event in batch):
                 ended.set()
 
