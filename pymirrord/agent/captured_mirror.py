@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 TakeTunnels = Callable[[Route], "dict[int, IdleTunnel] | None"]
 """One idle tunnel of each mirroring session of a route, or None (some session has none)."""
+CopyDropped = Callable[[int, int, "str | None"], None]
+"""Hears that a session's copy of a connection ended early: ``(connection, session, reason)``; reason None:
+its session closed it."""
 
 
 @dataclass
@@ -43,6 +46,9 @@ class _Copies:
     """The tunnels' writers (None: the copies go as messages)."""
     drained: asyncio.Future[None] | None = None
     """Set once the connection ended and every copy passed its end on."""
+    ending: asyncio.Task[None] | None = None
+    """Waits for ``drained`` (for at most ``COPY_DRAIN_TIMEOUT``), then finishes the connection."""
+    finished: bool = False
 
 
 class CapturedMirror:
@@ -55,20 +61,27 @@ class CapturedMirror:
         tunnels: Tunnels,
         take_tunnels: TakeTunnels,
         apply: Callable[[Iterable[Effect]], None],
+        *,
+        copy_dropped: CopyDropped,
     ) -> None:
         self._subscriptions = subscriptions
         self._table = table
         self._tunnels = tunnels
         self._take_tunnels = take_tunnels
         self._apply = apply
+        self._copy_dropped = copy_dropped
         self._capture = Capture(CapturedConnections(self._wanted), self._handle)
         self._copies: dict[Key, _Copies] = {}
+        self._watched: set[int] = set()
         self._endings: set[asyncio.Task[None]] = set()
 
     def watch(self, ports: Iterable[int]) -> None:
         """Captures ``ports`` from now on (the subscriptions' ``captured_ports``); the copies of a port no
         longer captured end (nobody mirrors it any more, or it is redirected now)."""
         ports = tuple(ports)
+        if self._capture.capturing and set(ports) == self._watched:
+            return  # a change of other ports' rules: the capture and its filter stay as they are
+        self._watched = set(ports)
         for key in [key for key in self._copies if key[3] not in ports]:
             self._end(key, "the port is no longer mirrored", wait=False)
         try:
@@ -77,8 +90,7 @@ class CapturedMirror:
             log.warning("cannot capture the mirrored ports %s: %s", list(ports), error)
 
     def _wanted(self, port: int) -> bool:
-        route = self._subscriptions.route(port)
-        return bool(route.mirrors) and route.stealer is None and not route.http
+        return self._subscriptions.route(port).mirror_only
 
     async def close(self) -> None:
         """Stops capturing; every connection's copies end."""
@@ -106,8 +118,13 @@ class CapturedMirror:
                 self._end(event.key, event.reason, wait=True)
 
     def _opened(self, event: Opened) -> None:
+        earlier = self._copies.pop(event.key, None)
+        if earlier is not None:  # the same addresses' last connection, whose copies are still draining
+            if earlier.outlets is not None:
+                earlier.outlets.give_up("a new connection from the same address came before the app took it")
+            self._finish(earlier, "the connection ended")
         route = self._subscriptions.route(event.local.port)
-        if not self._wanted(event.local.port):
+        if not route.mirror_only:
             self._capture.connections.forget(event.key)
             return
         tunnels = self._take_tunnels(route) or {}
@@ -130,8 +147,8 @@ class CapturedMirror:
             return
         outlets = CopyOutlets(
             [self._copy(session, tunnel) for session, tunnel in tunnels.items()],
-            functools.partial(self._dropped, connection_id),
-            functools.partial(self._changed, event.key),
+            functools.partial(self._copy_dropped, connection_id),
+            functools.partial(self._changed, copies),
         )
         copies.outlets = outlets
         for session, tunnel in tunnels.items():
@@ -161,7 +178,7 @@ class CapturedMirror:
             except OSError:
                 outlets.drop(copy, None)  # the session's end closed: it wants no more of this copy
                 continue
-            if copy.queue.chunks:
+            if copy.queue.chunks and not copy.writing:
                 outlets.flush(copy)  # watches for the tunnel to take the rest
 
     def _client_end(self, key: Key) -> None:
@@ -187,16 +204,9 @@ class CapturedMirror:
             for session in copies.sessions:
                 self._apply(self._table.drop_copy(session, copies.connection_id, reason))
 
-    def _dropped(self, connection_id: int, session: int, reason: str | None) -> None:
-        if reason is None:
-            self._apply(self._table.unsubscribe(session, connection_id))
-        else:
-            log.warning("session %d: its copy of connection %d dropped: %s", session, connection_id, reason)
-            self._apply(self._table.drop_copy(session, connection_id, reason))
-
-    def _changed(self, key: Key) -> None:
-        copies = self._copies.get(key)
-        if copies is None or copies.drained is None or copies.drained.done() or copies.outlets is None:
+    @staticmethod
+    def _changed(copies: _Copies) -> None:
+        if copies.drained is None or copies.drained.done() or copies.outlets is None:
             return
         if copies.outlets.over:
             copies.drained.set_result(None)
@@ -211,28 +221,38 @@ class CapturedMirror:
             return
         outlets = copies.outlets
         if not wait or outlets is None or outlets.over:
-            self._finish(key, reason)
+            self._forget(key)
+            self._finish(copies, reason)
             return
+        if copies.ending is not None:
+            return  # draining already
         copies.drained = asyncio.get_running_loop().create_future()
-        task = asyncio.get_running_loop().create_task(self._drain(key, copies.drained, reason))
-        self._endings.add(task)
-        task.add_done_callback(self._endings.discard)
+        copies.ending = asyncio.get_running_loop().create_task(self._drain(key, copies, reason))
+        self._endings.add(copies.ending)
+        copies.ending.add_done_callback(self._endings.discard)
 
-    async def _drain(self, key: Key, drained: asyncio.Future[None], reason: str) -> None:
+    async def _drain(self, key: Key, copies: _Copies, reason: str) -> None:
+        assert copies.drained is not None and copies.outlets is not None
         try:
-            await asyncio.wait_for(drained, COPY_DRAIN_TIMEOUT)
+            await asyncio.wait_for(copies.drained, COPY_DRAIN_TIMEOUT)
         except asyncio.TimeoutError:
-            copies = self._copies.get(key)
-            if copies is not None and copies.outlets is not None:
-                copies.outlets.give_up(f"the app did not take its copy within {COPY_DRAIN_TIMEOUT:g} s")
+            copies.outlets.give_up(f"the app did not take its copy within {COPY_DRAIN_TIMEOUT:g} s")
         finally:
-            self._finish(key, reason)
+            if self._copies.get(key) is copies:
+                self._forget(key)
+            self._finish(copies, reason)
 
-    def _finish(self, key: Key, reason: str) -> None:
-        copies = self._copies.pop(key, None)
+    def _forget(self, key: Key) -> None:
+        self._copies.pop(key, None)
         self._capture.connections.forget(key)
-        if copies is None:
+
+    def _finish(self, copies: _Copies, reason: str) -> None:
+        """Closes the connection's copies and tells the sessions it closed (once)."""
+        if copies.finished:
             return
+        copies.finished = True
+        if copies.ending is not None and copies.ending is not asyncio.current_task():
+            copies.ending.cancel()
         if copies.outlets is not None:
             copies.outlets.stop()
         for session, tunnel in copies.tunnels.items():

@@ -184,7 +184,14 @@ class Incoming:
             self.http.has_channel = handover.can_take
             handover.on_app = self.http.app_socket
         self._captured = (
-            CapturedMirror(subscriptions, self._table, self.tunnels, self._copy_tunnels, self._apply)
+            CapturedMirror(
+                subscriptions,
+                self._table,
+                self.tunnels,
+                self._copy_tunnels,
+                self._apply,
+                copy_dropped=self._copy_dropped,
+            )
             if capture
             else None
         )
@@ -419,7 +426,7 @@ class Incoming:
         if destination is None:
             return None
         route = self._subscriptions.route(destination.port)
-        if route.stealer is not None or route.http or not route.mirrors:
+        if not route.mirror_only:
             return None
         taken = self._copy_tunnels(route)
         return None if taken is None else (route, client, destination, taken)
@@ -468,17 +475,6 @@ class Incoming:
             list(tunnels),
         )
 
-        def dropped(session: int, reason: str | None) -> None:
-            if reason is None:
-                self._apply(self._table.unsubscribe(session, connection_id))
-            else:
-                log.warning(
-                    "session %d lags too far behind; dropping its copy of connection %d",
-                    session,
-                    connection_id,
-                )
-                self._apply(self._table.drop_copy(session, connection_id, reason))
-
         reason = "the connection ended"
         relay: MirrorRelay | None = None
         try:
@@ -489,7 +485,11 @@ class Incoming:
                 if (announce := self.tunnels.end_sender(session, tunnel)) is not None
             }
             relay = MirrorRelay(
-                sock, pod, {session: tunnel.sock for session, tunnel in tunnels.items()}, dropped, counted
+                sock,
+                pod,
+                {session: tunnel.sock for session, tunnel in tunnels.items()},
+                functools.partial(self._copy_dropped, connection_id),
+                counted,
             )
             self._mirrored[connection_id] = relay
             for session in counted:
@@ -511,6 +511,15 @@ class Incoming:
                 else:
                     end.close()
             self._apply(self._table.closed(connection_id, reason))
+
+    def _copy_dropped(self, connection_id: int, session: int, reason: str | None) -> None:
+        """A session's copy of a connection through a tunnel ended early: its session closed its end (reason
+        None), or it fell too far behind."""
+        if reason is None:
+            self._apply(self._table.unsubscribe(session, connection_id))
+            return
+        log.warning("session %d: its copy of connection %d dropped: %s", session, connection_id, reason)
+        self._apply(self._table.drop_copy(session, connection_id, reason))
 
     async def _connect_raw(self, destination: SocketAddress) -> socket.socket:
         """A socket connected to the pod's app past the redirect rules, for the caller to move bytes on."""

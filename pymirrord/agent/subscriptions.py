@@ -81,6 +81,11 @@ class Route:
     def subscribed(self) -> bool:
         return self.stealer is not None or bool(self.mirrors) or bool(self.http)
 
+    @property
+    def mirror_only(self) -> bool:
+        """Sessions only mirror the port: nobody steals it or filters its HTTP."""
+        return self.stealer is None and not self.http and bool(self.mirrors)
+
 
 NOBODY = Route(None, ())
 

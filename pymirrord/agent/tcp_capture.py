@@ -191,7 +191,8 @@ class CapturedConnections:
         if flags & _FIN and connection.end is None:
             connection.end = (sequence + len(payload)) & _MASK
             connection.end_seen = now
-        events += self._maybe_end(connection)
+        if connection.end is not None:  # (before the client's FIN nothing can end: most segments)
+            events += self._maybe_end(connection)
         return events
 
     def _from_pod(self, connection: _Connection, flags: int) -> list[Event]:

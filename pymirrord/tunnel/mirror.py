@@ -114,7 +114,6 @@ class MirrorRelay:
         self._loop = asyncio.get_running_loop()
         self._client = client
         self._pod = pod
-        self._on_drop = on_drop
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._main_over: asyncio.Future[None] = self._loop.create_future()
         self._reading = self._writing = False
