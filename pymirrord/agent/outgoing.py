@@ -63,12 +63,6 @@ class _Stream:
         self.readable.set()
 
 
-@dataclass
-class _Datagram:
-    transport: asyncio.DatagramTransport
-    """Made from a connected socket: sends name no address (uvloop refuses one there, with EISCONN)."""
-
-
 class _DatagramProtocol(asyncio.DatagramProtocol):
     def __init__(self, outgoing: Outgoing, connection_id: int) -> None:
         self._outgoing = outgoing
@@ -119,7 +113,8 @@ class Outgoing:
         self._write_flow = FlowControl(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         self._sinks: dict[int, SessionSink] = {}
         self._streams: dict[int, _Stream] = {}
-        self._datagrams: dict[int, _Datagram] = {}
+        self._datagrams: dict[int, asyncio.DatagramTransport] = {}
+        """Made from connected sockets: sends name no address (uvloop refuses one there, with EISCONN)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.tunnels: Tunnels | None = None
         """Sessions' tunnels: a TCP connection made in one that the session named moves its bytes there."""
@@ -155,7 +150,7 @@ class Outgoing:
         done = self._table.from_app(connection_id, len(data))
         datagram = self._datagrams.get(connection_id)
         if datagram is not None:
-            datagram.transport.sendto(data)
+            datagram.sendto(data)
             return
         stream = self._streams.get(connection_id)
         if stream is None or stream.writer.is_closing():
@@ -396,7 +391,7 @@ class Outgoing:
             self._table.forget(connection_id)
             sock.close()
             raise
-        self._datagrams[connection_id] = _Datagram(transport)
+        self._datagrams[connection_id] = transport
         self._send(
             session,
             OutgoingConnectResult(
@@ -459,7 +454,7 @@ class Outgoing:
             stream.writer.close()
         datagram = self._datagrams.pop(connection_id, None)
         if datagram is not None:
-            datagram.transport.close()
+            datagram.close()
 
     # --- lookups -------------------------------------------------------------------------------------------
 

@@ -37,7 +37,10 @@ class TrafficReports:
 
     def moved(self, session: int, connection_id: int, to_app: bool, count: int) -> None:
         """``count`` bytes of the connection went towards the app (``to_app``) or back to the client."""
-        counts = self._of(session).bytes.setdefault(connection_id, [0, 0])
+        moved = self._of(session).bytes
+        counts = moved.get(connection_id)
+        if counts is None:  # (not setdefault: that would make a list on every chunk moved)
+            counts = moved[connection_id] = [0, 0]
         counts[0 if to_app else 1] += count
 
     def request(self, session: int, connection_id: int, method: str, target: str) -> None:

@@ -12,7 +12,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-LAST_REQUESTS = 20
+from pymirrord.protocol.agent_to_session import SERVED_LISTED
+
+LAST_REQUESTS = SERVED_LISTED
+"""Requests the view lists: as many as the agent describes in each note of the requests it served."""
 
 
 @dataclass

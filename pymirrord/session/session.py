@@ -608,7 +608,7 @@ class Session:
     def _client_bytes_tap(self, connection_id: int) -> Callable[[bytes], bool] | None:
         """What sees a tunneled connection's client bytes: the observer, if it looks at them."""
         observer = self._observer
-        if type(observer).connection is SessionObserver.connection:
+        if not shows_traffic(observer):
             return None
 
         def tap(data: bytes) -> bool:
