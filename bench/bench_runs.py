@@ -101,9 +101,13 @@ def json_from(namespace: str, argv: Sequence[str], timeout: float = 300) -> Any:
 
 
 def in_pod(lab: Lab, name: str, *args: str, ready: str = "ready") -> WatchedProcess:
-    """Bench app ``name`` serving in the pod's namespace (once it printed ``ready``)."""
+    """Bench app ``name`` serving in the pod's namespace once it printed ``ready`` (stopped if it did not)."""
     process = WatchedProcess(in_namespace(lab.pod, app(name, *args)))
-    process.wait_for(ready)
+    try:
+        process.wait_for(ready)
+    except BaseException:
+        process.interrupt()
+        raise
     return process
 
 

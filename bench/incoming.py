@@ -435,6 +435,12 @@ def latency_phases(lab: Lab, args: argparse.Namespace) -> tuple[list[float], dic
     return one, paced
 
 
+def word_after(line: str, word: str) -> str:
+    """The word that follows ``word`` in an app's report line (``received N at T``)."""
+    words = line.split()
+    return words[words.index(word) + 1]
+
+
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The upload of median time (a single short upload swings by 2x between runs)."""
     return sorted(runs, key=lambda run: float(run["seconds"]))[len(runs) // 2]
@@ -504,22 +510,21 @@ class References:
     """Uploads with no pymirrord, for what the relayed rows could be at best on this machine: through the
     bare relay in C (``apps/bare_relay.c``; None without a C compiler) spliced as a stolen connection and
     ``tee``'d as a mirrored one, a client writing every byte to two sinks itself (a mirror with no
-    relay at all), and a mirror by packet capture (``apps/capture_copy.py``) with, for each upload, the
-    bytes its copy got and the holes in it."""
+    relay at all), and a mirror by packet capture (``apps/capture_copy.py``), whose whole copies are
+    those with a pace (``Uploads.copy_seconds``)."""
 
     splice: Uploads | None
     tee: Uploads | None
     two_sinks: Uploads
     capture: Uploads
-    captured: list[tuple[int, int]]
 
 
 def measure_references(lab: Lab, args: argparse.Namespace, scratch: str) -> References:
     two_sinks = uploads(lab, args, SINK_PORT, SECOND_SINK_PORT, script=TWO_SINKS_CLIENT)
-    capture, captured = measure_capture(lab, args)
+    capture = measure_capture(lab, args)
     binary = bare_relay(scratch)
     if binary is None:
-        return References(None, None, two_sinks, capture, captured)
+        return References(None, None, two_sinks, capture)
     to, copy = str(SINK_PORT), str(SECOND_SINK_PORT)
     argvs = (
         [str(binary), "splice", str(RELAY_PORT), lab.pod_ip, to],
@@ -530,36 +535,31 @@ def measure_references(lab: Lab, args: argparse.Namespace, scratch: str) -> Refe
             relays.enter_context(WatchedProcess(in_namespace(lab.pod, argv))).wait_for("relay ready")
         spliced = uploads(lab, args, RELAY_PORT)
         teed = uploads(lab, args, TEE_RELAY_PORT)
-    return References(spliced, teed, two_sinks, capture, captured)
+    return References(spliced, teed, two_sinks, capture)
 
 
-def measure_capture(lab: Lab, args: argparse.Namespace) -> tuple[Uploads, list[tuple[int, int]]]:
-    """Uploads to the pod's sink while ``apps/capture_copy.py`` copies each to the second sink: (bytes
-    copied, holes) for each."""
-    argv = app("capture_copy.py", str(SINK_PORT), "127.0.0.1", str(SECOND_SINK_PORT))
+def measure_capture(lab: Lab, args: argparse.Namespace) -> Uploads:
+    """Uploads to the pod's sink while ``apps/capture_copy.py`` copies each to the second sink."""
     captures: list[WatchedProcess] = []
-    captured: list[tuple[int, int]] = []
 
     def start() -> None:
-        captures.append(WatchedProcess(in_namespace(lab.pod, argv)))
-        captures[-1].wait_for("capture ready")
+        ports = (str(SINK_PORT), "127.0.0.1", str(SECOND_SINK_PORT))
+        captures.append(in_pod(lab, "capture_copy.py", *ports, ready="capture ready"))
 
     def finish(run: dict[str, Any]) -> float | None:
         capture = captures[-1]
         try:
             # The copy's end trails the client's answer: a bounded wait for its count.
-            words = capture.wait_for("copied ", timeout=30).split()
+            line = capture.wait_for("copied ", timeout=30)
         except TimeoutError:
-            captured.append((0, -1))
             return None
         finally:
             capture.interrupt()
-        got, holes = int(words[words.index("copied") + 1]), int(words[words.index("holes") + 1])
-        captured.append((got, holes))
-        return float(words[words.index("at") + 1]) if got == run["sent"] and holes == 0 else None
+        whole = word_after(line, "copied") == str(run["sent"]) and word_after(line, "holes") == "0"
+        return float(word_after(line, "at")) if whole else None
 
     try:
-        return uploads(lab, args, before=start, after=finish), captured
+        return uploads(lab, args, before=start, after=finish)
     finally:
         for capture in captures:
             capture.interrupt()  # one an upload's failure left running (again for the others: harmless)
@@ -628,11 +628,11 @@ def measure_mirror(
         def copy_count(run: dict[str, Any]) -> float | None:
             # The copy ends after the client's own connection did: a bounded wait for its count.
             try:
-                words = local.wait_for("received ", timeout=30).split()  # received N at T
+                line = local.wait_for("received ", timeout=30)  # received N at T
             except TimeoutError:
                 return None
-            copies.append(int(words[words.index("received") + 1]))
-            return float(words[words.index("at") + 1]) if copies[-1] == run["sent"] else None
+            copies.append(int(word_after(line, "received")))
+            return float(word_after(line, "at")) if copies[-1] == run["sent"] else None
 
         upload = uploads(lab, args, after=copy_count)
         # The smallest copy speaks for all; None if one never saw its upload end.
@@ -738,7 +738,7 @@ def rows_of(
     ):
         rate = "no C compiler" if upload is None else upload.versus_direct(size)
         rows.append(Row(measure, f"{base:.0f} MB/s", relayed=rate))
-    complete = sum(1 for got, holes in references.captured if got == size and holes == 0)
+    complete = len(references.capture.copy_seconds)
     rows.append(
         Row(
             "reference: mirror upload by packet capture (a Python capture in the pod), client MB/s",
@@ -750,8 +750,7 @@ def rows_of(
         Row(
             "reference: mirror upload by packet capture, copies that came whole; the copy's MB/s",
             "-",
-            relayed=f"{complete} of {len(references.captured)}; copy "
-            + references.capture.copy_versus_direct(size),
+            relayed=f"{complete} of {args.repeat}; copy " + references.capture.copy_versus_direct(size),
         )
     )
     for fraction, name in ((0.5, "p50"), (0.99, "p99")):
