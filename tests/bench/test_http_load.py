@@ -68,7 +68,7 @@ def _run(client: list[str], port: int, *args: str) -> dict[str, object]:
 
 
 def _clients() -> dict[str, list[str]]:
-    python = [sys.executable, str(BENCH / "apps" / "http_load.py")]
+    python = bench_runs.app("http_load.py")
     compiled = bench_runs.http_load_client()
     if compiled[-1].endswith(".py"):
         pytest.skip(f"no C compiler, or {bench_runs.HTTP_CLIENT_SWITCH}=python")

@@ -24,6 +24,7 @@ from netns_helpers import DEFAULT_TIMEOUT, Netns, Process, Topology, child_env, 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from pymirrord.agent.main import MIRROR_CAPTURE_ENV
 from pymirrord.protocol import PROTOCOL_VERSION
 from pymirrord.protocol import agent_to_session as to_session
 from pymirrord.protocol import session_to_agent as from_session
@@ -117,7 +118,6 @@ print(sum(ok))
 """
 
 TOKEN_ENV = "PYMIRRORD_AGENT_TOKEN"
-MIRROR_CAPTURE_ENV = "PYMIRRORD_MIRROR_CAPTURE"
 
 
 @dataclass

@@ -24,6 +24,8 @@ import pytest
 from exec_helpers import APPS, pymirrord_exec
 from netns_helpers import Netns, connect, random_subnet, start_process
 
+from pymirrord import event_loop
+
 PROBE = str(APPS / "outgoing_probe.py")
 SERVICE = str(APPS / "named_service.py")
 DNS_SERVER = str(APPS / "dns_server.py")
@@ -107,7 +109,7 @@ def test_pod_only_services_answer_the_local_app(world: World, handover: bool, lo
             ["kernel_peer", "kernel_peer", world.backend_ip, world.backend_port],
         ],
         handover=handover,
-        env={"PYMIRRORD_UVLOOP": loop},
+        env={event_loop.SWITCH: loop},
     )
     # Handed over, the app's socket is the pod's own connection; relayed, it reaches a local interceptor.
     assert results["kernel_peer"] == (world.backend_ip if handover else "127.0.0.1")

@@ -25,6 +25,7 @@ def test_push_sends_what_the_socket_takes_and_keeps_its_own_copy_of_the_rest() -
         queue.push(ours, b"tail")  # behind what waits: queued, not sent
         assert queue.state.pending == waiting + 4
         received = bytearray()
+        theirs.settimeout(10)  # a queue that stopped sending fails the test instead of hanging it
         while queue.chunks or len(received) < (1 << 20) + 4:
             queue.send(ours)
             received += theirs.recv(1 << 20)
