@@ -271,6 +271,12 @@ class HttpIncoming:
         for session, message in self._served.take().items():
             self._tell(session, message)
 
+    def stop_notes(self) -> None:
+        """The agent is stopping: the sessions are gone, and no note is due any more."""
+        if self._notes_due is not None:
+            self._notes_due.cancel()
+            self._notes_due = None
+
     # --- connections to sessions' local apps ----------------------------------------------------------------
 
     def can_hand_over(self, session: int) -> bool:

@@ -566,6 +566,7 @@ class Incoming:
         if self._reports_due is not None:
             self._reports_due.cancel()  # the sessions are gone: nobody to report to
             self._reports_due = None
+        self.http.stop_notes()
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
