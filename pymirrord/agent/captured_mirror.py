@@ -178,7 +178,10 @@ class CapturedMirror:
             except OSError:
                 outlets.drop(copy, None)  # the session's end closed: it wants no more of this copy
                 continue
-            if copy.queue.chunks and not copy.writing:
+            if copy.queue.chunks:
+                # Tried again with every packet, not left to the writer callback: the app drains the
+                # tunnel meanwhile, and each byte the tunnel takes now is one not copied into the queue.
+                # Leaving it to the callback lost 10 of 10 copies of 1,000 MB uploads, against 2 of 10.
                 outlets.flush(copy)  # watches for the tunnel to take the rest
 
     def _client_end(self, key: Key) -> None:
