@@ -221,7 +221,7 @@ a captured mirror's story:
   copies at 2.9-3.3 GB/s while the client sends at 3.3-4.2, and the kernel holds the difference. The
   copy rows now give the copy's own pace, from the client's first byte to the copy's last: 0.39-0.43x
   of direct in three runs, against 0.49-0.56x for the client.
-- So a captured copy of a long enough bulk upload is given up: in 1,000 MB uploads, at least 13 of 59
+- So a captured copy of a long enough bulk upload is given up: in 1,000 MB uploads, at least 15 of 69
   copies tonight (the kernel dropped a few segments once the queue was full, and the agent warned; some of
   those runs also polled ``/proc`` or counted in the agent), none of the nine 500 MB ones. Every byte
   passes the agent twice (a read from the packet socket, from memory another CPU wrote, and a write to the
