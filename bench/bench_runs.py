@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import bisect
 import functools
 import json
 import os
@@ -10,6 +11,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +27,61 @@ HANDOVER_SWITCH = "PYMIRRORD_HANDOVER"
 
 
 TUNNELS_SWITCH = "PYMIRRORD_TUNNELS"
+MACHINE_SAMPLE = 0.002
+"""Seconds between two looks at ``/proc/stat`` (whose counters move in 10 ms ticks per CPU)."""
+
+
+class MachineCpu:
+    """The whole machine's busy CPU time (every process, interrupts and the kernel's own work), sampled
+    from ``/proc/stat`` by a thread, so that a window that opened in another process (a client's first
+    byte, by ``time.monotonic()``) can be measured after the fact, without the client's start-up."""
+
+    def __init__(self) -> None:
+        self.cores = os.cpu_count() or 1
+        self._times: list[float] = []
+        self._busy: list[float] = []
+        self._sampled = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="machine-cpu", daemon=True)
+
+    def __enter__(self) -> MachineCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def busy_now() -> float:
+        """CPU seconds the machine has been busy since boot: all but idle and I/O wait."""
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+    def _sample(self) -> None:
+        while True:
+            with self._sampled:
+                self._times.append(time.monotonic())
+                self._busy.append(self.busy_now())
+                self._sampled.notify_all()
+            if self._stop.wait(MACHINE_SAMPLE):
+                return
+
+    def _at(self, moment: float) -> float:
+        after = bisect.bisect_left(self._times, moment)
+        if after == 0:
+            raise ValueError(f"no CPU sample before {moment:.3f}: the window opened before sampling did")
+        t0, t1 = self._times[after - 1], self._times[after]
+        b0, b1 = self._busy[after - 1], self._busy[after]
+        return b0 + (b1 - b0) * (moment - t0) / (t1 - t0)
+
+    def busy(self, start: float, end: float) -> float:
+        """CPU seconds the machine was busy from ``start`` to ``end`` (``time.monotonic()``, both past)."""
+        with self._sampled:
+            if not self._sampled.wait_for(lambda: self._times and self._times[-1] > end, timeout=5):
+                raise TimeoutError("the CPU sampler stopped")
+            return self._at(end) - self._at(start)
 
 
 def exec_env(handover: bool, tunnels: bool = True) -> dict[str, str]:

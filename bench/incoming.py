@@ -34,6 +34,12 @@ Phases, and the goal each row is held to (the ``goal`` column names the cell it 
   last mirror row runs the same uploads with the port redirected through the agent
   (``PYMIRRORD_MIRROR_CAPTURE=0``), where the copy keeps pace with the client because the client waits
   for the agent;
+- the machine's CPU: for the steal and mirror uploads and the capture reference, the CPU seconds the
+  whole machine was busy per GB (every process and the kernel's own work, from ``/proc/stat``, sampled
+  every 2 ms by ``bench_runs.MachineCpu`` and summed over the ``--repeat`` uploads, since its ticks are
+  10 ms) from the client's first byte to its last, or to the copy's last for a mirror; against the
+  direct uploads', and the pace the path could reach at most with every core of the machine to itself
+  (the cores over its CPU per byte, against direct's speed). No goal: it says where a figure's ceiling is;
 - references, with no pymirrord, in the relayed column: the same uploads through ``apps/bare_relay.c``
   (built with the machine's C compiler), a blocking loop of the agent's own design with nothing around
   it, splicing as for a stolen connection and ``tee``-ing to a second sink in the pod as for a mirrored
@@ -250,6 +256,20 @@ a captured mirror's story:
   stolen connection's set-up (the agent's accept, the session's connection to the app, the layer
   taking the tunnel) adds 0.86 ms at p50 to a fresh connection's first answer (0.97 ms against 0.11
   direct): under 1% of a 500 MB upload.
+
+On 2026-12-06/07, the machine's CPU rows (two cores; direct at 6.2-7.0 GB/s kept 1.6-1.9 of them busy):
+
+- A captured copy's pace is at its machine's ceiling, not held back by a queue or a wait. The mirror
+  costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.26-0.29 (the agent 0.24-0.27 of
+  it, the local app 0.11-0.14, the client and the pod's app 0.16 and 0.12-0.14), which allows a copy's
+  pace of at most 0.41-0.43x of direct on two cores; the copies kept 0.40x. The bare Python capture of
+  the reference row costs 0.58-0.65 s per GB, at most 0.44-0.49x: no copy that passes a process of its
+  own, reading each segment from a packet socket and writing it to a socket, keeps 0.5x on this machine.
+- Relayed steal costs 0.44-0.48 s per GB, at most 0.62-0.68x, and ran at 0.54-0.58x; as messages 1.42 s.
+- The capture socket's queue went from 256 MiB to 1 GiB (``capture.RECEIVE_BUFFER``, held only while the
+  agent lags): a 1,000 MB copy at full speed queued up to 547 MB (``/proc/PID/net/packet``), and 12 of
+  12 such copies came whole, then 5 of 5 in a ``--megabytes 1000 --repeat 5`` run, where at 256 MiB at
+  least 15 of 69 had been given up. A copy that outruns even that queue is still given up with a warning.
 """
 
 from __future__ import annotations
@@ -267,6 +287,7 @@ from typing import Any
 
 from bench_runs import (
     PYTHON,
+    MachineCpu,
     answered,
     app,
     bare_relay,
@@ -294,6 +315,8 @@ TEE_RELAY_PORT = 5004
 PACED_CONNECTIONS = 4
 LOAD_CONNECTIONS = 20
 GOAL_RATE = 1000
+MIN_CPU_WINDOW = 0.1
+"""Seconds of direct uploads below which the machine's CPU per GB is not given (10 ms ticks per core)."""
 
 UPLOAD_CLIENT = """
 import json, socket, sys, time
@@ -320,6 +343,7 @@ host, port, copy_port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), i
 chunk = b"x" * (1 << 20)
 with socket.create_connection((host, port), timeout=120) as connection, \\
         socket.create_connection((host, copy_port), timeout=120) as copy:
+    started = time.monotonic()
     start = time.perf_counter()
     sent = 0
     while sent < size:
@@ -334,7 +358,7 @@ with socket.create_connection((host, port), timeout=120) as connection, \\
     while copy.recv(64):
         pass
     seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "sent": sent, "received": int(answer or 0)}))
+print(json.dumps({"seconds": seconds, "sent": sent, "received": int(answer or 0), "started": started}))
 """
 
 ONE_AT_A_TIME_CLIENT = """
@@ -456,6 +480,11 @@ class Uploads:
     direct: dict[str, Any]
     copy_seconds: list[float] = field(default_factory=list)
     """For a mirror: from each upload's first byte to its copy's last, for the copies that came whole."""
+    cpu: list[float] = field(default_factory=list)
+    """The machine's busy CPU seconds over each of the path's uploads (to its copy's end, for a mirror;
+    none for a copy that did not come whole)."""
+    direct_cpu: list[float] = field(default_factory=list)
+    direct_windows: list[tuple[float, float]] = field(default_factory=list)
 
     def rate(self, size: int) -> float:
         return rate_mb(size, self.path["seconds"])
@@ -480,6 +509,29 @@ class Uploads:
         seconds = sorted(self.copy_seconds)[len(self.copy_seconds) // 2]
         return versus(rate_mb(size, seconds), self.direct_rate(size))
 
+    def direct_cpu_cell(self, size: int, cores: int) -> str:
+        """The direct uploads' CPU per GB, and how many of the machine's cores they kept busy."""
+        if not self.measurable():
+            return "too short to measure"
+        busy = sum(self.direct_cpu) / sum(end - start for start, end in self.direct_windows)
+        return f"{per_gb(self.direct_cpu, size):.2f} s ({busy:.1f} of {cores} cores busy)"
+
+    def cpu_versus_direct(self, size: int, cores: int) -> str:
+        """The path's CPU per GB against the direct uploads', and the pace (against theirs) it could
+        reach at most if it had every core of the machine to itself, whatever its design."""
+        if not self.measurable():
+            return "too short to measure"
+        if not self.cpu:
+            return "no copy came whole"
+        path, direct = per_gb(self.cpu, size), per_gb(self.direct_cpu, size)
+        direct_rate = size * len(self.direct_windows) / sum(end - start for start, end in self.direct_windows)
+        ceiling = cores / (path / 1e9) / direct_rate
+        return f"{path:.2f} s: {path / direct:.1f}x direct's, a pace of at most {ceiling:.2f}x"
+
+    def measurable(self) -> bool:
+        """Whether the direct uploads lasted long enough for ``/proc/stat``'s 10 ms ticks."""
+        return sum(end - start for start, end in self.direct_windows) >= MIN_CPU_WINDOW
+
 
 def uploads(
     lab: Lab,
@@ -495,14 +547,36 @@ def uploads(
     runs: list[dict[str, Any]] = []
     directs: list[dict[str, Any]] = []
     copy_seconds: list[float] = []
+    cpu: list[float] = []
+    direct_cpu: list[float] = []
+    direct_windows: list[tuple[float, float]] = []
+    machine: MachineCpu = args.machine
     for _ in range(args.repeat):
         directs.append(client(lab, UPLOAD_CLIENT, lab.pod_ip, SECOND_SINK_PORT, args.size))
+        direct_windows.append(window(directs[-1]))
+        direct_cpu.append(machine.busy(*direct_windows[-1]))
         if before is not None:
             before()
         runs.append(client(lab, script, lab.pod_ip, *(ports or (SINK_PORT,)), args.size))
-        if after is not None and (ended := after(runs[-1])) is not None:
-            copy_seconds.append(ended - float(runs[-1]["started"]))
-    return Uploads(median_run(runs), median_run(directs), copy_seconds)
+        start, end = window(runs[-1])
+        if after is not None:
+            if (ended := after(runs[-1])) is None:
+                continue
+            copy_seconds.append(ended - start)
+            end = ended
+        cpu.append(machine.busy(start, end))
+    return Uploads(median_run(runs), median_run(directs), copy_seconds, cpu, direct_cpu, direct_windows)
+
+
+def window(run: dict[str, Any]) -> tuple[float, float]:
+    """An upload's first and last moment (``time.monotonic()``, the same clock in every process)."""
+    return float(run["started"]), float(run["started"]) + float(run["seconds"])
+
+
+def per_gb(busy: list[float], size: int) -> float:
+    """CPU seconds per GB over uploads of ``size`` bytes (summed: the 10 ms ticks' error at each window's
+    ends evens out over several)."""
+    return sum(busy) * 1e9 / (size * len(busy))
 
 
 @dataclass
@@ -668,6 +742,7 @@ def rows_of(
 ) -> list[Row]:
     size = args.size
     base = direct.upload.rate(size)
+    cores = args.machine.cores
 
     def copied(run: PathRun) -> str:
         return "no end seen" if run.copied is None else f"{run.copied} of {size}"
@@ -696,6 +771,13 @@ def rows_of(
             whole(messages),
         ),
         Row(
+            "steal upload, the machine's CPU s per GB (every process and the kernel)",
+            relayed.upload.direct_cpu_cell(size, cores),
+            handover.upload.cpu_versus_direct(size, cores),
+            relayed.upload.cpu_versus_direct(size, cores),
+            messages=messages.upload.cpu_versus_direct(size, cores),
+        ),
+        Row(
             "mirror upload, client MB/s",
             f"{base:.0f} MB/s",
             "-",
@@ -710,6 +792,13 @@ def rows_of(
             "-",
             mirror.upload.copy_versus_direct(size),
             messages=mirror_messages.upload.copy_versus_direct(size),
+        ),
+        Row(
+            "mirror upload, the machine's CPU s per GB (client's first byte to the copy's last)",
+            mirror.upload.direct_cpu_cell(size, cores),
+            "-",
+            mirror.upload.cpu_versus_direct(size, cores),
+            messages=mirror_messages.upload.cpu_versus_direct(size, cores),
         ),
         Row(
             "mirror upload, bytes the copy received",
@@ -753,6 +842,13 @@ def rows_of(
             relayed=f"{complete} of {args.repeat}; copy " + references.capture.copy_versus_direct(size),
         )
     )
+    rows.append(
+        Row(
+            "reference: mirror upload by packet capture, the machine's CPU s per GB",
+            references.capture.direct_cpu_cell(size, cores),
+            relayed=references.capture.cpu_versus_direct(size, cores),
+        )
+    )
     for fraction, name in ((0.5, "p50"), (0.99, "p99")):
         d = percentile(direct.one_at_a_time, fraction)
         h, r, m = (percentile(run.one_at_a_time, fraction) for run in (handover, relayed, messages))
@@ -769,7 +865,7 @@ def rows_of(
             )
         )
     uploaded = size * args.repeat
-    rows[2:2] = [
+    rows[3:3] = [
         Row(
             "steal upload through an editor session, client MB/s",
             f"{base:.0f} MB/s",
@@ -876,7 +972,11 @@ def main() -> None:
         args.megabytes, args.requests, args.paced_seconds, args.seconds, args.repeat = 4, 100, 0.3, 0.5, 1
     args.size = args.megabytes * 1024 * 1024
 
-    with Lab.create("pmd-bench") as lab, tempfile.TemporaryDirectory() as scratch:
+    with (
+        Lab.create("pmd-bench") as lab,
+        tempfile.TemporaryDirectory() as scratch,
+        MachineCpu() as args.machine,
+    ):
         pod_args = (str(SINK_PORT), str(HTTP_PORT))
         with (
             in_pod(lab, "sink_and_counter.py", *pod_args, ready="all ready"),
