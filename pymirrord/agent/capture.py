@@ -17,6 +17,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 
+from pymirrord.agent.due import Due
 from pymirrord.agent.tcp_capture import CapturedConnections, Event
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class Capture:
         self._sock: socket.socket | None = None
         self._buffer = bytearray(FRAME)
         self._view = memoryview(self._buffer)
-        self._sweeping: asyncio.TimerHandle | None = None
+        self._sweeping = Due(SWEEP_EVERY, self._sweep)
 
     @property
     def capturing(self) -> bool:
@@ -153,9 +154,7 @@ class Capture:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-        if self._sweeping is not None:
-            self._sweeping.cancel()
-            self._sweeping = None
+        self._sweeping.cancel()
 
     def _readable(self) -> None:
         sock = self._sock
@@ -196,11 +195,10 @@ class Capture:
             )
 
     def _sweep_soon(self) -> None:
-        if self._sweeping is None and len(self.connections):
-            self._sweeping = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep)
+        if len(self.connections):
+            self._sweeping.soon()
 
     def _sweep(self) -> None:
-        self._sweeping = None
         self._tell_drops()
         events = self.connections.sweep(time.monotonic())
         if events:

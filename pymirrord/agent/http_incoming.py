@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pymirrord.agent.app_connections import AppConnections
+from pymirrord.agent.due import Due
 from pymirrord.agent.http_routing import route_request
 from pymirrord.agent.served_notes import ServedNotes
 from pymirrord.agent.subscriptions import Subscriptions
@@ -199,7 +200,7 @@ class HttpIncoming:
         """Sessions that want to hear of the requests written to their app connections."""
         self._served = ServedNotes()
         """Requests served for those sessions, told every ``NOTE_DELAY``."""
-        self._notes_due: asyncio.TimerHandle | None = None
+        self._notes_due = Due(NOTE_DELAY, self._send_notes)
 
     # --- sessions ------------------------------------------------------------------------------------------
 
@@ -263,19 +264,15 @@ class HttpIncoming:
 
     def _gather_served(self, session: int, request: to_session.ServedRequest) -> None:
         self._served.add(session, request)
-        if self._notes_due is None:
-            self._notes_due = asyncio.get_running_loop().call_later(NOTE_DELAY, self._send_notes)
+        self._notes_due.soon()
 
     def _send_notes(self) -> None:
-        self._notes_due = None
         for session, message in self._served.take().items():
             self._tell(session, message)
 
     def stop_notes(self) -> None:
         """The agent is stopping: the sessions are gone, and no note is due any more."""
-        if self._notes_due is not None:
-            self._notes_due.cancel()
-            self._notes_due = None
+        self._notes_due.cancel()
 
     # --- connections to sessions' local apps ----------------------------------------------------------------
 

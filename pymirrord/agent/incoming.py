@@ -33,6 +33,7 @@ from typing import Protocol
 
 from pymirrord.agent.captured_mirror import CapturedMirror
 from pymirrord.agent.connections import CloseClient, ConnectionTable, Effect, PauseClient, Send, WriteClient
+from pymirrord.agent.due import Due
 from pymirrord.agent.handover import HandoverChannels
 from pymirrord.agent.http_incoming import HttpIncoming
 from pymirrord.agent.subscriptions import Route, Subscriptions
@@ -173,7 +174,7 @@ class Incoming:
         self._reporting: set[int] = set()
         """Sessions that asked for their tunneled connections' traffic (``ClientHello.report_traffic``)."""
         self._reports = TrafficReports()
-        self._reports_due: asyncio.TimerHandle | None = None
+        self._reports_due = Due(REPORT_DELAY, self._send_reports)
         self._mirrored: dict[int, MirrorRelay] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
@@ -392,22 +393,16 @@ class Incoming:
             for request in found:
                 reports.request(session, connection_id, request.method, request.target)
             if found:
-                self._report_soon()
+                self._reports_due.soon()
             return not sniffer.stopped
 
         def moved(to_app: bool, count: int) -> None:
             reports.moved(session, connection_id, to_app, count)
-            self._report_soon()
+            self._reports_due.soon()
 
         return tap, moved
 
-    def _report_soon(self) -> None:
-        if self._reports_due is None:
-            self._reports_due = asyncio.get_running_loop().call_later(REPORT_DELAY, self._send_reports)
-
     def _send_reports(self, session: int | None = None) -> None:
-        if session is None:
-            self._reports_due = None
         for to, report in self._reports.take(session).items():
             sink = self._sinks.get(to)
             if sink is not None:
@@ -563,9 +558,7 @@ class Incoming:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._reports_due is not None:
-            self._reports_due.cancel()  # the sessions are gone: nobody to report to
-            self._reports_due = None
+        self._reports_due.cancel()  # the sessions are gone: nobody to report to
         self.http.stop_notes()
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
