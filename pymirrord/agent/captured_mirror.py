@@ -169,9 +169,7 @@ class CapturedMirror:
             self._apply(self._table.client_data(copies.connection_id, bytes(data)))
             return
         for copy in outlets.copies:
-            if copy.closed:
-                continue
-            if not outlets.has_room(copy, len(data)):
+            if copy.closed or not outlets.has_room(copy, len(data)):
                 continue
             try:
                 copy.queue.push(copy.tunnel, data)
@@ -191,10 +189,7 @@ class CapturedMirror:
         if copies.outlets is None:
             self._apply(self._table.client_eof(copies.connection_id))
             return
-        for copy in copies.outlets.copies:
-            if not copy.closed and not copy.queue.state.shut:
-                copy.queue.state.read(0)
-                copies.outlets.flush(copy)
+        copies.outlets.end_of_stream()
 
     def _lost(self, key: Key, reason: str) -> None:
         copies = self._copies.get(key)

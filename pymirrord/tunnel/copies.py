@@ -131,6 +131,13 @@ class CopyOutlets:
             copy.writing = writing
         self._changed()
 
+    def end_of_stream(self) -> None:
+        """The client's end of stream: each open copy passes it on once what it holds is written."""
+        for copy in self.copies:
+            if not copy.closed and not copy.queue.state.shut:
+                copy.queue.state.read(0)
+                self.flush(copy)
+
     def _watch_discard(self, copy: Copy, on: bool) -> None:
         if on != copy.discarding and not copy.closed:
             if on:

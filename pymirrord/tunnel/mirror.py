@@ -248,17 +248,16 @@ class MirrorRelay:
             self._take(data)
             return len(data)
         count = os.splice(self._client.fileno(), self._pipe[1], self._chunk, flags=SPLICE_FLAGS)
+        if not count:
+            self._outlets.end_of_stream()
+            self._to_pod.state.read(0)
+            return 0
         for copy in self._copies:
-            if copy.closed:
-                continue
-            if not self._outlets.has_room(copy, count):
+            if copy.closed or not self._outlets.has_room(copy, count):
                 continue
             assert isinstance(copy.queue, _PipeQueue)
             try:
-                if count:
-                    copy.queue.tee_from(self._pipe[0], count)
-                else:
-                    copy.queue.state.read(0)
+                copy.queue.tee_from(self._pipe[0], count)
             except OSError as error:
                 self._outlets.drop(copy, f"its copy could not be made: {error.strerror or error}")
                 continue
@@ -270,17 +269,13 @@ class MirrorRelay:
         """A chunk from the client (empty: its end of stream) goes to the pod and to every copy."""
         if not data:
             self._to_pod.state.read(0)
-        else:
-            self._to_pod.add(memoryview(data))
+            self._outlets.end_of_stream()
+            return
+        self._to_pod.add(memoryview(data))
         for copy in self._copies:
-            if copy.closed:
+            if copy.closed or not self._outlets.has_room(copy, len(data)):
                 continue
-            if not data:
-                copy.queue.state.read(0)
-            elif not self._outlets.has_room(copy, len(data)):
-                continue
-            else:
-                copy.queue.add(memoryview(data))
+            copy.queue.add(memoryview(data))
             self._outlets.flush(copy)
 
     def copy_ended(self, session: int) -> None:
