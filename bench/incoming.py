@@ -257,15 +257,16 @@ a captured mirror's story:
   taking the tunnel) adds 0.86 ms at p50 to a fresh connection's first answer (0.97 ms against 0.11
   direct): under 1% of a 500 MB upload.
 
-On 2026-12-06/07, the machine's CPU rows (two cores; direct at 6.2-7.0 GB/s kept 1.6-1.9 of them busy):
+On 2026-12-06/07, the machine's CPU rows (two cores; direct at 6.2-7.2 GB/s kept 1.6-1.9 of them busy):
 
 - A captured copy's pace is at its machine's ceiling, not held back by a queue or a wait. The mirror
-  costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.26-0.29 (the agent 0.24-0.27 of
+  costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.24-0.29 (the agent 0.24-0.27 of
   it, the local app 0.11-0.14, the client and the pod's app 0.16 and 0.12-0.14), which allows a copy's
-  pace of at most 0.41-0.43x of direct on two cores; the copies kept 0.40x. The bare Python capture of
-  the reference row costs 0.58-0.65 s per GB, at most 0.44-0.49x: no copy that passes a process of its
-  own, reading each segment from a packet socket and writing it to a socket, keeps 0.5x on this machine.
-- Relayed steal costs 0.44-0.48 s per GB, at most 0.62-0.68x, and ran at 0.54-0.58x; as messages 1.42 s.
+  pace of at most 0.41-0.43x of direct on two cores; the copies kept 0.40-0.41x. The bare Python capture
+  of the reference row costs 0.58-0.65 s per GB, at most 0.44-0.50x: no copy that passes a process of
+  its own, reading each segment from a packet socket and writing it to a socket, gets past 0.5x here.
+- Relayed steal costs 0.44-0.48 s per GB, at most 0.62-0.74x, and ran at 0.54-0.58x; as messages
+  1.42-1.44 s.
 - The capture socket's queue went from 256 MiB to 1 GiB (``capture.RECEIVE_BUFFER``, held only while the
   agent lags): a 1,000 MB copy at full speed queued up to 547 MB (``/proc/PID/net/packet``), and 12 of
   12 such copies came whole, then 5 of 5 in a ``--megabytes 1000 --repeat 5`` run, where at 256 MiB at
@@ -513,7 +514,7 @@ class Uploads:
         """The direct uploads' CPU per GB, and how many of the machine's cores they kept busy."""
         if not self.measurable():
             return "too short to measure"
-        busy = sum(self.direct_cpu) / sum(end - start for start, end in self.direct_windows)
+        busy = sum(self.direct_cpu) / self.direct_seconds
         return f"{per_gb(self.direct_cpu, size):.2f} s ({busy:.1f} of {cores} cores busy)"
 
     def cpu_versus_direct(self, size: int, cores: int) -> str:
@@ -524,13 +525,17 @@ class Uploads:
         if not self.cpu:
             return "no copy came whole"
         path, direct = per_gb(self.cpu, size), per_gb(self.direct_cpu, size)
-        direct_rate = size * len(self.direct_windows) / sum(end - start for start, end in self.direct_windows)
+        direct_rate = size * len(self.direct_windows) / self.direct_seconds
         ceiling = cores / (path / 1e9) / direct_rate
         return f"{path:.2f} s: {path / direct:.1f}x direct's, a pace of at most {ceiling:.2f}x"
 
+    @property
+    def direct_seconds(self) -> float:
+        return sum(end - start for start, end in self.direct_windows)
+
     def measurable(self) -> bool:
         """Whether the direct uploads lasted long enough for ``/proc/stat``'s 10 ms ticks."""
-        return sum(end - start for start, end in self.direct_windows) >= MIN_CPU_WINDOW
+        return self.direct_seconds >= MIN_CPU_WINDOW
 
 
 def uploads(
