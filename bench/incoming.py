@@ -257,20 +257,23 @@ a captured mirror's story:
   taking the tunnel) adds 0.86 ms at p50 to a fresh connection's first answer (0.97 ms against 0.11
   direct): under 1% of a 500 MB upload.
 
-On 2026-12-06/07, the machine's CPU rows (two cores; direct at 6.2-7.2 GB/s kept 1.6-1.9 of them busy):
+On 2026-12-06/07, the machine's CPU rows, in four runs (two cores; direct at 6.2-7.2 GB/s kept 1.6-1.9 of
+them busy):
 
-- A captured copy's pace is at its machine's ceiling, not held back by a queue or a wait. The mirror
+- A captured copy's pace is near its machine's ceiling, not held back by a queue or a wait. The mirror
   costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.24-0.29 (the agent 0.24-0.27 of
   it, the local app 0.11-0.14, the client and the pod's app 0.16 and 0.12-0.14), which allows a copy's
-  pace of at most 0.41-0.43x of direct on two cores; the copies kept 0.40-0.41x. The bare Python capture
-  of the reference row costs 0.58-0.65 s per GB, at most 0.44-0.50x: no copy that passes a process of
-  its own, reading each segment from a packet socket and writing it to a socket, gets past 0.5x here.
-- Relayed steal costs 0.44-0.48 s per GB, at most 0.62-0.74x, and ran at 0.54-0.58x; as messages
-  1.42-1.44 s.
+  pace of at most 0.41-0.49x of direct on two cores; the copies kept 0.40-0.46x, 93-98% of it. The bare
+  Python capture of the reference row costs 0.55-0.65 s per GB over the copies it got whole (at most
+  0.44-0.56x), which are those that never lagged far (its queue is 64 MiB): most likely a segment read
+  from a queue hundreds of MB long comes from memory, not from the CPU's caches, and costs more to copy.
+- Relayed steal costs 0.40-0.48 s per GB, at most 0.62-0.81x, and ran at 0.54-0.64x; as messages
+  1.31-1.44 s.
 - The capture socket's queue went from 256 MiB to 1 GiB (``capture.RECEIVE_BUFFER``, held only while the
   agent lags): a 1,000 MB copy at full speed queued up to 547 MB (``/proc/PID/net/packet``), and 12 of
-  12 such copies came whole, then 5 of 5 in a ``--megabytes 1000 --repeat 5`` run, where at 256 MiB at
-  least 15 of 69 had been given up. A copy that outruns even that queue is still given up with a warning.
+  12 such copies came whole, then 10 of 10 in two ``--megabytes 1000 --repeat 5`` runs, where at 256 MiB
+  at least 15 of 69 had been given up. A copy that outruns even that queue is still given up with a
+  warning.
 """
 
 from __future__ import annotations
