@@ -261,19 +261,20 @@ On 2026-12-06/07, the machine's CPU rows, in four runs (two cores; direct at 6.2
 them busy):
 
 - A captured copy's pace is near its machine's ceiling, not held back by a queue or a wait. The mirror
-  costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.24-0.29 (the agent 0.24-0.27 of
+  costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.24-0.29 (the agent 0.22-0.27 of
   it, the local app 0.11-0.14, the client and the pod's app 0.16 and 0.12-0.14), which allows a copy's
   pace of at most 0.41-0.49x of direct on two cores; the copies kept 0.40-0.46x, 93-98% of it. The bare
   Python capture of the reference row costs 0.55-0.65 s per GB over the copies it got whole (at most
-  0.44-0.56x), which are those that never lagged far (its queue is 64 MiB): most likely a segment read
-  from a queue hundreds of MB long comes from memory, not from the CPU's caches, and costs more to copy.
+  0.44-0.56x), which are those that never lagged far (its queue is 64 MiB). How far a copy lags does not
+  change what it costs the agent: in ten 1,000 MB uploads whose copies queued 199-363 MB at their peak,
+  the agent spent 0.22-0.25 s per GB, in no order of the lag.
 - Relayed steal costs 0.40-0.48 s per GB, at most 0.62-0.81x, and ran at 0.54-0.64x; as messages
   1.31-1.44 s.
 - The capture socket's queue went from 256 MiB to 1 GiB (``capture.RECEIVE_BUFFER``, held only while the
-  agent lags): a 1,000 MB copy at full speed queued up to 547 MB (``/proc/PID/net/packet``), and 12 of
-  12 such copies came whole, then 10 of 10 in two ``--megabytes 1000 --repeat 5`` runs, where at 256 MiB
-  at least 15 of 69 had been given up. A copy that outruns even that queue is still given up with a
-  warning.
+  agent lags): a 1,000 MB copy at full speed queued up to 547 MB (``/proc/PID/net/packet``), and 22 of
+  22 such copies came whole while that was watched, then 10 of 10 in two ``--megabytes 1000 --repeat 5``
+  runs, where at 256 MiB at least 15 of 69 had been given up. A copy that outruns even that queue is
+  still given up with a warning.
 """
 
 from __future__ import annotations
