@@ -27,46 +27,52 @@ HANDOVER_SWITCH = "PYMIRRORD_HANDOVER"
 
 
 TUNNELS_SWITCH = "PYMIRRORD_TUNNELS"
-MACHINE_SAMPLE = 0.002
+MACHINE_SAMPLE = 0.005
 """Seconds between two looks at ``/proc/stat`` (whose counters move in 10 ms ticks per CPU)."""
+CORES = os.cpu_count() or 1
 
 
 class MachineCpu:
     """The whole machine's busy CPU time (every process, interrupts and the kernel's own work), sampled
-    from ``/proc/stat`` by a thread, so that a window that opened in another process (a client's first
-    byte, by ``time.monotonic()``) can be measured after the fact, without the client's start-up."""
+    from ``/proc/stat`` by a thread while the context is open, so that a window that opened in another
+    process (a client's first byte, by ``time.monotonic()``) can be measured after the fact, without the
+    client's start-up. The sampler's own CPU time is left out."""
 
     def __init__(self) -> None:
-        self.cores = os.cpu_count() or 1
         self._times: list[float] = []
         self._busy: list[float] = []
         self._sampled = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="machine-cpu", daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
 
     def __enter__(self) -> MachineCpu:
         self._thread.start()
+        with self._sampled:  # so that a window opened from now on has a sample before it
+            if not self._sampled.wait_for(lambda: bool(self._times), timeout=5):
+                raise TimeoutError("the CPU sampler did not start")
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
 
-    @staticmethod
-    def busy_now() -> float:
-        """CPU seconds the machine has been busy since boot: all but idle and I/O wait."""
-        with open("/proc/stat") as stat:
-            fields = [int(value) for value in stat.readline().split()[1:]]
-        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
     def _sample(self) -> None:
-        while True:
-            with self._sampled:
-                self._times.append(time.monotonic())
-                self._busy.append(self.busy_now())
-                self._sampled.notify_all()
-            if self._stop.wait(MACHINE_SAMPLE):
-                return
+        stat = os.open("/proc/stat", os.O_RDONLY)
+        try:
+            while True:
+                # The first line: "cpu" and the machine's ticks in user, nice, system, idle, iowait, irq,
+                # softirq and steal time (then guest time, which user time already holds).
+                fields = [int(value) for value in os.pread(stat, 256, 0).split(b"\n", 1)[0].split()[1:9]]
+                busy = (sum(fields) - fields[3] - fields[4]) / self._tick - time.thread_time()
+                with self._sampled:
+                    self._times.append(time.monotonic())
+                    self._busy.append(busy)
+                    self._sampled.notify_all()
+                if self._stop.wait(MACHINE_SAMPLE):
+                    return
+        finally:
+            os.close(stat)
 
     def _at(self, moment: float) -> float:
         after = bisect.bisect_left(self._times, moment)

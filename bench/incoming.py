@@ -257,23 +257,25 @@ a captured mirror's story:
   taking the tunnel) adds 0.86 ms at p50 to a fresh connection's first answer (0.97 ms against 0.11
   direct): under 1% of a 500 MB upload.
 
-On 2026-12-06/07, the machine's CPU rows, in four runs (two cores; direct at 6.2-7.2 GB/s kept 1.6-1.9 of
+On 2026-12-06/07, the machine's CPU rows, in seven runs (two cores; direct at 6.0-7.2 GB/s kept 1.5-1.9 of
 them busy):
 
 - A captured copy's pace is near its machine's ceiling, not held back by a queue or a wait. The mirror
-  costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.24-0.29 (the agent 0.22-0.27 of
+  costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.24-0.29 (the agent 0.21-0.27 of
   it, the local app 0.11-0.14, the client and the pod's app 0.16 and 0.12-0.14), which allows a copy's
-  pace of at most 0.41-0.49x of direct on two cores; the copies kept 0.40-0.46x, 93-98% of it. The bare
-  Python capture of the reference row costs 0.55-0.65 s per GB over the copies it got whole (at most
-  0.44-0.56x), which are those that never lagged far (its queue is 64 MiB). How far a copy lags does not
-  change what it costs the agent: in ten 1,000 MB uploads whose copies queued 199-363 MB at their peak,
-  the agent spent 0.22-0.25 s per GB, in no order of the lag.
-- Relayed steal costs 0.40-0.48 s per GB, at most 0.62-0.81x, and ran at 0.54-0.64x; as messages
-  1.31-1.44 s.
+  pace of at most 0.41-0.50x of direct on two cores; the copies kept 0.40-0.49x, 90-98% of it.
+- The capture reference (``apps/capture_copy.py``) had a 64 MiB queue, and its whole copies, 0.55-0.65 s
+  per GB, were those that never lagged far. Given the agent's 1 GiB queue (since then), it got 8 of 8
+  copies whole in two runs, at 0.45-0.47x, for 0.66 s per GB: the cost of pymirrord's captured mirror.
+  Its process spends 0.18-0.21 s per GB (a blocking loop, no event loop) where the agent spends
+  0.21-0.27. How far a copy lags does not change what it costs the agent: in ten 1,000 MB uploads whose
+  copies queued 199-363 MB at their peak, the agent spent 0.22-0.25 s per GB, in no order of the lag.
+- Relayed steal costs 0.40-0.48 s per GB, at most 0.62-0.81x, and ran at 0.53-0.64x; as messages
+  1.19-1.44 s.
 - The capture socket's queue went from 256 MiB to 1 GiB (``capture.RECEIVE_BUFFER``, held only while the
   agent lags): a 1,000 MB copy at full speed queued up to 547 MB (``/proc/PID/net/packet``), and 22 of
-  22 such copies came whole while that was watched, then 10 of 10 in two ``--megabytes 1000 --repeat 5``
-  runs, where at 256 MiB at least 15 of 69 had been given up. A copy that outruns even that queue is
+  22 such copies came whole while that was watched, then 15 of 15 in three ``--megabytes 1000 --repeat
+  5`` runs, where at 256 MiB at least 15 of 69 had been given up. A copy that outruns even that queue is
   still given up with a warning.
 """
 
@@ -291,6 +293,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_runs import (
+    CORES,
     PYTHON,
     MachineCpu,
     answered,
@@ -559,21 +562,21 @@ def uploads(
     cpu: list[float] = []
     direct_cpu: list[float] = []
     direct_windows: list[tuple[float, float]] = []
-    machine: MachineCpu = args.machine
-    for _ in range(args.repeat):
-        directs.append(client(lab, UPLOAD_CLIENT, lab.pod_ip, SECOND_SINK_PORT, args.size))
-        direct_windows.append(window(directs[-1]))
-        direct_cpu.append(machine.busy(*direct_windows[-1]))
-        if before is not None:
-            before()
-        runs.append(client(lab, script, lab.pod_ip, *(ports or (SINK_PORT,)), args.size))
-        start, end = window(runs[-1])
-        if after is not None:
-            if (ended := after(runs[-1])) is None:
-                continue
-            copy_seconds.append(ended - start)
-            end = ended
-        cpu.append(machine.busy(start, end))
+    with MachineCpu() as machine:  # only while uploading: its sampling would disturb the latency phases
+        for _ in range(args.repeat):
+            directs.append(client(lab, UPLOAD_CLIENT, lab.pod_ip, SECOND_SINK_PORT, args.size))
+            direct_windows.append(window(directs[-1]))
+            direct_cpu.append(machine.busy(*direct_windows[-1]))
+            if before is not None:
+                before()
+            runs.append(client(lab, script, lab.pod_ip, *(ports or (SINK_PORT,)), args.size))
+            start, end = window(runs[-1])
+            if after is not None:
+                if (ended := after(runs[-1])) is None:
+                    continue
+                copy_seconds.append(ended - start)
+                end = ended
+            cpu.append(machine.busy(start, end))
     return Uploads(median_run(runs), median_run(directs), copy_seconds, cpu, direct_cpu, direct_windows)
 
 
@@ -751,7 +754,7 @@ def rows_of(
 ) -> list[Row]:
     size = args.size
     base = direct.upload.rate(size)
-    cores = args.machine.cores
+    cores = CORES
 
     def copied(run: PathRun) -> str:
         return "no end seen" if run.copied is None else f"{run.copied} of {size}"
@@ -981,11 +984,7 @@ def main() -> None:
         args.megabytes, args.requests, args.paced_seconds, args.seconds, args.repeat = 4, 100, 0.3, 0.5, 1
     args.size = args.megabytes * 1024 * 1024
 
-    with (
-        Lab.create("pmd-bench") as lab,
-        tempfile.TemporaryDirectory() as scratch,
-        MachineCpu() as args.machine,
-    ):
+    with Lab.create("pmd-bench") as lab, tempfile.TemporaryDirectory() as scratch:
         pod_args = (str(SINK_PORT), str(HTTP_PORT))
         with (
             in_pod(lab, "sink_and_counter.py", *pod_args, ready="all ready"),
