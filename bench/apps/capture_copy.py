@@ -28,12 +28,15 @@ ETH_P_IP = 0x0800
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
 PACKET_OUTGOING = 4
-RECEIVE_BUFFER = 64 << 20
+RECEIVE_BUFFER = 512 << 20
+"""The agent's (``pymirrord.agent.capture.RECEIVE_BUFFER``): the two methods compared with the same queue."""
 FRAME = 1 << 18  # a segment the NIC would split later arrives whole: up to 64 KiB and its headers
 PENDING_LIMIT = 64 << 20
 """Bytes seen ahead of a missing segment that wait for it before it counts as lost."""
 END_WAIT = 1.0
 """Seconds the last missing segments may take once the connection's end was seen."""
+IDLE_WAIT = 5.0
+"""Seconds with no segment after which the connection's end counts as missed (a hole, and the end)."""
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
 _SYN, _FIN, _RST = 0x02, 0x01, 0x04
@@ -136,8 +139,10 @@ def main() -> None:
     stream: _Stream | None = None
     print("capture ready", flush=True)
     while stream is None or not stream.done:
-        if stream is not None and stream.end is not None:
-            capture.settimeout(END_WAIT)  # the end is known: what is still missing has a moment to come
+        if stream is not None:
+            # Once the end is known, what is still missing has a moment to come; before, a capture that
+            # missed the end itself must not wait for ever.
+            capture.settimeout(END_WAIT if stream.end is not None else IDLE_WAIT)
         try:
             size, address = capture.recvfrom_into(buffer)
         except TimeoutError:
