@@ -2,9 +2,11 @@
 
 One ``AF_PACKET`` socket (``SOCK_DGRAM``: packets from their IP header on, whatever the link) hears every
 interface of the namespace. A kernel filter keeps only what the mirror needs: segments to a captured port,
-and the pod's FIN, SYN and RST segments from it, so neither the pod's answers nor any other traffic costs
-the agent anything. Captured packets are read in the loop's reader callback, a batch at a time, and fed to
-``CapturedConnections``; the events of each packet go to ``on_events`` before the next is read.
+and the pod's FIN, SYN-ACK and RST segments from it, each once (loopback shows a packet leaving and
+arriving), so neither the pod's answers nor any other traffic costs the agent anything. Captured packets
+are read in the loop's reader callback, a batch at a time, without their address (the filter already
+told arriving from leaving), and fed to ``CapturedConnections``; the events of each packet go to
+``on_events`` before the next is read.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ and the pod's side of a connection leaves."""
 ETH_P_IP = 0x0800
 SKF_AD_PROTOCOL = 0xFFFFF000
 """BPF's "load the packet's protocol" (``SKF_AD_OFF + SKF_AD_PROTOCOL``)."""
+SKF_AD_PKTTYPE = 0xFFFFF004
+"""BPF's "load the packet's type": arriving, or leaving (``PACKET_OUTGOING``)."""
+SKF_AD_IFINDEX = 0xFFFFF008
+"""BPF's "load the index of the packet's interface"."""
+LOOPBACK_INDEX = 1
+"""Loopback's index in every network namespace: it is the first interface each one gets."""
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
 PACKET_OUTGOING = 4
@@ -50,9 +58,14 @@ Instruction = tuple[int, int, int, int]
 
 
 def port_filter(ports: Iterable[int]) -> list[Instruction]:
-    """Classic BPF over a packet from its network header: IPv4, TCP, not a fragment's tail, and to one
-    of ``ports`` (any segment) or from one (SYN, FIN or RST only: the pod's side of the connection's
-    life)."""
+    """Classic BPF over a packet from its network header: IPv4, TCP, not a fragment's tail, and either
+    arriving to one of ``ports`` (any segment) or from one (SYN, FIN or RST only), or leaving from one
+    (FIN, RST or SYN-ACK: the pod's side of the connection's life) other than on loopback, where what
+    leaves also arrives and is kept then.
+
+    So the kernel decides what arrived and what left, and the agent reads packets without their address
+    (which would cost a system call each, to name the interface); no leaving packet it keeps is a bare
+    SYN, so any SYN it reads without an ACK is a client's."""
     ports = sorted(set(ports))
     if len(ports) > MAX_FILTERED_PORTS:
         ports = []  # every TCP segment: ``CapturedConnections`` sorts them out
@@ -61,27 +74,45 @@ def port_filter(ports: Iterable[int]) -> list[Instruction]:
         (0x15, 0, "drop", ETH_P_IP),
         (0x30, 0, 0, 9),  # ldb [9]: the IP protocol
         (0x15, 0, "drop", 6),  # not TCP: drop
+        (0x28, 0, 0, 6),  # ldh [6]: flags and fragment offset
+        (0x45, "drop", 0, 0x1FFF),  # a later fragment: drop
+        (0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf): the IP header's length
+        (0x20, 0, 0, SKF_AD_PKTTYPE),
+        (0x15, "leaving", 0, PACKET_OUTGOING),
     ]
-    if not ports:
-        program.append((0x06, 0, 0, FRAME))
-    else:
-        program += [
-            (0x28, 0, 0, 6),  # ldh [6]: flags and fragment offset
-            (0x45, "drop", 0, 0x1FFF),  # a later fragment: drop
-            (0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf): the IP header's length
-            (0x48, 0, 0, 2),  # ldh [x+2]: the destination port
-        ]
+    if ports:
+        program.append((0x48, 0, 0, 2))  # ldh [x+2]: the destination port
         program += [(0x15, "accept", 0, port) for port in ports]
         program.append((0x48, 0, 0, 0))  # ldh [x+0]: the source port
         program += [(0x15, "flags", 0, port) for port in ports]
         program.append((0x05, 0, 0, "drop"))  # ja: neither port
-    labels = {"drop": len(program)}
-    program.append((0x06, 0, 0, 0))
+    else:
+        program.append((0x05, 0, 0, "accept"))
+    labels = {"leaving": len(program)}
+    program += [
+        (0x20, 0, 0, SKF_AD_IFINDEX),
+        (0x15, "drop", 0, LOOPBACK_INDEX),
+    ]
     if ports:
-        labels["flags"] = len(program)
-        program += [(0x50, 0, 0, 13), (0x45, 0, 1, 0x07)]  # ldb [x+13]: FIN, SYN or RST, or drop
-        labels["accept"] = len(program)
-        program += [(0x06, 0, 0, FRAME), (0x06, 0, 0, 0)]  # (jumps only go forward: a second drop)
+        program.append((0x48, 0, 0, 0))  # ldh [x+0]: the source port
+        program += [(0x15, "leaving flags", 0, port) for port in ports]
+        program.append((0x05, 0, 0, "drop"))
+    labels["leaving flags"] = len(program)
+    program += [
+        (0x50, 0, 0, 13),  # ldb [x+13]: the TCP flags
+        (0x45, "accept", 0, 0x05),  # FIN or RST
+        (0x54, 0, 0, 0x12),  # and: SYN and ACK
+        (0x15, "accept", "drop", 0x12),
+    ]
+    labels["flags"] = len(program)
+    program += [
+        (0x50, 0, 0, 13),  # ldb [x+13]
+        (0x45, "accept", "drop", 0x07),  # FIN, SYN or RST
+    ]
+    labels["accept"] = len(program)
+    program.append((0x06, 0, 0, FRAME))
+    labels["drop"] = len(program)
+    program.append((0x06, 0, 0, 0))
 
     def resolve(index: int, target: int | str) -> int:
         return target if isinstance(target, int) else labels[target] - index - 1
@@ -164,16 +195,13 @@ class Capture:
         feed = self.connections.feed
         for _ in range(BATCH):
             try:
-                size, address = sock.recvfrom_into(self._buffer)
+                size = sock.recv_into(self._buffer)
             except BlockingIOError:
                 break
             except OSError as error:
                 log.warning("packet capture failed: %s", error)
                 break
-            outgoing = address[2] == PACKET_OUTGOING
-            if outgoing and address[0] == "lo":
-                continue  # on loopback a packet is seen leaving and arriving: once is enough
-            events = feed(self._view[:size], now, incoming=not outgoing)
+            events = feed(self._view[:size], now)  # a leaving bare SYN never passes the filter
             if events:
                 self._on_events(events)  # now: their data may be views of the buffer the next read reuses
         self._sweep_soon()

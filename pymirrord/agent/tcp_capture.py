@@ -123,10 +123,10 @@ class CapturedConnections:
     def __len__(self) -> int:
         return len(self._connections)
 
-    def feed(self, packet: bytes | memoryview, now: float, *, incoming: bool = True) -> list[Event]:
-        """One captured IPv4 packet (from its IP header on), seen at ``now`` (seconds); ``incoming``: it
-        arrived rather than left (only an arriving SYN opens a connection: a leaving one is the pod's own
-        connection out)."""
+    def feed(self, packet: bytes | memoryview, now: float) -> list[Event]:
+        """One captured IPv4 packet (from its IP header on), seen at ``now`` (seconds). A SYN without ACK
+        to a watched port opens a connection: the capture's filter lets no leaving one through (that
+        would be the pod's own connection out)."""
         # Every packet of a bulk transfer passes here: one unpack per header, no more.
         if len(packet) < 40:
             return []
@@ -149,7 +149,7 @@ class CapturedConnections:
         if connection is not None:
             connection.seen = now
             return self._from_pod(connection, flags)
-        if incoming and flags & _SYN and not flags & _ACK and self._watching(destination_port):
+        if flags & _SYN and not flags & _ACK and self._watching(destination_port):
             self._connections[key] = _Connection(key, (sequence + 1) & _MASK, now)
         return []
 

@@ -6,17 +6,125 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import struct
 
 import pytest
 
-from pymirrord.agent.capture import Capture, port_filter
+from pymirrord.agent.capture import (
+    FRAME,
+    LOOPBACK_INDEX,
+    MAX_FILTERED_PORTS,
+    PACKET_OUTGOING,
+    Capture,
+    Instruction,
+    port_filter,
+)
 from pymirrord.agent.tcp_capture import CapturedConnections, ClientEnd, Closed, Data, Event, Opened
 
-pytestmark = pytest.mark.skipif(
+needs_capture = pytest.mark.skipif(
     os.geteuid() != 0 or Capture.available() is not None, reason="packet capture needs root (CAP_NET_RAW)"
 )
+ARRIVING = 0  # PACKET_HOST
+ETH = 2  # an interface other than loopback
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+_ANCILLARY = 0xFFFFF000
 
 
+def run_filter(
+    program: list[Instruction],
+    packet: bytes,
+    *,
+    kind: int = ARRIVING,
+    index: int = ETH,
+    protocol: int = 0x0800,
+) -> int:
+    """What the kernel's classic BPF returns for ``packet`` (the instructions ``port_filter`` uses):
+    bytes kept, 0 for dropped. A load past the packet's end drops it, as in the kernel."""
+    ancillary = {0: protocol, 4: kind, 8: index}
+    a = x = pc = 0
+    while True:
+        code, true, false, k = program[pc]
+        size = {0x28: 2, 0x20: 4, 0x30: 1, 0x48: 2, 0x50: 1}.get(code)
+        if size is not None:
+            if k >= _ANCILLARY:
+                a = ancillary[k - _ANCILLARY]
+            else:
+                at = k + (x if code in (0x48, 0x50) else 0)
+                if at + size > len(packet):
+                    return 0
+                a = int.from_bytes(packet[at : at + size], "big")
+        elif code == 0xB1:  # ldxb 4*([k]&0xf)
+            x = 4 * (packet[k] & 0x0F)
+        elif code == 0x54:
+            a &= k
+        elif code in (0x15, 0x45):
+            taken = a == k if code == 0x15 else bool(a & k)
+            pc += 1 + (true if taken else false)
+            continue
+        elif code == 0x05:
+            pc += 1 + k
+            continue
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"an instruction the test does not know: {code:#x}")
+        pc += 1
+
+
+def segment(
+    *,
+    source: int = 40000,
+    destination: int = 80,
+    flags: int = ACK,
+    ip_protocol: int = 6,
+    fragment: int = 0,
+    payload: bytes = b"",
+) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", source, destination, 1, 0, 5 << 4, flags, 65535, 0, 0)
+    total = 20 + len(tcp) + len(payload)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, total, 0, fragment, 64, ip_protocol, 0, b"\n\0\0\2", b"\n\0\0\1"
+    )
+    return ip + tcp + payload
+
+
+def test_the_filter_keeps_the_clients_segments_and_the_pods_ends() -> None:
+    program = port_filter([80, 8080])
+    keep = [
+        segment(payload=b"x"),  # a client's bytes
+        segment(destination=8080, flags=SYN),  # a client's SYN
+        segment(source=80, destination=40000, flags=FIN | ACK),  # the pod's end, arriving on loopback
+    ]
+    drop = [
+        segment(destination=81, payload=b"x"),
+        segment(source=80, destination=40000, payload=b"answer"),  # the pod's bytes: no copy wants them
+        segment(ip_protocol=17),
+        segment(fragment=0x0010, payload=b"x"),  # a later fragment has no TCP header
+    ]
+    assert [run_filter(program, packet) for packet in keep] == [FRAME] * len(keep)
+    assert [run_filter(program, packet) for packet in drop] == [0] * len(drop)
+    assert run_filter(program, segment(payload=b"x"), protocol=0x86DD) == 0
+
+
+def test_of_leaving_segments_the_filter_keeps_the_pods_ends_and_never_a_bare_syn() -> None:
+    for program in (port_filter([80]), port_filter([])):
+
+        def leaving(packet: bytes, index: int = ETH) -> int:
+            return run_filter(program, packet, kind=PACKET_OUTGOING, index=index)  # noqa: B023
+
+        for flags in (FIN | ACK, RST, SYN | ACK):
+            assert leaving(segment(source=80, destination=40000, flags=flags)) == FRAME, flags
+        assert leaving(segment(source=80, destination=40000, payload=b"answer")) == 0
+        # The pod's own connection out, even from a captured port: not a client's.
+        assert leaving(segment(source=80, destination=443, flags=SYN)) == 0
+        assert leaving(segment(source=40000, destination=80, flags=SYN)) == 0
+        # On loopback, what leaves also arrives: it is kept as it arrives.
+        assert leaving(segment(source=80, destination=40000, flags=FIN), index=LOOPBACK_INDEX) == 0
+        assert leaving(segment(payload=b"x"), index=LOOPBACK_INDEX) == 0
+        assert run_filter(program, segment(payload=b"x"), index=LOOPBACK_INDEX) == FRAME
+
+
+@needs_capture
 def test_a_watched_port_is_seen_and_another_is_not() -> None:
     async def scenario() -> None:
         events: list[Event] = []
@@ -61,12 +169,15 @@ def test_a_watched_port_is_seen_and_another_is_not() -> None:
 
 
 def test_more_ports_than_the_filter_can_name_keep_every_tcp_segment() -> None:
-    few, many = port_filter([80, 8080]), port_filter(range(1, 200))
-    assert len(few) > len(many)
+    most, many = port_filter(range(1, MAX_FILTERED_PORTS + 1)), port_filter(range(1, 200))
+    assert len(most) > len(many)
     assert many == port_filter([])  # every TCP segment, as with no port named
-    assert all(0 <= jump <= 255 for _code, true, false, _k in few for jump in (true, false))
+    assert run_filter(many, segment(destination=12345, payload=b"x")) == FRAME
+    # Jumps are 8 bits: the longest program the filter names ports in still fits them.
+    assert all(0 <= jump <= 255 for _code, true, false, _k in most for jump in (true, false))
 
 
+@needs_capture
 def test_a_watched_port_list_that_becomes_empty_closes_the_socket() -> None:
     async def scenario() -> None:
         capture = Capture(CapturedConnections(lambda p: True), lambda events: None)
