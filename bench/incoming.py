@@ -257,21 +257,26 @@ a captured mirror's story:
   taking the tunnel) adds 0.86 ms at p50 to a fresh connection's first answer (0.97 ms against 0.11
   direct): under 1% of a 500 MB upload.
 
-On 2026-12-06/07, the machine's CPU rows, in seven runs (two cores; direct at 6.0-7.2 GB/s kept 1.5-1.9 of
-them busy):
+On 2026-12-06/07, the machine's CPU rows, in eight runs (two cores; direct at 5.5-7.2 GB/s kept 1.5-1.9 of
+them busy; the last run on a slower phase of the machine, where every path cost up to a third more):
 
 - A captured copy's pace is near its machine's ceiling, not held back by a queue or a wait. The mirror
-  costs the machine 0.67-0.78 s of CPU per GB copied against direct's 0.24-0.29 (the agent 0.21-0.27 of
+  costs the machine 0.67-0.81 s of CPU per GB copied against direct's 0.24-0.31 (the agent 0.21-0.27 of
   it, the local app 0.11-0.14, the client and the pod's app 0.16 and 0.12-0.14), which allows a copy's
   pace of at most 0.41-0.50x of direct on two cores; the copies kept 0.40-0.49x, 90-98% of it.
 - The capture reference (``apps/capture_copy.py``) had a 64 MiB queue, and its whole copies, 0.55-0.65 s
-  per GB, were those that never lagged far. Given the agent's 1 GiB queue (since then), it got 8 of 8
-  copies whole in two runs, at 0.45-0.47x, for 0.66 s per GB: the cost of pymirrord's captured mirror.
-  Its process spends 0.18-0.21 s per GB (a blocking loop, no event loop) where the agent spends
+  per GB, were those that never lagged far. Given the agent's 1 GiB queue (since then), it got 11 of 11
+  copies whole in three runs, at 0.45-0.47x, for 0.66-0.71 s per GB: the cost of pymirrord's captured
+  mirror. Its process spends 0.18-0.21 s per GB (a blocking loop, no event loop) where the agent spends
   0.21-0.27. How far a copy lags does not change what it costs the agent: in ten 1,000 MB uploads whose
   copies queued 199-363 MB at their peak, the agent spent 0.22-0.25 s per GB, in no order of the lag.
-- Relayed steal costs 0.40-0.48 s per GB, at most 0.62-0.81x, and ran at 0.53-0.64x; as messages
-  1.19-1.44 s.
+- The agent read each captured packet with its address, and CPython names the address's interface with
+  an ``ioctl`` (``SIOCGIFNAME``) per packet: 16,690 calls in a 1,000 MB upload. The kernel filter now tells arriving
+  from leaving packets itself (``capture.port_filter``) and the agent reads with ``recv_into``: none of
+  those calls. In alternated runs of six 1,000 MB uploads, on a slow phase of the machine, the agent's
+  CPU per GB did not move beyond the noise (0.31-0.39 s against 0.32-0.38).
+- Relayed steal costs 0.40-0.54 s per GB, at most 0.58-0.81x, and ran at 0.47-0.64x; as messages
+  1.19-1.74 s.
 - The capture socket's queue went from 256 MiB to 1 GiB (``capture.RECEIVE_BUFFER``, held only while the
   agent lags): a 1,000 MB copy at full speed queued up to 547 MB (``/proc/PID/net/packet``), and 22 of
   22 such copies came whole while that was watched, then 15 of 15 in three ``--megabytes 1000 --repeat
