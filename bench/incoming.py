@@ -271,9 +271,9 @@ them busy; the last run on a slower phase of the machine, where every path cost 
   0.21-0.27. How far a copy lags does not change what it costs the agent: in ten 1,000 MB uploads whose
   copies queued 199-363 MB at their peak, the agent spent 0.22-0.25 s per GB, in no order of the lag.
 - The agent read each captured packet with its address, and CPython names the address's interface with
-  an ``ioctl`` (``SIOCGIFNAME``) per packet: 16,690 calls in a 1,000 MB upload. The kernel filter now tells arriving
-  from leaving packets itself (``capture.port_filter``) and the agent reads with ``recv_into``: none of
-  those calls. In alternated runs of six 1,000 MB uploads, on a slow phase of the machine, the agent's
+  an ``ioctl`` (``SIOCGIFNAME``) per packet: 16,690 calls in a 1,000 MB upload. The kernel filter now
+  tells arriving from leaving packets itself (``capture.port_filter``) and the agent reads with
+  ``recv_into``: none of those calls. In alternated runs of six 1,000 MB uploads, on a slow phase of the machine, the agent's
   CPU per GB did not move beyond the noise (0.31-0.39 s against 0.32-0.38).
 - Relayed steal costs 0.40-0.54 s per GB, at most 0.58-0.81x, and ran at 0.47-0.64x; as messages
   1.19-1.74 s.
