@@ -273,8 +273,8 @@ them busy; the last run on a slower phase of the machine, where every path cost 
 - The agent read each captured packet with its address, and CPython names the address's interface with
   an ``ioctl`` (``SIOCGIFNAME``) per packet: 16,690 calls in a 1,000 MB upload. The kernel filter now
   tells arriving from leaving packets itself (``capture.port_filter``) and the agent reads with
-  ``recv_into``: none of those calls. In alternated runs of six 1,000 MB uploads, on a slow phase of the machine, the agent's
-  CPU per GB did not move beyond the noise (0.31-0.39 s against 0.32-0.38).
+  ``recv_into``: none of those calls. In alternated runs of six 1,000 MB uploads, on a slow phase of the
+  machine, the agent's CPU per GB did not move beyond the noise (0.31-0.39 s against 0.32-0.38).
 - Relayed steal costs 0.40-0.54 s per GB, at most 0.58-0.81x, and ran at 0.47-0.64x; as messages
   1.19-1.74 s.
 - The capture socket's queue went from 256 MiB to 1 GiB (``capture.RECEIVE_BUFFER``, held only while the
