@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 COLUMNS = ("measure", "direct", "handover", "relayed", "messages", "goal", "met")
 SEPARATOR = " | "
+MIN_CPU_WINDOW = 0.1
+"""Seconds of direct transfers below which the machine's CPU per GB is not given (``/proc/stat`` counts
+10 ms ticks per core)."""
 
 
 @dataclass(frozen=True)
@@ -68,3 +71,11 @@ def versus(rate: float, direct: float, unit: str = "MB/s") -> str:
 def added(value: float, base: float) -> str:
     """``value`` and what it adds to ``base``: ``+0.210 (0.512) ms``."""
     return f"{value - base:+.3f} ({value:.3f}) ms"
+
+
+def cpu_versus(path: float, direct: float, direct_rate: float, cores: int) -> str:
+    """A path's CPU seconds per GB (the whole machine's) against direct's, and the pace against direct
+    (``direct_rate``, bytes/s) it could reach at most with every core to itself:
+    ``0.44 s: 1.6x direct's, a pace of at most 0.74x``."""
+    ceiling = cores / (path / 1e9) / direct_rate
+    return f"{path:.2f} s: {path / direct:.1f}x direct's, a pace of at most {ceiling:.2f}x"

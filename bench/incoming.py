@@ -313,7 +313,7 @@ from bench_runs import (
     json_from,
     latencies,
 )
-from bench_table import Row, added, percentile, print_table, rate_mb, versus
+from bench_table import MIN_CPU_WINDOW, Row, added, cpu_versus, percentile, print_table, rate_mb, versus
 
 from pymirrord.agent.main import MIRROR_CAPTURE_ENV
 from pymirrord.lab import Lab, WatchedProcess, in_namespace
@@ -328,8 +328,6 @@ TEE_RELAY_PORT = 5004
 PACED_CONNECTIONS = 4
 LOAD_CONNECTIONS = 20
 GOAL_RATE = 1000
-MIN_CPU_WINDOW = 0.1
-"""Seconds of direct uploads below which the machine's CPU per GB is not given (10 ms ticks per core)."""
 
 UPLOAD_CLIENT = """
 import json, socket, sys, time
@@ -536,10 +534,8 @@ class Uploads:
             return "too short to measure"
         if not self.cpu:
             return "no copy came whole"
-        path, direct = per_gb(self.cpu, size), per_gb(self.direct_cpu, size)
         direct_rate = size * len(self.direct_windows) / self.direct_seconds
-        ceiling = cores / (path / 1e9) / direct_rate
-        return f"{path:.2f} s: {path / direct:.1f}x direct's, a pace of at most {ceiling:.2f}x"
+        return cpu_versus(per_gb(self.cpu, size), per_gb(self.direct_cpu, size), direct_rate, cores)
 
     @property
     def direct_seconds(self) -> float:

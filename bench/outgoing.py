@@ -16,6 +16,10 @@ Phases, and the goal each row is held to (the ``goal`` column names the cell it 
   ``--repeat`` times; the median run's MB/s and its ratio to direct. Goal: relayed >= 0.5x;
 - upload: the client sends ``--megabytes`` to a sink on the pod's 127.0.0.1, which answers the count
   (checked), ``--repeat`` times; the median run. Goal: relayed >= 0.5x;
+- the machine's CPU, for each transfer: the CPU seconds the whole machine was busy per GB (every process
+  and the kernel, from ``/proc/stat``, which the client reads right before and after each transfer,
+  summed over the ``--repeat`` ones), against direct's, and the pace each path could reach at most with
+  every core to itself. No goal: it says where a figure's ceiling is;
 - connect latency: ``--connects`` sequential TCP connects to that server (p50 and p99 of
   ``connect()``). Goal: each path adds <= 2 ms at p50;
 - lookup latency: ``--lookups`` ``getaddrinfo`` calls for a name served by a DNS server in the pod.
@@ -60,6 +64,10 @@ In the evening, with uvloop as the agent's and the session's loop and the machin
 lookups 1.13-1.25 ms. Against the afternoon's runs on asyncio's loop (0.58-0.62x down, 0.54-0.65x up)
 the ratios moved within the machine's noise. A UDP socket the agent connected for the app now sends
 without naming its peer again (uvloop refuses an address on a connected socket).
+
+On 2026-12-07 the CPU rows (one run, direct 7.3 GB/s down and 5.6 up, keeping 1.5-1.7 of the 2 cores
+busy): relayed, a GB down costs the machine 0.46 s against direct's 0.24, a pace of at most 0.63x (it
+ran at 0.50x), and up 0.45 s against 0.26, at most 0.79x (it ran at 0.64x); as messages 1.24 and 1.60 s.
 """
 
 from __future__ import annotations
@@ -74,8 +82,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_runs import APPS, PYTHON, exec_argv, exec_env, json_from
-from bench_table import Row, added, percentile, print_table, rate_mb, versus
+from bench_runs import APPS, CORES, PYTHON, exec_argv, exec_env, json_from
+from bench_table import MIN_CPU_WINDOW, Row, added, cpu_versus, percentile, print_table, rate_mb, versus
 
 from pymirrord.lab import Lab, WatchedProcess, in_namespace
 
@@ -86,29 +94,39 @@ NAME_ADDRESS = "10.77.0.7"
 HOST = "127.0.0.1"
 
 CLIENT = """
-import json, socket, struct, sys, time
+import json, os, socket, struct, sys, time
 source, sink, size, connects, name, lookups, repeat = (
     int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6]),
     int(sys.argv[7]),
 )
 host = "127.0.0.1"
 out = {}
+tick = os.sysconf("SC_CLK_TCK")
+
+
+def busy():
+    # CPU seconds the whole machine has been busy (every process and the kernel): all but idle, I/O wait.
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / tick
 
 
 def download():
     buffer = bytearray(1 << 20)
     with socket.create_connection((host, source), timeout=120) as connection:
+        cpu = busy()
         start = time.perf_counter()
         connection.sendall(struct.pack("!Q", size))
         received = 0
         while count := connection.recv_into(buffer):
             received += count
-        return time.perf_counter() - start, received
+        return time.perf_counter() - start, received, busy() - cpu
 
 
 def upload():
     chunk = b"x" * (1 << 20)
     with socket.create_connection((host, sink), timeout=120) as connection:
+        cpu = busy()
         start = time.perf_counter()
         sent = 0
         while sent < size:
@@ -117,7 +135,7 @@ def upload():
         answer = b""
         while data := connection.recv(64):
             answer += data
-        return time.perf_counter() - start, int(answer or 0)
+        return time.perf_counter() - start, int(answer or 0), busy() - cpu
 
 
 for phase, transfer in (("download", download), ("upload", upload)):
@@ -125,8 +143,9 @@ for phase, transfer in (("download", download), ("upload", upload)):
     # The median run's time; the bytes of the worst run, so that "every byte arrived" covers them all.
     out[phase] = {
         "seconds": runs[len(runs) // 2][0],
-        "bytes": min(count for _, count in runs),
-        "runs": [seconds for seconds, _ in runs],
+        "bytes": min(count for _, count, _ in runs),
+        "runs": [seconds for seconds, _, _ in runs],
+        "cpu": [cpu for _, _, cpu in runs],
     }
 samples = []
 for index in range(connects + 20):
@@ -189,6 +208,20 @@ def pod_services(lab: Lab) -> Iterator[tuple[int, int]]:
         shutil.rmtree(etc, ignore_errors=True)
 
 
+def cpu_row(phase: str, size: int, runs: tuple[Any, Any, Any, Any]) -> Row:
+    """The whole machine's CPU seconds per GB over each path's transfers (summed over them: ``/proc/stat``
+    counts in 10 ms ticks), against direct's, with the pace each path could reach at most."""
+    per_gb = [sum(run[phase]["cpu"]) * 1e9 / (size * len(run[phase]["cpu"])) for run in runs]
+    seconds = sum(runs[0][phase]["runs"])
+    if seconds < MIN_CPU_WINDOW or min(per_gb) <= 0:
+        return Row(f"TCP {phase}, the machine's CPU s per GB", "too short to measure")
+    direct_rate = size * len(runs[0][phase]["runs"]) / seconds
+    cells = [cpu_versus(path, per_gb[0], direct_rate, CORES) for path in per_gb[1:]]
+    busy = sum(runs[0][phase]["cpu"]) / seconds
+    direct = f"{per_gb[0]:.2f} s ({busy:.1f} of {CORES} cores busy)"
+    return Row(f"TCP {phase}, the machine's CPU s per GB", direct, cells[0], cells[1], messages=cells[2])
+
+
 def rows_of(args: argparse.Namespace, runs: tuple[Any, Any, Any, Any]) -> list[Row]:
     """``runs``: direct, handover, relayed, messages."""
     size = args.size
@@ -207,6 +240,7 @@ def rows_of(args: argparse.Namespace, runs: tuple[Any, Any, Any, Any]) -> list[R
                 versus(message, base),
             )
         )
+        rows.append(cpu_row(phase, size, runs))
         whole = [
             "yes" if run[phase]["bytes"] == size else f"NO ({run[phase]['bytes']} bytes)" for run in runs
         ]
