@@ -4,6 +4,7 @@ its bytes once each (loopback shows every packet leaving and arriving) and closi
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import struct
@@ -108,10 +109,7 @@ def test_the_filter_keeps_the_clients_segments_and_the_pods_ends() -> None:
 
 def test_of_leaving_segments_the_filter_keeps_the_pods_ends_and_never_a_bare_syn() -> None:
     for program in (port_filter([80]), port_filter([])):
-
-        def leaving(packet: bytes, index: int = ETH) -> int:
-            return run_filter(program, packet, kind=PACKET_OUTGOING, index=index)  # noqa: B023
-
+        leaving = functools.partial(run_filter, program, kind=PACKET_OUTGOING)
         for flags in (FIN | ACK, RST, SYN | ACK):
             assert leaving(segment(source=80, destination=40000, flags=flags)) == FRAME, flags
         assert leaving(segment(source=80, destination=40000, payload=b"answer")) == 0
