@@ -23,7 +23,7 @@ from pymirrord.agent.tcp_capture import CapturedConnections, ClientEnd, Closed, 
 from pymirrord.agent.tunnels import IdleTunnel, Tunnels
 from pymirrord.flow import COPY_LAG_LIMIT
 from pymirrord.tunnel.copies import Copy, CopyOutlets, Queue, copy_ender
-from pymirrord.tunnel.mirror import COPY_DRAIN_TIMEOUT
+from pymirrord.tunnel.mirror import COPY_DRAIN_TIMEOUT, DRAIN_TIMED_OUT
 from pymirrord.tunnel.state import Direction
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ class CapturedMirror:
         try:
             await asyncio.wait_for(copies.drained, COPY_DRAIN_TIMEOUT)
         except asyncio.TimeoutError:
-            copies.outlets.give_up(f"the app did not take its copy within {COPY_DRAIN_TIMEOUT:g} s")
+            copies.outlets.give_up(DRAIN_TIMED_OUT)
         finally:
             if self._copies.get(key) is copies:
                 self._forget(key)

@@ -38,6 +38,8 @@ COPY_BUFFER = COPY_LAG_LIMIT
 """Bytes a copy may lag behind the pod's traffic before it is dropped."""
 COPY_DRAIN_TIMEOUT = 30.0
 """How long copies may take to pass on what they hold once the client's connection is over."""
+DRAIN_TIMED_OUT = f"the app did not take its copy within {COPY_DRAIN_TIMEOUT:g} s"
+"""Why a copy still draining after ``COPY_DRAIN_TIMEOUT`` is given up."""
 
 
 class _PipeQueue(Queue):
@@ -163,7 +165,7 @@ class MirrorRelay:
             try:
                 await asyncio.wait_for(asyncio.shield(self._done), COPY_DRAIN_TIMEOUT)
             except asyncio.TimeoutError:
-                self._outlets.give_up(f"the app did not take its copy within {COPY_DRAIN_TIMEOUT:g} s")
+                self._outlets.give_up(DRAIN_TIMED_OUT)
                 self._check()
         finally:
             self._stop()
