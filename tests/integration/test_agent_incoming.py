@@ -285,6 +285,15 @@ def start_get(ns: Netns, host: str, path: str, port: int = 80) -> Process:
     return ns.start_python(HTTP_GET, host, str(port), path, ready=False)
 
 
+def ended_unanswered(line: str) -> bool:
+    """Whether an ``HTTP_GET`` client saw its connection end with no answer.
+
+    A socket closed with received bytes still unread sends a reset, not a FIN, just as an app's would: which
+    one the client sees depends on whether the agent had read the request yet.
+    """
+    return line == "EMPTY" or line.startswith("ERROR ConnectionResetError")
+
+
 def redirect_rules(ns: Netns) -> list[str]:
     return [line for line in ns.nat_rules().splitlines() if "PMD-" in line]
 
@@ -465,7 +474,7 @@ def test_session_close_of_a_stolen_connection_closes_the_client(pod: Topology, a
         client = start_get(pod.client, pod.pod_ip, "/closed")
         new = s.new_connection()
         s.send(from_session.ConnectionClose(new.connection_id))
-        assert client.read_line() == "EMPTY"
+        assert ended_unanswered(client.read_line())
 
 
 def test_session_disconnect_drops_its_subscriptions_and_connections(pod: Topology, agent: Agent) -> None:
@@ -475,7 +484,7 @@ def test_session_disconnect_drops_its_subscriptions_and_connections(pod: Topolog
     s.new_connection()
     s.close()
     # The stolen connection in flight is closed, the rule goes, and the pod serves again.
-    assert client.read_line() == "EMPTY"
+    assert ended_unanswered(client.read_line())
     assert wait_until(lambda: not redirects_port(pod.pod, 80))
     assert get(pod.client, pod.pod_ip, "/again") == "pod says /again"
 
