@@ -6,7 +6,8 @@ and the pod's FIN, SYN-ACK and RST segments from it, each once (loopback shows a
 arriving), so neither the pod's answers nor any other traffic costs the agent anything. Captured packets
 are read in the loop's reader callback, a batch at a time, without their address (the filter already
 told arriving from leaving), and fed to ``CapturedConnections``; the events of each packet go to
-``on_events`` before the next is read.
+``on_events`` before the next is read. Its owner may pause the reading (``capture_hold``): what arrives
+meanwhile waits in the kernel's queue.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ LOOPBACK_INDEX = 1
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
 PACKET_OUTGOING = 4
+SO_MEMINFO = 55
+"""The socket's memory counters; the first is what its receive queue holds (Linux 4.12 on)."""
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
 RECEIVE_BUFFER = 512 * 1024 * 1024
 """Bytes the kernel keeps for the agent while it is busy (it doubles them: 1 GiB of queued packets,
-counted with their overhead), held only while the agent lags: past them, segments are lost to the
-copies. Copies of 1,000 MB uploads at full speed, which trail their clients, queued up to 547 MB in
-twelve; with a quarter of this, 15 of 69 of them were given up."""
+counted with their overhead), held only while the agent lags (or holds, ``capture_hold``): past them,
+segments are lost to the copies. Copies of 1,000 MB uploads at full speed, which trail their clients,
+queued up to 547 MB in twelve; with a quarter of this, 15 of 69 of them were given up."""
 FRAME = 256 * 1024
 """Largest packet read: a segment the NIC splits later arrives whole (64 KiB and its headers)."""
 BATCH = 64
@@ -132,6 +135,7 @@ class Capture:
         self.connections = connections
         self._on_events = on_events
         self._sock: socket.socket | None = None
+        self._paused = False
         self._buffer = bytearray(FRAME)
         self._view = memoryview(self._buffer)
         self._sweeping = Due(SWEEP_EVERY, self._sweep)
@@ -139,6 +143,31 @@ class Capture:
     @property
     def capturing(self) -> bool:
         return self._sock is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Reads nothing until ``resume``: what comes meanwhile waits in the kernel's queue."""
+        if self._sock is not None and not self._paused:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._paused = True
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            if self._sock is not None:
+                asyncio.get_running_loop().add_reader(self._sock.fileno(), self._readable)
+
+    def queued(self) -> int | None:
+        """Bytes waiting in the kernel's queue, with their overhead (None: not capturing, or unknown)."""
+        if self._sock is None:
+            return None
+        try:
+            return int(struct.unpack_from("I", self._sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36))[0])
+        except OSError:
+            return None
 
     @staticmethod
     def available() -> str | None:
@@ -182,9 +211,11 @@ class Capture:
 
     def close(self) -> None:
         if self._sock is not None:
-            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            if not self._paused:
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+        self._paused = False
         self._sweeping.cancel()
 
     def _readable(self) -> None:
@@ -204,6 +235,8 @@ class Capture:
             events = feed(self._view[:size], now)  # a leaving bare SYN never passes the filter
             if events:
                 self._on_events(events)  # now: their data may be views of the buffer the next read reuses
+                if self._paused:
+                    break
         self._sweep_soon()
 
     def _tell_drops(self) -> None:

@@ -4,8 +4,9 @@ The pod's app serves a captured port's clients directly; the agent only watches 
 connection ``tcp_capture`` puts back together is announced to the mirroring sessions as a redirected one
 would be (``ConnectionTable``). Its bytes go down one idle tunnel per session when each has one, as
 ``MirrorRelay``'s copies do (``CopyOutlets``: a copy that falls ``COPY_LAG_LIMIT`` behind is dropped), or
-else as ``ConnectionRead`` messages. A connection whose bytes the capture missed loses its copies, with a
-warning: a copy with a hole in it would only mislead the app.
+else as ``ConnectionRead`` messages. While a tunnel is full, the capture waits for it, for a bounded while
+(``CaptureHold``). A connection whose bytes the capture missed loses its copies, with a warning: a copy
+with a hole in it would only mislead the app.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pymirrord.agent.capture import Capture
+from pymirrord.agent.capture_hold import HOLD_CHECK, CaptureHold
 from pymirrord.agent.connections import ConnectionTable, Effect
+from pymirrord.agent.due import Due
 from pymirrord.agent.subscriptions import Route, Subscriptions
 from pymirrord.agent.tcp_capture import CapturedConnections, ClientEnd, Closed, Data, Event, Key, Lost, Opened
 from pymirrord.agent.tunnels import IdleTunnel, Tunnels
@@ -74,6 +78,13 @@ class CapturedMirror:
         self._copies: dict[Key, _Copies] = {}
         self._watched: set[int] = set()
         self._endings: set[asyncio.Task[None]] = set()
+        self._hold = CaptureHold()
+        self._hold_check = Due(HOLD_CHECK, self._check_hold)
+
+    @property
+    def holding(self) -> bool:
+        """Whether the capture waits for a full tunnel (``CaptureHold``)."""
+        return self._capture.paused
 
     def watch(self, ports: Iterable[int]) -> None:
         """Captures ``ports`` from now on (the subscriptions' ``captured_ports``); the copies of a port no
@@ -95,6 +106,7 @@ class CapturedMirror:
     async def close(self) -> None:
         """Stops capturing; every connection's copies end."""
         self._capture.close()
+        self._hold_check.cancel()
         for key in list(self._copies):
             self._end(key, "the agent is stopping", wait=False)
         for task in list(self._endings):
@@ -181,6 +193,9 @@ class CapturedMirror:
                 # tunnel meanwhile, and each byte the tunnel takes now is one not copied into the queue.
                 # Leaving it to the callback lost 10 of 10 copies of 1,000 MB uploads, against 2 of 10.
                 outlets.flush(copy)  # watches for the tunnel to take the rest
+                if copy.queue.chunks and self._hold.stall(copy, time.monotonic(), self._capture.queued()):
+                    self._capture.pause()
+                    self._hold_check.soon()
 
     def _client_end(self, key: Key) -> None:
         copies = self._copies.get(key)
@@ -202,12 +217,31 @@ class CapturedMirror:
             for session in copies.sessions:
                 self._apply(self._table.drop_copy(session, copies.connection_id, reason))
 
-    @staticmethod
-    def _changed(copies: _Copies) -> None:
-        if copies.drained is None or copies.drained.done() or copies.outlets is None:
+    def _changed(self, copies: _Copies) -> None:
+        if copies.outlets is None:
+            return
+        for copy in copies.outlets.copies:
+            if copy.closed or not copy.queue.chunks:
+                self._caught_up(copy)
+        if copies.drained is None or copies.drained.done():
             return
         if copies.outlets.over:
             copies.drained.set_result(None)
+
+    def _caught_up(self, copy: Copy) -> None:
+        if self._hold.caught_up(copy) and self._capture.paused:
+            self._hold_check.cancel()
+            self._capture.resume()
+
+    def _check_hold(self) -> None:
+        for copy in self._hold.stalled:
+            assert isinstance(copy, Copy)
+            if copy.closed:  # dropped, or its connection finished, while it held the capture
+                self._hold.caught_up(copy)
+        if self._hold.check(time.monotonic(), self._capture.queued()):
+            self._hold_check.soon()
+        elif self._capture.paused:
+            self._capture.resume()
 
     # --- the end ----------------------------------------------------------------------------------------
 
@@ -253,6 +287,8 @@ class CapturedMirror:
             copies.ending.cancel()
         if copies.outlets is not None:
             copies.outlets.stop()
+            for copy in copies.outlets.copies:
+                self._caught_up(copy)
         for session, tunnel in copies.tunnels.items():
             self._tunnels.unlisten(session, tunnel.tunnel_id)
             tunnel.sock.close()

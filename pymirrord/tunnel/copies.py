@@ -65,9 +65,9 @@ class Queue:
         self.chunks.clear()
 
 
-@dataclass
+@dataclass(eq=False)
 class Copy:
-    """One session's copy: its tunnel and what waits for it."""
+    """One session's copy: its tunnel and what waits for it (hashed by identity)."""
 
     session: int
     tunnel: socket.socket

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import socket
 import struct
 
-import pytest
+from capture_helpers import needs_capture, until
 
 from pymirrord.agent.capture import (
     FRAME,
@@ -22,9 +21,6 @@ from pymirrord.agent.capture import (
 )
 from pymirrord.agent.tcp_capture import CapturedConnections, ClientEnd, Closed, Data, Event, Opened
 
-needs_capture = pytest.mark.skipif(
-    os.geteuid() != 0 or Capture.available() is not None, reason="packet capture needs root (CAP_NET_RAW)"
-)
 ARRIVING = 0  # PACKET_HOST
 ETH = 2  # an interface other than loopback
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
@@ -188,3 +184,46 @@ def test_a_watched_port_list_that_becomes_empty_closes_the_socket() -> None:
             capture.close()
 
     asyncio.run(scenario())
+
+
+@needs_capture
+def test_a_paused_capture_leaves_what_comes_in_the_kernel_queue_until_resumed() -> None:
+    async def scenario() -> None:
+        events: list[Event] = []
+        ended = asyncio.Event()
+
+        def heard(batch: list[Event]) -> None:
+            events.extend(Data(e.key, bytes(e.data)) if isinstance(e, Data) else e for e in batch)
+            if any(isinstance(event, Closed) for event in batch):
+                ended.set()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        capture = Capture(CapturedConnections(lambda p: p == port), heard)
+        assert capture.queued() is None  # not capturing
+        capture.watch([port])
+        capture.pause()
+        writer: asyncio.StreamWriter | None = None
+        try:
+            assert capture.paused
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"y" * 100_000)
+            writer.write_eof()
+            await writer.drain()
+            queued = await until(lambda: (capture.queued() or 0) > 100_000)
+            assert queued, capture.queued()
+            assert not events
+            capture.resume()
+            await asyncio.wait_for(ended.wait(), 10)
+        finally:
+            capture.close()
+            if writer is not None:
+                writer.close()
+            server.close()
+        assert b"".join(bytes(e.data) for e in events if isinstance(e, Data)) == b"y" * 100_000
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 import pytest
+from capture_helpers import needs_capture, until
 
+from pymirrord.agent.capture_hold import HOLD_TIME
 from pymirrord.agent.captured_mirror import CapturedMirror
 from pymirrord.agent.connections import ConnectionTable, Effect, Send
 from pymirrord.agent.subscriptions import Route, Subscriptions
@@ -58,6 +60,11 @@ class World:
     def sent(self, kind: type[M]) -> list[M]:
         return [e.message for e in self.effects if isinstance(e, Send) and isinstance(e.message, kind)]
 
+    def holding(self) -> bool:
+        """(A call, not the property: an assert on a property would make the next one on it look
+        unreachable to mypy.)"""
+        return self.mirror.holding
+
     def close(self) -> None:
         for sock in self.app_ends + self.tunnel_ends:
             sock.close()
@@ -94,3 +101,49 @@ def test_a_new_connection_from_the_same_address_ends_the_one_still_draining(worl
         assert len(world.sent(ConnectionClosed)) == 2
 
     asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+@needs_capture
+def test_a_full_tunnel_holds_the_capture_until_the_app_takes_the_copy(world: World) -> None:
+    async def scenario() -> None:
+        mirror = world.mirror
+        mirror.watch([PORT])
+        try:
+            assert not world.holding()
+            upload = b"x" * (8 << 20)  # more than a socket pair's buffers take
+            mirror._handle([Opened(KEY, CLIENT, LOCAL), Data(KEY, upload)])
+            assert world.holding()
+            app = world.app_ends[0]
+            app.setblocking(False)
+            received = 0
+            while received < len(upload):
+                received += len(await asyncio.get_running_loop().sock_recv(app, 1 << 20))
+            assert await until(lambda: not world.holding())
+            assert not world.dropped
+        finally:
+            await mirror.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+@needs_capture
+def test_an_app_that_stops_reading_holds_the_capture_a_moment_then_its_copy_waits_in_the_agent(
+    world: World,
+) -> None:
+    async def scenario() -> None:
+        mirror = world.mirror
+        mirror.watch([PORT])
+        try:
+            mirror._handle([Opened(KEY, CLIENT, LOCAL), Data(KEY, b"x" * (8 << 20))])
+            assert world.holding()
+            started = asyncio.get_running_loop().time()
+            assert await until(lambda: not world.holding())
+            assert asyncio.get_running_loop().time() - started >= HOLD_TIME * 0.9
+            # Until it caught up, the copy keeps what its tunnel refuses, and the capture reads on.
+            mirror._handle([Data(KEY, b"y" * (1 << 20))])
+            assert not world.holding()
+            assert not world.dropped
+        finally:
+            await mirror.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
