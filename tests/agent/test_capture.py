@@ -118,21 +118,26 @@ def test_of_leaving_segments_the_filter_keeps_the_pods_ends_and_never_a_bare_syn
         assert run_filter(program, segment(payload=b"x"), index=LOOPBACK_INDEX) == FRAME
 
 
+def _hear(events: list[Event], ended: asyncio.Event, batch: list[Event]) -> None:
+    """Keeps a capture's events; ``ended`` once one closed a connection."""
+    # A Data event's bytes are a view of the capture's buffer, which the next read reuses.
+    events.extend(Data(e.key, bytes(e.data)) if isinstance(e, Data) else e for e in batch)
+    if any(isinstance(event, Closed) for event in batch):
+        ended.set()
+
+
+async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server that reads until the client's end, then closes."""
+    await reader.read()
+    writer.close()
+
+
 @needs_capture
 def test_a_watched_port_is_seen_and_another_is_not() -> None:
     async def scenario() -> None:
         events: list[Event] = []
         ended = asyncio.Event()
-
-        def heard(batch: list[Event]) -> None:
-            # A Data event's bytes are a view of the capture's buffer, which the next read reuses.
-            events.extend(Data(e.key, bytes(e.data)) if isinstance(e, Data) else e for e in batch)
-            if any(isinstance(event, Closed) for event in batch):
-                ended.set()
-
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read()  # until the client's end
-            writer.close()
+        heard = functools.partial(_hear, events, ended)
 
         watched = await asyncio.start_server(serve, "127.0.0.1", 0)
         other = await asyncio.start_server(serve, "127.0.0.1", 0)
@@ -191,15 +196,7 @@ def test_a_paused_capture_leaves_what_comes_in_the_kernel_queue_until_resumed() 
     async def scenario() -> None:
         events: list[Event] = []
         ended = asyncio.Event()
-
-        def heard(batch: list[Event]) -> None:
-            events.extend(Data(e.key, bytes(e.data)) if isinstance(e, Data) else e for e in batch)
-            if any(isinstance(event, Closed) for event in batch):
-                ended.set()
-
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read()
-            writer.close()
+        heard = functools.partial(_hear, events, ended)
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
