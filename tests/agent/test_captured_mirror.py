@@ -10,11 +10,11 @@ from typing import TypeVar
 import pytest
 from capture_helpers import needs_capture, until
 
-from pymirrord.agent.capture_hold import HOLD_TIME
+from pymirrord.agent.capture_hold import HOLD_TIME, CaptureHold
 from pymirrord.agent.captured_mirror import CapturedMirror
 from pymirrord.agent.connections import ConnectionTable, Effect, Send
 from pymirrord.agent.subscriptions import Route, Subscriptions
-from pymirrord.agent.tcp_capture import ClientEnd, Closed, Data, Opened
+from pymirrord.agent.tcp_capture import ClientEnd, Closed, Data, Lost, Opened
 from pymirrord.agent.tunnels import IdleTunnel, Tunnels
 from pymirrord.protocol.agent_to_session import ConnectionClosed, NewConnection
 from pymirrord.protocol.types import Mode, SocketAddress
@@ -143,6 +143,24 @@ def test_an_app_that_stops_reading_holds_the_capture_a_moment_then_its_copy_wait
             mirror._handle([Data(KEY, b"y" * (1 << 20))])
             assert not world.holding()
             assert not world.dropped
+        finally:
+            await mirror.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+@needs_capture
+def test_a_copy_given_up_while_it_holds_the_capture_lets_it_read_again(world: World) -> None:
+    async def scenario() -> None:
+        mirror = world.mirror
+        mirror._hold = CaptureHold(hold_time=3600.0)  # so that only the copy's end can end the hold
+        mirror.watch([PORT])
+        try:
+            mirror._handle([Opened(KEY, CLIENT, LOCAL), Data(KEY, b"x" * (8 << 20))])
+            assert world.holding()
+            mirror._handle([Lost(KEY, "segments were never captured")])
+            assert world.dropped and world.dropped[0][2] == "segments were never captured"
+            assert await until(lambda: not world.holding())
         finally:
             await mirror.close()
 
