@@ -21,7 +21,8 @@ it answers, and calls ``check`` every ``HOLD_CHECK`` seconds while it holds.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 HOLD_TIME = 0.1
 """Seconds one stall may hold the capture: the other connections' copies wait at most this long for an
@@ -33,16 +34,18 @@ that still grows has the rest. Held copies of 1,000 MB uploads at full speed que
 HOLD_CHECK = 0.01
 """Seconds between looks at a hold's stalls and kernel queue."""
 
+C = TypeVar("C", bound=Hashable)
 
-class CaptureHold:
+
+class CaptureHold(Generic[C]):
     """Which copies hold the capture, and which may not hold it until they caught up."""
 
     def __init__(self, hold_time: float = HOLD_TIME, hold_queue: int = HOLD_QUEUE) -> None:
         self._hold_time = hold_time
         self._hold_queue = hold_queue
-        self._stalled: dict[Hashable, float] = {}
+        self._stalled: dict[C, float] = {}
         """Stalled copies, with when each stall began."""
-        self._overflowing: set[Hashable] = set()
+        self._overflowing: set[C] = set()
 
     @property
     def holding(self) -> bool:
@@ -50,10 +53,10 @@ class CaptureHold:
         return bool(self._stalled)
 
     @property
-    def stalled(self) -> Iterable[Hashable]:
+    def stalled(self) -> tuple[C, ...]:
         return tuple(self._stalled)
 
-    def stall(self, copy: Hashable, now: float, queued: int | None) -> bool:
+    def stall(self, copy: C, now: float, queued: int | None) -> bool:
         """``copy``'s tunnel refused some of what it was given, with ``queued`` bytes in the kernel's queue
         (None: unknown). Whether the capture should hold for it."""
         if copy in self._overflowing:
@@ -65,7 +68,7 @@ class CaptureHold:
         self._stalled.setdefault(copy, now)
         return True
 
-    def caught_up(self, copy: Hashable) -> bool:
+    def caught_up(self, copy: C) -> bool:
         """``copy`` holds nothing back any more (its tunnel took everything, or it ended). Whether the
         capture may read again."""
         self._overflowing.discard(copy)

@@ -78,7 +78,7 @@ class CapturedMirror:
         self._copies: dict[Key, _Copies] = {}
         self._watched: set[int] = set()
         self._endings: set[asyncio.Task[None]] = set()
-        self._hold = CaptureHold()
+        self._hold: CaptureHold[Copy] = CaptureHold()
         self._hold_check = Due(HOLD_CHECK, self._check_hold)
 
     @property
@@ -210,12 +210,12 @@ class CapturedMirror:
         copies = self._copies.get(key)
         if copies is None:
             return
-        log.warning("connection %d: its copies are dropped: %s", copies.connection_id, reason)
         if copies.outlets is not None:
-            copies.outlets.give_up(reason)
-        else:
-            for session in copies.sessions:
-                self._apply(self._table.drop_copy(session, copies.connection_id, reason))
+            copies.outlets.give_up(reason)  # each copy dropped is logged where it is heard (copy_dropped)
+            return
+        log.warning("connection %d: its copies are dropped: %s", copies.connection_id, reason)
+        for session in copies.sessions:
+            self._apply(self._table.drop_copy(session, copies.connection_id, reason))
 
     def _changed(self, copies: _Copies) -> None:
         if copies.outlets is None:
@@ -235,7 +235,6 @@ class CapturedMirror:
 
     def _check_hold(self) -> None:
         for copy in self._hold.stalled:
-            assert isinstance(copy, Copy)
             if copy.closed:  # dropped, or its connection finished, while it held the capture
                 self._hold.caught_up(copy)
         if self._hold.check(time.monotonic(), self._capture.queued()):

@@ -8,7 +8,7 @@ A, B = "copy a", "copy b"
 
 
 def test_a_stall_holds_the_capture_until_its_copy_caught_up() -> None:
-    hold = CaptureHold()
+    hold = CaptureHold[str]()
     assert hold.stall(A, 0.0, 0)
     assert hold.holding
     assert list(hold.stalled) == [A]
@@ -17,7 +17,7 @@ def test_a_stall_holds_the_capture_until_its_copy_caught_up() -> None:
 
 
 def test_the_capture_reads_again_only_once_every_stalled_copy_caught_up() -> None:
-    hold = CaptureHold()
+    hold = CaptureHold[str]()
     assert hold.stall(A, 0.0, 0)
     assert hold.stall(B, 0.01, 0)
     assert not hold.caught_up(A)
@@ -26,14 +26,14 @@ def test_the_capture_reads_again_only_once_every_stalled_copy_caught_up() -> Non
 
 
 def test_a_copy_that_never_held_catching_up_changes_nothing() -> None:
-    hold = CaptureHold()
+    hold = CaptureHold[str]()
     assert hold.caught_up(A)
     assert hold.stall(B, 0.0, 0)
     assert not hold.caught_up(A)
 
 
 def test_a_stall_that_lasts_hold_time_ends_the_hold_and_its_copy_overflows_until_it_caught_up() -> None:
-    hold = CaptureHold()
+    hold = CaptureHold[str]()
     assert hold.stall(A, 1.0, 0)
     assert hold.check(1.0 + HOLD_TIME / 2, 0)
     assert not hold.check(1.0 + HOLD_TIME, 0)
@@ -46,7 +46,7 @@ def test_a_stall_that_lasts_hold_time_ends_the_hold_and_its_copy_overflows_until
 
 
 def test_only_the_stalls_that_lasted_end() -> None:
-    hold = CaptureHold()
+    hold = CaptureHold[str]()
     assert hold.stall(A, 0.0, 0)
     assert hold.stall(B, HOLD_TIME / 2, 0)
     assert hold.check(HOLD_TIME, 0)
@@ -55,7 +55,7 @@ def test_only_the_stalls_that_lasted_end() -> None:
 
 
 def test_a_full_kernel_queue_neither_starts_a_hold_nor_lets_one_go_on() -> None:
-    hold = CaptureHold()
+    hold = CaptureHold[str]()
     assert not hold.stall(A, 0.0, HOLD_QUEUE)
     assert hold.stall(B, 0.0, HOLD_QUEUE - 1)
     assert not hold.check(0.001, HOLD_QUEUE)
@@ -63,14 +63,14 @@ def test_a_full_kernel_queue_neither_starts_a_hold_nor_lets_one_go_on() -> None:
 
 
 def test_a_kernel_queue_that_cannot_be_measured_never_holds() -> None:
-    hold = CaptureHold()
+    hold = CaptureHold[str]()
     assert not hold.stall(A, 0.0, None)
     assert hold.stall(B, 0.0, 0)
     assert not hold.check(0.0, None)
 
 
 def test_the_bounds_can_be_chosen() -> None:
-    hold = CaptureHold(hold_time=5.0, hold_queue=10)
+    hold = CaptureHold[str](hold_time=5.0, hold_queue=10)
     assert not hold.stall(A, 0.0, 10)
     assert hold.stall(B, 0.0, 9)
     assert hold.check(4.9, 9)

@@ -18,6 +18,7 @@ from pymirrord.agent.tcp_capture import ClientEnd, Closed, Data, Lost, Opened
 from pymirrord.agent.tunnels import IdleTunnel, Tunnels
 from pymirrord.protocol.agent_to_session import ConnectionClosed, NewConnection
 from pymirrord.protocol.types import Mode, SocketAddress
+from pymirrord.tunnel.copies import Copy
 
 M = TypeVar("M")
 
@@ -153,7 +154,7 @@ def test_an_app_that_stops_reading_holds_the_capture_a_moment_then_its_copy_wait
 def test_a_copy_given_up_while_it_holds_the_capture_lets_it_read_again(world: World) -> None:
     async def scenario() -> None:
         mirror = world.mirror
-        mirror._hold = CaptureHold(hold_time=3600.0)  # so that only the copy's end can end the hold
+        mirror._hold = CaptureHold[Copy](hold_time=3600.0)  # so that only the copy's end can end the hold
         mirror.watch([PORT])
         try:
             mirror._handle([Opened(KEY, CLIENT, LOCAL), Data(KEY, b"x" * (8 << 20))])
