@@ -537,14 +537,14 @@ class Uploads:
         seconds = sorted(self.copy_seconds)[len(self.copy_seconds) // 2]
         return versus(rate_mb(size, seconds), self.direct_rate(size))
 
-    def direct_cpu_cell(self, size: int, cores: int) -> str:
+    def direct_cpu_cell(self, size: int) -> str:
         """The direct uploads' CPU per GB, and how many of the machine's cores they kept busy."""
         if not self.measurable():
             return "too short to measure"
         busy = sum(self.direct_cpu) / self.direct_seconds
-        return f"{per_gb(self.direct_cpu, size):.2f} s ({busy:.1f} of {cores} cores busy)"
+        return f"{per_gb(self.direct_cpu, size):.2f} s ({busy:.1f} of {CORES} cores busy)"
 
-    def cpu_versus_direct(self, size: int, cores: int) -> str:
+    def cpu_versus_direct(self, size: int) -> str:
         """The path's CPU per GB against the direct uploads', and the pace (against theirs) it could
         reach at most if it had every core of the machine to itself, whatever its design."""
         if not self.measurable():
@@ -552,7 +552,7 @@ class Uploads:
         if not self.cpu:
             return "no copy came whole"
         direct_rate = size * len(self.direct_windows) / self.direct_seconds
-        return cpu_versus(per_gb(self.cpu, size), per_gb(self.direct_cpu, size), direct_rate, cores)
+        return cpu_versus(per_gb(self.cpu, size), per_gb(self.direct_cpu, size), direct_rate, CORES)
 
     @property
     def direct_seconds(self) -> float:
@@ -772,7 +772,6 @@ def rows_of(
 ) -> list[Row]:
     size = args.size
     base = direct.upload.rate(size)
-    cores = CORES
 
     def copied(run: PathRun) -> str:
         return "no end seen" if run.copied is None else f"{run.copied} of {size}"
@@ -802,10 +801,10 @@ def rows_of(
         ),
         Row(
             "steal upload, the machine's CPU s per GB (every process and the kernel)",
-            relayed.upload.direct_cpu_cell(size, cores),
-            handover.upload.cpu_versus_direct(size, cores),
-            relayed.upload.cpu_versus_direct(size, cores),
-            messages=messages.upload.cpu_versus_direct(size, cores),
+            relayed.upload.direct_cpu_cell(size),
+            handover.upload.cpu_versus_direct(size),
+            relayed.upload.cpu_versus_direct(size),
+            messages=messages.upload.cpu_versus_direct(size),
         ),
         Row(
             "mirror upload, client MB/s",
@@ -825,10 +824,10 @@ def rows_of(
         ),
         Row(
             "mirror upload, the machine's CPU s per GB (client's first byte to the copy's last)",
-            mirror.upload.direct_cpu_cell(size, cores),
+            mirror.upload.direct_cpu_cell(size),
             "-",
-            mirror.upload.cpu_versus_direct(size, cores),
-            messages=mirror_messages.upload.cpu_versus_direct(size, cores),
+            mirror.upload.cpu_versus_direct(size),
+            messages=mirror_messages.upload.cpu_versus_direct(size),
         ),
         Row(
             "mirror upload, bytes the copy received",
@@ -875,8 +874,8 @@ def rows_of(
     rows.append(
         Row(
             "reference: mirror upload by packet capture, the machine's CPU s per GB",
-            references.capture.direct_cpu_cell(size, cores),
-            relayed=references.capture.cpu_versus_direct(size, cores),
+            references.capture.direct_cpu_cell(size),
+            relayed=references.capture.cpu_versus_direct(size),
         )
     )
     for fraction, name in ((0.5, "p50"), (0.99, "p99")):
