@@ -5,9 +5,10 @@ interface of the namespace. A kernel filter keeps only what the mirror needs: se
 and the pod's FIN, SYN-ACK and RST segments from it, each once (loopback shows a packet leaving and
 arriving), so neither the pod's answers nor any other traffic costs the agent anything. Captured packets
 are read in the loop's reader callback, a batch at a time, without their address (the filter already
-told arriving from leaving), and fed to ``CapturedConnections``; the events of each packet go to
-``on_events`` before the next is read. Its owner may pause the reading (``capture_hold``): what arrives
-meanwhile waits in the kernel's queue.
+told arriving from leaving), and fed to ``CapturedConnections``; the events of each ``SLOTS`` packets,
+each read into a buffer of its own, go to ``on_events`` together before the next are read, so that a
+connection's consecutive segments go down a tunnel in one system call. Its owner may pause the reading
+(``capture_hold``): what arrives meanwhile waits in the kernel's queue.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ FRAME = 256 * 1024
 """Largest packet read: a segment the NIC splits later arrives whole (64 KiB and its headers)."""
 BATCH = 64
 """Packets read in one callback before the loop runs everything else."""
+SLOTS = 4
+"""Packets read before their events are handed on, each into a buffer of its own (their data are views
+of it, valid until the next are read): a connection's consecutive segments then go down its tunnel in one
+``sendmsg``, still in the CPU's cache from being read. In alternated runs, copies of 1,000 MB uploads
+kept 0.56-0.65x of direct handed on 4 at a time, against 0.46-0.52x one at a time (500 MB: 2,580-3,270
+MB/s against 2,240-2,560); 2 or 8 at a time did as well, and 64 at a time (4 MiB, past the CPU's cache)
+fell to 0.34-0.40x."""
 SWEEP_EVERY = 0.5
 MAX_FILTERED_PORTS = 60
 """More captured ports than this and the kernel filter keeps every TCP segment (jumps are 8 bits)."""
@@ -136,8 +144,8 @@ class Capture:
         self._on_events = on_events
         self._sock: socket.socket | None = None
         self._paused = False
-        self._buffer = bytearray(FRAME)
-        self._view = memoryview(self._buffer)
+        buffer = memoryview(bytearray(FRAME * SLOTS))
+        self._slots = [buffer[index * FRAME : (index + 1) * FRAME] for index in range(SLOTS)]
         self._sweeping = Due(SWEEP_EVERY, self._sweep)
 
     @property
@@ -224,19 +232,24 @@ class Capture:
             return
         now = time.monotonic()
         feed = self.connections.feed
-        for _ in range(BATCH):
-            try:
-                size = sock.recv_into(self._buffer)
-            except BlockingIOError:
-                break
-            except OSError as error:
-                log.warning("packet capture failed: %s", error)
-                break
-            events = feed(self._view[:size], now)  # a leaving bare SYN never passes the filter
-            if events:
-                self._on_events(events)  # now: their data may be views of the buffer the next read reuses
-                if self._paused:
+        for _ in range(BATCH // SLOTS):
+            events: list[Event] = []
+            more = True
+            for slot in self._slots:
+                try:
+                    size = sock.recv_into(slot)
+                except BlockingIOError:
+                    more = False
                     break
+                except OSError as error:
+                    log.warning("packet capture failed: %s", error)
+                    more = False
+                    break
+                events += feed(slot[:size], now)  # a leaving bare SYN never passes the filter
+            if events:
+                self._on_events(events)  # now: their data may be views of the slots the next reads reuse
+            if not more or self._paused:
+                break
         self._sweep_soon()
 
     def _tell_drops(self) -> None:

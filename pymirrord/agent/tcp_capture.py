@@ -57,8 +57,8 @@ class Opened:
 
 @dataclass(slots=True)
 class Data:
-    """The client's next bytes, in order: a view of the captured packet (valid until the next packet is
-    fed: whoever keeps them copies them), or bytes."""
+    """The client's next bytes, in order: a view of the captured packet (valid as long as the shell keeps
+    that packet's buffer: whoever keeps them copies them), or bytes."""
 
     key: Key
     data: bytes | memoryview

@@ -47,19 +47,25 @@ class Queue:
             except BlockingIOError:
                 return
 
-    def push(self, sock: socket.socket, data: bytes | memoryview) -> None:
-        """``data`` to ``sock``: what it takes now at once, a copy of the rest queued (``data`` may be a
-        view of a buffer its owner reuses)."""
-        self.state.read(len(data))
+    def push(self, sock: socket.socket, run: list[bytes | memoryview], count: int) -> None:
+        """``run`` (``count`` bytes in all) to ``sock``: what it takes now at once (one ``sendmsg``), a
+        copy of the rest queued (``run`` may hold views of buffers their owner reuses)."""
+        self.state.read(count)
         sent = 0
         if not self.chunks:
             try:
-                sent = sock.send(data)
+                sent = sock.sendmsg(run)
             except BlockingIOError:
                 sent = 0
             self.state.wrote(sent)
-        if sent < len(data):
+        if sent == count:
+            return
+        for data in run:
+            if sent >= len(data):
+                sent -= len(data)
+                continue
             self.chunks.append(memoryview(bytes(data[sent:])))
+            sent = 0
 
     def close(self) -> None:
         self.chunks.clear()

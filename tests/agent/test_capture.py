@@ -224,3 +224,47 @@ def test_a_paused_capture_leaves_what_comes_in_the_kernel_queue_until_resumed() 
         assert b"".join(bytes(e.data) for e in events if isinstance(e, Data)) == b"y" * 100_000
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+@needs_capture
+def test_packets_read_together_are_handed_on_together_each_in_a_buffer_of_its_own() -> None:
+    async def scenario() -> None:
+        batches: list[list[bytes]] = []  # each call's data, read while the call lasts
+        ended = asyncio.Event()
+
+        def heard(batch: list[Event]) -> None:
+            batches.append([bytes(event.data) for event in batch if isinstance(event, Data)])
+            if any(isinstance(event, Closed) for event in batch):
+                ended.set()
+
+        received = asyncio.Event()
+
+        async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readexactly(3000)
+            received.set()
+            await serve(reader, writer)
+
+        server = await asyncio.start_server(count, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        capture = Capture(CapturedConnections(lambda p: p == port), heard)
+        capture.watch([port])
+        capture.pause()
+        writer: asyncio.StreamWriter | None = None
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            for letter in b"abc":  # three segments (asyncio's sockets send at once: TCP_NODELAY)
+                writer.write(bytes([letter]) * 1000)
+                await writer.drain()
+            await asyncio.wait_for(received.wait(), 10)  # so the capture's queue holds all three
+            writer.write_eof()
+            capture.resume()
+            await asyncio.wait_for(ended.wait(), 10)
+        finally:
+            capture.close()
+            if writer is not None:
+                writer.close()
+            server.close()
+        assert b"".join(b"".join(batch) for batch in batches) == b"a" * 1000 + b"b" * 1000 + b"c" * 1000
+        assert max(len(batch) for batch in batches) >= 2, batches
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
