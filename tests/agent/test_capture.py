@@ -7,6 +7,7 @@ import asyncio
 import functools
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 
 from capture_helpers import needs_capture, until
 
@@ -191,36 +192,50 @@ def test_a_watched_port_list_that_becomes_empty_closes_the_socket() -> None:
     asyncio.run(scenario())
 
 
+async def _while_paused(
+    server: asyncio.Server,
+    capture: Capture,
+    ended: asyncio.Event,
+    send: Callable[[asyncio.StreamWriter], Awaitable[None]],
+) -> None:
+    """Connects to ``server`` while ``capture`` watches its port, paused; ``send`` writes, then the capture
+    resumes until ``ended``. Everything is closed, however it went."""
+    port = server.sockets[0].getsockname()[1]
+    capture.watch([port])
+    capture.pause()
+    writer: asyncio.StreamWriter | None = None
+    try:
+        assert capture.paused
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        await send(writer)
+        capture.resume()
+        await asyncio.wait_for(ended.wait(), 10)
+    finally:
+        capture.close()
+        if writer is not None:
+            writer.close()
+        server.close()
+
+
 @needs_capture
 def test_a_paused_capture_leaves_what_comes_in_the_kernel_queue_until_resumed() -> None:
     async def scenario() -> None:
         events: list[Event] = []
         ended = asyncio.Event()
-        heard = functools.partial(_hear, events, ended)
-
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        capture = Capture(CapturedConnections(lambda p: p == port), heard)
+        capture = Capture(CapturedConnections(lambda p: p == port), functools.partial(_hear, events, ended))
         assert capture.queued() is None  # not capturing
-        capture.watch([port])
-        capture.pause()
-        writer: asyncio.StreamWriter | None = None
-        try:
-            assert capture.paused
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
+
+        async def send(writer: asyncio.StreamWriter) -> None:
             writer.write(b"y" * 100_000)
             writer.write_eof()
             await writer.drain()
             queued = await until(lambda: (capture.queued() or 0) > 100_000)
             assert queued, capture.queued()
             assert not events
-            capture.resume()
-            await asyncio.wait_for(ended.wait(), 10)
-        finally:
-            capture.close()
-            if writer is not None:
-                writer.close()
-            server.close()
+
+        await _while_paused(server, capture, ended, send)
         assert b"".join(bytes(e.data) for e in events if isinstance(e, Data)) == b"y" * 100_000
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
@@ -244,26 +259,16 @@ def test_packets_read_together_are_handed_on_together_each_in_a_buffer_of_its_ow
             received.set()
             await serve(reader, writer)
 
-        server = await asyncio.start_server(count, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        capture = Capture(CapturedConnections(lambda p: p == port), heard)
-        capture.watch([port])
-        capture.pause()
-        writer: asyncio.StreamWriter | None = None
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        async def send(writer: asyncio.StreamWriter) -> None:
             for letter in b"abc":  # three segments (asyncio's sockets send at once: TCP_NODELAY)
                 writer.write(bytes([letter]) * 1000)
                 await writer.drain()
             await asyncio.wait_for(received.wait(), 10)  # so the capture's queue holds all three
             writer.write_eof()
-            capture.resume()
-            await asyncio.wait_for(ended.wait(), 10)
-        finally:
-            capture.close()
-            if writer is not None:
-                writer.close()
-            server.close()
+
+        server = await asyncio.start_server(count, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        await _while_paused(server, Capture(CapturedConnections(lambda p: p == port), heard), ended, send)
         assert b"".join(b"".join(batch) for batch in batches) == b"a" * 1000 + b"b" * 1000 + b"c" * 1000
         assert max(len(batch) for batch in batches) >= 2, batches
 
