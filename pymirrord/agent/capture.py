@@ -248,7 +248,7 @@ class Capture:
                 events += feed(slot[:size], now)  # a leaving bare SYN never passes the filter
             if events:
                 self._on_events(events)  # now: their data may be views of the slots the next reads reuse
-            if not more or self._paused:
+            if not more or self._paused or self._sock is not sock:  # (closed by what the events did)
                 break
         self._sweep_soon()
 

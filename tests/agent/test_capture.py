@@ -121,7 +121,7 @@ def test_of_leaving_segments_the_filter_keeps_the_pods_ends_and_never_a_bare_syn
 
 def _hear(events: list[Event], ended: asyncio.Event, batch: list[Event]) -> None:
     """Keeps a capture's events; ``ended`` once one closed a connection."""
-    # A Data event's bytes are a view of the capture's buffer, which the next read reuses.
+    # A Data event's bytes are a view of one of the capture's buffers, which its next reads reuse.
     events.extend(Data(e.key, bytes(e.data)) if isinstance(e, Data) else e for e in batch)
     if any(isinstance(event, Closed) for event in batch):
         ended.set()
