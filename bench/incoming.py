@@ -311,10 +311,12 @@ Later on 2026-12-07:
   against 0.17-0.22, and the machine 0.50-0.55 s against 0.54-0.62. Groups of 2 or 8 did as well.
   Groups of 64 (4 MiB, past the CPU's 2 MiB cache) fell to 0.34-0.40x, the agent's system time up from
   0.12-0.20 s per GB to 0.22-0.27: what the agent sends must still be in the cache from its reading.
-- In this script's seven runs since, the copy kept 0.51-0.75x of direct in six, the machine spending
-  0.47-0.72 s per GB on it, and 0.41x in the first, where a slow phase of the machine cost every path up
-  to a third more (0.75 s per GB, a ceiling of 0.43x). The capture reference kept 0.43-0.55x in the same
-  runs, and the capture in C of the finding above kept 0.49-0.65x in this session's alternated runs.
+- In this script's nine runs since (two from a clean clone), the copy kept 0.51-0.75x of direct in seven,
+  the machine spending 0.47-0.72 s per GB on it, and 0.39x and 0.41x in two, on slow phases of the
+  machine that made the mirror cost 1.18 and 0.75 s per GB (ceilings of 0.41x and 0.43x). Such a phase
+  hits one part of a run at random: in another run it caught the capture reference, which fell to 0.35x
+  at 0.88 s per GB. The reference kept 0.35-0.55x in the same runs, and the capture in C of the finding
+  above 0.49-0.65x in the same night's alternated runs.
 """
 
 from __future__ import annotations
