@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
 
+import pytest
 from capture_helpers import needs_capture, until
 
 from pymirrord.agent.capture import (
@@ -273,3 +275,33 @@ def test_packets_read_together_are_handed_on_together_each_in_a_buffer_of_its_ow
         assert max(len(batch) for batch in batches) >= 2, batches
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+@needs_capture
+def test_a_capture_closed_by_what_its_events_did_reads_no_more(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        ended = asyncio.Event()
+        calls: list[int] = []
+        capture: Capture | None = None
+
+        def heard(batch: list[Event]) -> None:
+            calls.append(len(batch))
+            assert capture is not None
+            capture.close()  # what the owner does when its last watched port goes
+            ended.set()
+
+        async def send(writer: asyncio.StreamWriter) -> None:
+            for letter in b"abcdefghij":  # more packets than one group
+                writer.write(bytes([letter]) * 1000)
+                await writer.drain()
+            assert await until(lambda: capture is not None and (capture.queued() or 0) > 10_000)
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        capture = Capture(CapturedConnections(lambda p: p == port), heard)
+        await _while_paused(server, capture, ended, send)
+        assert calls == [calls[0]] and not capture.capturing
+
+    with caplog.at_level(logging.WARNING, logger="pymirrord.agent.capture"):
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert not caplog.records, [record.getMessage() for record in caplog.records]
