@@ -37,7 +37,7 @@ Phases, and the goal each row is held to (the ``goal`` column names the cell it 
   for the agent;
 - the machine's CPU: for the steal and mirror uploads and the capture reference, the CPU seconds the
   whole machine was busy per GB (every process and the kernel's own work, from ``/proc/stat``, sampled
-  every 2 ms by ``bench_runs.MachineCpu`` and summed over the ``--repeat`` uploads, since its ticks are
+  every 5 ms by ``bench_runs.MachineCpu`` and summed over the ``--repeat`` uploads, since its ticks are
   10 ms) from the client's first byte to its last, or to the copy's last for a mirror; against the
   direct uploads', and the pace the path could reach at most with every core of the machine to itself
   (the cores over its CPU per byte, against direct's speed). No goal: it says where a figure's ceiling is;

@@ -251,8 +251,7 @@ class MirrorRelay:
             return len(data)
         count = os.splice(self._client.fileno(), self._pipe[1], self._chunk, flags=SPLICE_FLAGS)
         if not count:
-            self._outlets.end_of_stream()
-            self._to_pod.state.read(0)
+            self._take(b"")
             return 0
         for copy in self._copies:
             if copy.closed or not self._outlets.has_room(copy, count):
